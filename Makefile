@@ -1,0 +1,44 @@
+# Everything runs inside .venv, created on first use from pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+HOME_CONFIG := $(DAGSTER_HOME)/dagster.yaml
+
+.PHONY: install demo dev test test-fast bench sample clean
+
+install: $(STAMP) $(HOME_CONFIG)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# The instance reads dagster.yaml from DAGSTER_HOME; keep the project's copy there.
+$(HOME_CONFIG): dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(HOME_CONFIG)
+
+demo: install
+	$(BIN)/python -m userflow_assets.demo
+
+dev: install
+	$(BIN)/python -m userflow_assets.dev
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: install
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+sample: install
+	$(BIN)/python -m userflow_assets.sample --out data/warehouse.duckdb
+
+clean:
+	rm -rf data .dagster_home .pytest_cache

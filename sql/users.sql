@@ -1,0 +1,32 @@
+-- One row per user, with the user's company memberships (account and role) as a list.
+-- $LAST_SYNC_TIMESTAMP is bound as a parameter: a full read binds the earliest timestamp.
+WITH memberships AS (
+    SELECT
+        user_id,
+        list({'account_id': account_id, 'role': role} ORDER BY account_id) AS memberships,
+        max(updated_at) AS memberships_updated_at
+    FROM account_memberships
+    GROUP BY user_id
+)
+SELECT
+    u.user_id,
+    u.email,
+    u.first_name,
+    u.last_name,
+    u.plan,
+    u.role,
+    u.locale,
+    u.country,
+    u.signed_up_at,
+    u.updated_at,
+    u.last_seen_at,
+    u.trial_ends_at,
+    u.seats,
+    u.mrr,
+    u.is_verified,
+    u.account_ids,
+    u.bio,
+    m.memberships
+FROM users AS u
+LEFT JOIN memberships AS m ON m.user_id = u.user_id
+WHERE greatest(u.updated_at, coalesce(m.memberships_updated_at, u.updated_at)) > $LAST_SYNC_TIMESTAMP
