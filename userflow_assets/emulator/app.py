@@ -139,12 +139,15 @@ class ApiEndpoint:
         if handler is None:
             allow = ", ".join(route.handlers)
             raise ApiError(405, f"{request.method} is not allowed on {route.template}", headers={"Allow": allow})
+        raw_body = await request.body() if request.method in _BODY_METHODS else None
+        body = _parse_json(raw_body) if raw_body is not None else None
+        if path_id is None and isinstance(body, dict) and isinstance(body.get("id"), str):
+            outcome["id"] = body["id"]  # upserts carry the ID in the body
         fault = self.emulator.next_fault(request.method, segments)
         outcome["fault"] = fault
         self._raise_fault(fault)
-        body = await _read_json(request) if request.method in _BODY_METHODS else None
-        if path_id is None and isinstance(body, dict) and isinstance(body.get("id"), str):
-            outcome["id"] = body["id"]  # upserts carry the ID in the body
+        if isinstance(body, ApiError):
+            raise body
         api_request = ApiRequest(request.method, segments, path_id, request.query_params, body)
         return handler(self.emulator, api_request)
 
@@ -159,14 +162,14 @@ class ApiEndpoint:
             raise _DropConnection
 
 
-async def _read_json(request: Request) -> Any:
-    raw = await request.body()
+def _parse_json(raw: bytes) -> Any:
+    """The parsed body, or the 400 to answer (raised only after any injected fault)."""
     if not raw:
-        raise invalid("request body must be a JSON object")
+        return invalid("request body must be a JSON object")
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise invalid("request body is not valid JSON") from None
+        return invalid("request body is not valid JSON")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -6,6 +6,7 @@ import math
 import random
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -117,6 +118,8 @@ class Emulator:
 
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
+        # Seconds for the rate window; replaceable so tests can move time deterministically.
+        self.monotonic: Callable[[], float] = time.monotonic
         self.safeguards = Safeguards()
         self.store = Store()
         self.log = RequestLog()
@@ -183,7 +186,3 @@ class Emulator:
         jitter = config.latency_jitter_ms
         delay = config.latency_ms + (self.latency_rng.uniform(-jitter, jitter) if jitter else 0.0)
         return max(0.0, delay) / 1000.0
-
-    @staticmethod
-    def monotonic() -> float:
-        return time.monotonic()

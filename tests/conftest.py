@@ -1,0 +1,51 @@
+"""Shared fixtures: the Userflow emulator in-process and on a loopback port.
+
+Override `emulator_config` in a module, or parametrize it directly
+(`@pytest.mark.parametrize("emulator_config", [EmulatorConfig(...)])`), to change behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from userflow_assets.emulator import EmulatorConfig, create_app, running_emulator
+
+EMULATOR_BASE_URL = "http://emulator"
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    """Default emulator behaviour: no limits, no faults, seeded content."""
+    return EmulatorConfig()
+
+
+@pytest.fixture
+def emulator_app(emulator_config: EmulatorConfig) -> Starlette:
+    """A fresh in-process emulator; its state is `emulator_app.state.emulator`."""
+    return create_app(emulator_config)
+
+
+@pytest.fixture
+def emulator_transport(emulator_app: Starlette) -> httpx.ASGITransport:
+    return httpx.ASGITransport(app=emulator_app)
+
+
+@pytest.fixture
+async def emulator_client(
+    emulator_transport: httpx.ASGITransport, emulator_config: EmulatorConfig
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client already carrying the emulator's key and the Userflow-Version header."""
+    headers = {"Authorization": f"Bearer {emulator_config.api_key}", "Userflow-Version": "2020-01-03"}
+    async with httpx.AsyncClient(transport=emulator_transport, base_url=EMULATOR_BASE_URL, headers=headers) as client:
+        yield client
+
+
+@pytest.fixture
+def emulator_url(emulator_config: EmulatorConfig) -> Iterator[str]:
+    """Base URL of a fresh emulator served by uvicorn on a free loopback port."""
+    with running_emulator(emulator_config) as url:
+        yield url
