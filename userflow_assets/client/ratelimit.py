@@ -1,0 +1,288 @@
+"""One adaptive rate and concurrency budget per API key and process.
+
+Userflow enforces two undocumented safeguards per key: a request rate and a number of
+concurrent requests. The limiter paces requests evenly at an adapted rate and caps the number in
+flight:
+
+* rate known (``requests_per_minute``): never exceeded; a strict sliding 60 s log guarantees it,
+  and 429s still lower the rate below that ceiling until they stop.
+* rate unknown: start at 500/min (the one reported limit), grow exponentially until the first
+  429, then remember the rate that drew it (``ceiling``), back off multiplicatively, return quickly
+  to just under the ceiling and probe upward additively, a little faster the longer no 429
+  comes. The rate settles just under whatever the server enforces.
+* a 429 from the concurrency safeguard lowers the cap on requests in flight instead; the cap
+  creeps back up additively.
+
+Only requests sent after the last cut can trigger another cut, so the burst of 429s answering
+requests already in flight counts as one signal. Growth happens only while the limiter is what
+holds requests back, so an idle or slow caller does not inflate the rate.
+
+The state is guarded by a thread lock and waiting uses per-loop futures, so one limiter serves
+every event loop in the process (Dagster runs each step in its own loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+DEFAULT_INITIAL_PER_MINUTE = 500.0
+MIN_RATE_PER_S = 0.2
+MAX_RATE_PER_S = 5000.0
+DOUBLING_TIME_S = 0.5  # growth speed below the known ceiling
+BACKOFF = 0.8  # multiplicative cut on a 429
+TARGET_FRACTION = 0.92  # where growth stops being fast, relative to the last 429's rate
+PROBE_PER_S = 0.02  # additive probe above that, as a share of the ceiling per second
+PROBE_SPEEDUP_S = 5.0  # the probe doubles its slope after this long without a 429
+CONCURRENCY_BACKOFF = 0.75
+WINDOW_S = 60.0
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What the limiter knew when it let one request go."""
+
+    sent_at: float
+    rate: float
+    paced: bool  # the rate, not the caller, decided when this request left
+    in_flight: int  # requests in flight including this one
+    concurrency_bound: bool  # the concurrency cap was reached when admitted
+
+
+@dataclass(frozen=True)
+class LimiterSnapshot:
+    rate_per_minute: float
+    ceiling_per_minute: float | None
+    concurrency_cap: int
+    in_flight: int
+    fixed_per_minute: float | None
+
+
+class AdaptiveRateLimiter:
+    """Paces and caps requests; learns the server's limits from 429s."""
+
+    def __init__(
+        self,
+        *,
+        requests_per_minute: float | None = None,
+        max_concurrency: int = 16,
+        initial_per_minute: float = DEFAULT_INITIAL_PER_MINUTE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        if requests_per_minute is not None and requests_per_minute <= 0:
+            raise ValueError("requests_per_minute must be positive")
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._fixed: float | None = None
+        self._window: deque[float] = deque()
+        self._rate = initial_per_minute / 60.0
+        self._ceiling: float | None = None  # rate at which the last 429 was drawn
+        self._last_cut = -math.inf
+        self._next_slot = -math.inf
+        self._paused_until = -math.inf
+        self._max_concurrency = max_concurrency
+        self._cap = float(max_concurrency)
+        self._last_cap_cut = -math.inf
+        self._in_flight = 0
+        self._ok_in_flight: deque[int] = deque(maxlen=64)  # in-flight counts that succeeded
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[int]]] = deque()
+        if requests_per_minute is not None:
+            self.tighten(requests_per_minute=requests_per_minute)
+
+    # -- configuration --------------------------------------------------------------------
+
+    def tighten(
+        self, *, requests_per_minute: float | None = None, max_concurrency: int | None = None
+    ) -> None:
+        """Apply a stricter fixed rate or concurrency maximum (a looser one is ignored)."""
+        with self._lock:
+            if requests_per_minute is not None:
+                if self._fixed is None or requests_per_minute / 60.0 < self._fixed:
+                    self._fixed = requests_per_minute / 60.0
+                    self._rate = min(self._rate, self._fixed) if self._ceiling else self._fixed
+            if max_concurrency is not None and max_concurrency < self._max_concurrency:
+                self._max_concurrency = max(1, max_concurrency)
+                self._cap = min(self._cap, float(self._max_concurrency))
+
+    def snapshot(self) -> LimiterSnapshot:
+        with self._lock:
+            return LimiterSnapshot(
+                rate_per_minute=self._rate * 60.0,
+                ceiling_per_minute=None if self._ceiling is None else self._ceiling * 60.0,
+                concurrency_cap=int(self._cap),
+                in_flight=self._in_flight,
+                fixed_per_minute=None if self._fixed is None else self._fixed * 60.0,
+            )
+
+    # -- admission ------------------------------------------------------------------------
+
+    async def acquire(self) -> Ticket:
+        """Wait for a concurrency slot, then for the next rate slot."""
+        in_flight, bound = await self._acquire_slot()
+        try:
+            delay, rate = self._reserve_rate_slot()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        except BaseException:
+            self.release()
+            raise
+        return Ticket(
+            sent_at=self._clock(),
+            rate=rate,
+            paced=delay > 0,
+            in_flight=in_flight,
+            concurrency_bound=bound,
+        )
+
+    def release(self) -> None:
+        """Give back a concurrency slot; hand it to the next waiter if the cap allows."""
+        with self._lock:
+            self._in_flight -= 1
+            self._wake_waiters_locked()
+
+    def _reserve_rate_slot(self) -> tuple[float, float]:
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next_slot, self._paused_until)
+            if self._fixed is not None:
+                limit = max(1, math.floor(self._fixed * WINDOW_S))
+                while self._window and self._window[0] <= start - WINDOW_S:
+                    self._window.popleft()
+                if len(self._window) >= limit:
+                    start = max(start, self._window[-limit] + WINDOW_S)
+                self._window.append(start)
+            self._next_slot = start + 1.0 / self._rate
+            return start - now, self._rate
+
+    async def _acquire_slot(self) -> tuple[int, bool]:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if not self._waiters and self._in_flight < self._cap_int():
+                self._in_flight += 1
+                return self._in_flight, self._in_flight >= self._cap_int()
+            waiter: asyncio.Future[int] = loop.create_future()
+            self._waiters.append((loop, waiter))
+        try:
+            in_flight = await waiter
+        except asyncio.CancelledError:
+            with self._lock:
+                if (loop, waiter) in self._waiters:
+                    self._waiters.remove((loop, waiter))
+                    raise
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # a slot was handed over just as we were cancelled
+            raise
+        return in_flight, True
+
+    def _cap_int(self) -> int:
+        return max(1, int(self._cap))
+
+    def _wake_waiters_locked(self) -> None:
+        while self._waiters and self._in_flight < self._cap_int():
+            loop, waiter = self._waiters.popleft()
+            self._in_flight += 1
+            try:
+                loop.call_soon_threadsafe(self._hand_over, waiter, self._in_flight)
+            except RuntimeError:  # that loop is closed: nobody will take the slot
+                self._in_flight -= 1
+
+    def _hand_over(self, waiter: asyncio.Future[int], in_flight: int) -> None:
+        if waiter.cancelled():
+            self.release()
+        else:
+            waiter.set_result(in_flight)
+
+    # -- feedback -------------------------------------------------------------------------
+
+    def on_success(self, ticket: Ticket) -> None:
+        """A request was answered without a 429: grow the rate (and cap) if they were binding."""
+        with self._lock:
+            now = self._clock()
+            self._ok_in_flight.append(ticket.in_flight)
+            if ticket.paced:
+                self._rate = min(self._max_rate_locked(), self._rate + self._growth_locked(now))
+            if ticket.concurrency_bound and self._cap < self._max_concurrency:
+                self._cap = min(float(self._max_concurrency), self._cap + 1.0 / self._cap)
+                self._wake_waiters_locked()
+
+    def on_rate_limited(
+        self, ticket: Ticket, *, retry_after: float | None = None, concurrency: bool | None = None
+    ) -> None:
+        """A request drew a 429. Cut the rate (or the concurrency cap) once per signal.
+
+        `concurrency` True/False when the answer said which safeguard fired; None when it did
+        not (Userflow's 429 names neither): then it is a rate signal, and if it came at more
+        requests in flight than any recent success had, the cap also drops to that proven level.
+        """
+        with self._lock:
+            now = self._clock()
+            if retry_after is not None and retry_after > 0:
+                self._paused_until = max(self._paused_until, now + retry_after)
+            if concurrency is not False and ticket.sent_at > self._last_cap_cut:
+                proven = max(self._ok_in_flight, default=0)
+                if concurrency:
+                    self._last_cap_cut = now
+                    reduced = min(self._cap, float(ticket.in_flight)) * CONCURRENCY_BACKOFF
+                    self._cap = max(1.0, math.floor(reduced))
+                    return
+                if proven and ticket.in_flight > proven and proven < self._cap:
+                    self._last_cap_cut = now
+                    self._cap = float(proven)
+            if ticket.sent_at <= self._last_cut:
+                return  # sent before the last cut: the same overload, already answered
+            self._last_cut = now
+            self._ceiling = ticket.rate
+            self._rate = max(MIN_RATE_PER_S, min(self._rate, ticket.rate) * BACKOFF)
+
+    def _max_rate_locked(self) -> float:
+        return self._fixed if self._fixed is not None else MAX_RATE_PER_S
+
+    def _growth_locked(self, now: float) -> float:
+        """Rate increase for one paced success; paced successes arrive about `rate` per second."""
+        fast = math.log(2) / DOUBLING_TIME_S  # exponential growth, per success
+        if self._ceiling is None:
+            return fast
+        target = self._ceiling * TARGET_FRACTION
+        if self._rate < target:
+            return min(fast, target - self._rate)
+        since = max(0.0, now - self._last_cut)
+        slope = PROBE_PER_S * self._ceiling * (1.0 + since / PROBE_SPEEDUP_S)
+        return slope / self._rate
+
+
+_registry: dict[tuple[str, str], AdaptiveRateLimiter] = {}
+_registry_lock = threading.Lock()
+
+
+def shared_limiter(
+    base_url: str,
+    key_fingerprint: str,
+    *,
+    requests_per_minute: float | None = None,
+    max_concurrency: int = 16,
+) -> AdaptiveRateLimiter:
+    """The process-wide limiter for one API key at one base URL."""
+    registry_key = (base_url.rstrip("/"), key_fingerprint)
+    with _registry_lock:
+        limiter = _registry.get(registry_key)
+        if limiter is None:
+            limiter = AdaptiveRateLimiter(
+                requests_per_minute=requests_per_minute, max_concurrency=max_concurrency
+            )
+            _registry[registry_key] = limiter
+            return limiter
+    limiter.tighten(requests_per_minute=requests_per_minute, max_concurrency=max_concurrency)
+    return limiter
+
+
+def forget_shared_limiters() -> None:
+    """Drop every shared limiter (tests and benchmarks start from a clean slate)."""
+    with _registry_lock:
+        _registry.clear()
