@@ -1,30 +1,21 @@
 """Warehouse assets: each source query's rows, staged in the code location's own DuckDB file."""
 
-
-from dataclasses import dataclass
+from datetime import timedelta
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from userflow_assets.state import store
 from userflow_assets.warehouse.resources import WarehouseResource, quote_identifier
 
 PREVIEW_ROWS = 10
 PREVIEW_CELL_CHARS = 60
 
 
-@dataclass(frozen=True)
-class Source:
-    name: str
-    sql_file: str
-    description: str
-
-
-SOURCES = (
-    Source("users", "users.sql", "Users with their company memberships, as sql/users.sql returns them."),
-    Source("groups", "groups.sql", "Companies (Userflow groups), as sql/groups.sql returns them."),
-    Source("events", "events.sql", "Product events, as sql/events.sql returns them."),
-)
+class WarehouseReadConfig(dg.Config):
+    full_refresh: bool = False
+    """Read every row, as on the first run, instead of the rows changed since the last sync."""
 
 
 def markdown_preview(con: duckdb.DuckDBPyConnection, table: str, limit: int = PREVIEW_ROWS) -> str:
@@ -43,18 +34,38 @@ def _cell(value: object) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def build_warehouse_asset(source: Source) -> dg.AssetsDefinition:
-    table = f"warehouse_{source.name}"
+def build_warehouse_asset(
+    object_type: str, sql_file: str, late_arrival: timedelta, description: str
+) -> dg.AssetsDefinition:
+    """`warehouse_<object>s`: the query's rows as they are, read incrementally.
 
-    @dg.asset(name=table, group_name="warehouse", kinds={"duckdb", "sql"}, description=source.description)
+    `$LAST_SYNC_TIMESTAMP` is the start of the last read whose rows were all settled,
+    minus `late_arrival` for rows that land in the warehouse late; the first run and a
+    `full_refresh` run read everything.
+    """
+    table = f"warehouse_{object_type}s"
+
+    @dg.asset(name=table, group_name="warehouse", kinds={"duckdb", "sql"}, description=description)
     def _warehouse_asset(
-        context: dg.AssetExecutionContext, warehouse: WarehouseResource, sync_db: DuckDBResource
+        context: dg.AssetExecutionContext,
+        config: WarehouseReadConfig,
+        warehouse: WarehouseResource,
+        sync_db: DuckDBResource,
     ) -> dg.MaterializeResult:
-        query = warehouse.load_query(source.sql_file)
+        query = warehouse.load_query(sql_file)
         with sync_db.get_connection() as con:
-            staged = warehouse.stage(con, query, table, since=None)
+            store.ensure_schema(con)
+            last = None if config.full_refresh else store.cursor(con, object_type)
+            since = last - late_arrival if last else None
+            read_started_at = store.utcnow()
+            staged = warehouse.stage(con, query, table, since=since)
+            store.record_read(con, object_type, read_started_at, since, context.run_id)
             preview = markdown_preview(con, f"staging.{quote_identifier(table)}")
-        context.log.info(f"{query.path.name}: {staged.row_count} rows staged as {staged.table}")
+        if not query.uses_cursor:
+            cursor_text = "query has no $LAST_SYNC_TIMESTAMP: full read"
+        else:
+            cursor_text = f"rows changed after {since.isoformat()}" if since else "full read"
+        context.log.info(f"{query.path.name}: {staged.row_count} rows staged as {staged.table} ({cursor_text})")
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": staged.row_count,
@@ -63,12 +74,9 @@ def build_warehouse_asset(source: Source) -> dg.AssetsDefinition:
                 ),
                 "query": dg.MetadataValue.path(str(query.path)),
                 "staged_table": staged.table,
-                "cursor": "full read" if query.uses_cursor else "query has no $LAST_SYNC_TIMESTAMP",
+                "cursor": cursor_text,
                 "preview": dg.MetadataValue.md(preview),
             }
         )
 
     return _warehouse_asset
-
-
-warehouse_assets = [build_warehouse_asset(source) for source in SOURCES]

@@ -1,0 +1,189 @@
+"""The plan: the transformed records diffed against the sync state, before any request.
+
+One SQL statement decides each record's action; only records that must be sent ever
+become Python objects, a batch at a time.
+"""
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from userflow_assets.spec import ObjectSpec
+from userflow_assets.state.store import Record
+
+ACTIONS_TO_SEND = ("create", "update", "retry")
+PLAN_SCHEMA = "plan"
+
+
+def plan_table(object_type: str) -> str:
+    return f"{PLAN_SCHEMA}.{object_type}_plan"
+
+
+@dataclass(frozen=True)
+class PlannedRecord:
+    record: Record
+    action: str
+    previous_attributes: str | None
+    migrate_from: str | None
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    counts: dict[str, int]
+    migrations: int
+
+    @property
+    def to_send(self) -> int:
+        return sum(self.counts.get(action, 0) for action in ACTIONS_TO_SEND)
+
+
+def build_plan(
+    con: duckdb.DuckDBPyConnection, object_type: str, records_table: str, full_resync: bool = False
+) -> PlanSummary:
+    """Write `plan.<object>_plan`: each record with create / update / unchanged / retry.
+
+    Failed records of earlier runs are retried even when the warehouse row did not change
+    (they are not in an incremental read, so their last payload comes from the state).
+    A record seen under its primary ID that the state knows under its fallback ID carries
+    `migrate_from`, unless that switch was already decided.
+    """
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {PLAN_SCHEMA}")
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {plan_table(object_type)} AS
+        WITH current AS (
+            SELECT id, payload_hash, attributes, memberships, primary_id, fallback_id FROM {records_table}
+            UNION ALL
+            SELECT f.id, f.payload_hash, f.attributes, f.memberships, f.primary_id, f.fallback_id
+            FROM sync.failures AS f
+            WHERE f.object_type = $object_type AND f.id NOT IN (SELECT id FROM {records_table})
+        ),
+        pending_links AS (
+            SELECT c.id AS primary_id, s.id AS fallback_id
+            FROM current AS c
+            JOIN sync.records AS s
+              ON s.object_type = $object_type AND s.primary_id IS NULL AND s.id = c.fallback_id
+            WHERE c.primary_id IS NOT NULL AND c.id = c.primary_id
+              AND NOT EXISTS (
+                  SELECT 1 FROM sync.links AS l
+                  WHERE l.object_type = $object_type AND l.fallback_id = s.id
+              )
+        )
+        SELECT
+            c.*,
+            s.attributes AS previous_attributes,
+            CASE
+                WHEN f.id IS NOT NULL THEN 'retry'
+                WHEN s.id IS NULL THEN 'create'
+                WHEN $full_resync OR s.payload_hash <> c.payload_hash THEN 'update'
+                ELSE 'unchanged'
+            END AS action,
+            p.fallback_id AS migrate_from
+        FROM current AS c
+        LEFT JOIN sync.records AS s ON s.object_type = $object_type AND s.id = c.id
+        LEFT JOIN sync.failures AS f ON f.object_type = $object_type AND f.id = c.id
+        LEFT JOIN pending_links AS p ON p.primary_id = c.id
+        ORDER BY c.id
+        """,
+        {"object_type": object_type, "full_resync": full_resync},
+    )
+    rows = con.execute(
+        f"SELECT action, count(*), count(migrate_from) FROM {plan_table(object_type)} GROUP BY action"
+    ).fetchall()
+    counts = Counter({action: 0 for action in ("create", "update", "unchanged", "retry")})
+    counts.update({action: n for action, n, _ in rows})
+    return PlanSummary(counts=dict(counts), migrations=sum(m for _, _, m in rows))
+
+
+def planned_batches(
+    con_factory: Any, object_type: str, batch_size: int, actions: tuple[str, ...] = ACTIONS_TO_SEND
+) -> Iterator[list[PlannedRecord]]:
+    """The records to send, `batch_size` at a time, in ID order.
+
+    Each batch is read with a short-lived connection from `con_factory` (a context manager
+    factory), so the state file is not held open while requests are in flight.
+    """
+    after = ""
+    first = True
+    placeholders = ", ".join("?" for _ in actions)
+    while True:
+        with con_factory() as con:
+            rows = con.execute(
+                f"""
+                SELECT id, payload_hash, attributes, memberships, primary_id, fallback_id,
+                       action, previous_attributes, migrate_from
+                FROM {plan_table(object_type)}
+                WHERE action IN ({placeholders}) AND (? OR id > ?)
+                ORDER BY id LIMIT ?
+                """,
+                [*actions, first, after, batch_size],
+            ).fetchall()
+        if not rows:
+            return
+        yield [
+            PlannedRecord(Record(*row[:6]), action=row[6], previous_attributes=row[7], migrate_from=row[8])
+            for row in rows
+        ]
+        after, first = rows[-1][0], False
+
+
+def plan_preview(con: duckdb.DuckDBPyConnection, object_type: str, limit: int = 10) -> str:
+    """A markdown table of the first records that will be sent, for the asset's metadata."""
+    rows = con.execute(
+        f"""
+        SELECT action, id, left(attributes, 120) FROM {plan_table(object_type)}
+        WHERE action <> 'unchanged' ORDER BY action, id LIMIT ?
+        """,
+        [limit],
+    ).fetchall()
+    lines = ["| action | id | attributes |", "|---|---|---|"]
+    lines += [f"| {a} | {_md(i)} | {_md(p)} |" for a, i, p in rows]
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def request_attributes(attributes: str, previous: str | None, nulls: str) -> dict[str, Any]:
+    """What to send: the values that are set, and, under `nulls: clear`, a null for each
+    attribute Userflow holds from an earlier sync that is now null or no longer mapped."""
+    current = json.loads(attributes)
+    body = {name: value for name, value in current.items() if value is not None}
+    if nulls == "clear" and previous:
+        for name, value in json.loads(previous).items():
+            if value is not None and current.get(name) is None:
+                body[name] = None
+    return body
+
+
+def user_groups_fields(memberships: str | None, spec: ObjectSpec, prune: bool) -> dict[str, Any]:
+    """`groups` or (with membership attributes) `memberships`, inside the user's own upsert."""
+    if spec.memberships is None or memberships is None:
+        return {}
+    items = json.loads(memberships)
+
+    def group(item: dict[str, Any]) -> dict[str, Any]:
+        attributes = {k: v for k, v in (item.get("group_attributes") or {}).items() if v is not None}
+        return {"id": item["id"], **({"attributes": attributes} if attributes else {})}
+
+    if spec.memberships.attributes:
+        fields: dict[str, Any] = {
+            "memberships": [
+                {
+                    "group": group(item),
+                    "attributes": {k: v for k, v in (item.get("attributes") or {}).items() if v is not None},
+                }
+                for item in items
+            ]
+        }
+    else:
+        fields = {"groups": [group(item) for item in items]}
+    # The list is the user's complete set (the whole column), so pruning is safe to send.
+    if prune:
+        fields["prune_memberships"] = True
+    return fields

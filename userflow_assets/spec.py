@@ -1,0 +1,159 @@
+"""The sync spec: what to sync, as configuration the user edits (see README, "The sync spec").
+
+These models are the schema of `userflow_assets/defs/userflow_sync/defs.yaml`, so
+`dg check yaml` validates a spec before anything runs, and every stage reads its
+part of the spec from here.
+"""
+
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field, field_validator, model_validator
+
+Operator = Literal[
+    "is",
+    "is not",
+    "is less than",
+    "is less than or equal to",
+    "is greater than",
+    "is greater than or equal to",
+    "is between",
+    "is not between",
+    "contains",
+    "does not contain",
+    "is one of",
+    "is not one of",
+    "starts with",
+    "ends with",
+    "is before",
+    "is on or before",
+    "is after",
+    "is on or after",
+    "is true",
+    "is false",
+    "is empty",
+    "is not empty",
+    "is null",
+    "is not null",
+    "exists",
+    "does not exist",
+]
+
+FieldType = Literal["string", "number", "integer", "boolean", "datetime", "list"]
+Scalar = str | int | float | bool
+
+
+class Condition(dg.Model):
+    """One test on a column of the query's result, e.g. `{column: plan, operator: is one of, values: [pro, enterprise]}`."""
+
+    column: str = Field(description="A column of the query's result; `column.key.sub` reads a key of a JSON column.")
+    operator: Operator
+    values: list[Scalar] = Field(default_factory=list, description="The operator's values; bound as parameters.")
+
+
+class Filter(dg.Model):
+    """Rows the sync keeps: all conditions (`and`) or any of them (`or`)."""
+
+    logical: Literal["and", "or"] = "and"
+    conditions: list[Condition] = Field(min_length=1)
+
+
+class SchemaField(dg.Model):
+    """What an attribute's value must be; rows that break it are rejected with the reason."""
+
+    type: FieldType
+    max_length: int | None = Field(default=None, ge=1, description="Characters of a string, items of a list.")
+    nullable: bool = True
+
+
+class PythonTransform(dg.Model):
+    """A Python function for what SQL cannot say: `module:function`, given a DataFrame of `inputs`
+    columns, returning a DataFrame with the `outputs` columns, row for row."""
+
+    function: str = Field(description="`package.module:function`")
+    inputs: list[str] = Field(min_length=1)
+    outputs: list[str] = Field(min_length=1)
+
+    @field_validator("function")
+    @classmethod
+    def _module_and_name(cls, value: str) -> str:
+        module, _, name = value.partition(":")
+        if not module or not name:
+            raise ValueError(f"transform.function must look like 'package.module:function', got {value!r}")
+        return value
+
+
+class MembershipSpec(dg.Model):
+    """The user's companies, sent inside the user's own upsert (one request, not three)."""
+
+    column: str = Field(description="A column holding one group ID, a list of IDs, or a list of structs.")
+    group_id_field: str | None = Field(
+        default=None, description="For a list of structs: the struct field holding the group ID."
+    )
+    attributes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Membership attribute -> struct field (e.g. role: role); when set, `memberships` are sent.",
+    )
+    group_attributes: dict[str, str] = Field(
+        default_factory=dict, description="Group attribute -> struct field, sent with each group."
+    )
+
+    @model_validator(mode="after")
+    def _struct_fields_need_a_struct(self) -> "MembershipSpec":
+        if (self.attributes or self.group_attributes) and not self.group_id_field:
+            raise ValueError("memberships.attributes and group_attributes need memberships.group_id_field")
+        return self
+
+
+class ObjectSpec(dg.Model):
+    """How one kind of Userflow object (users or groups) is read, mapped and written."""
+
+    query: str = Field(description="SQL file in the sql folder, e.g. users.sql.")
+    id_column: str
+    fallback_id_column: str | None = Field(
+        default=None, description="Used as the ID while id_column is null or empty (e.g. email)."
+    )
+    on_primary_id: Literal["migrate", "keep"] = Field(
+        default="migrate",
+        description="When the primary ID appears for a record synced under its fallback ID: "
+        "migrate (create under the primary ID, delete the fallback one) or keep both.",
+    )
+    mode: Literal["upsert", "update"] = "upsert"
+    filter: Filter | None = None
+    mapping: dict[str, str] = Field(description="Userflow attribute -> SQL expression over the query's columns.")
+    transform: PythonTransform | None = None
+    output_schema: dict[str, SchemaField] = Field(default_factory=dict)
+    memberships: MembershipSpec | None = None
+    prune_memberships: bool = False
+    nulls: Literal["clear", "keep"] = Field(
+        default="clear",
+        description="An attribute that became null or left the mapping: clear (send null once) or keep.",
+    )
+    max_rejected_fraction: float = Field(default=0.05, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _schema_names_known(self) -> "ObjectSpec":
+        produced = set(self.mapping) | set(self.transform.outputs if self.transform else [])
+        unknown = sorted(set(self.output_schema) - produced)
+        if unknown:
+            raise ValueError(f"output_schema names attributes that are not mapped: {', '.join(unknown)}")
+        if not produced:
+            raise ValueError("mapping (or transform.outputs) must produce at least one attribute")
+        return self
+
+
+class WarehouseSpec(dg.Model):
+    database: str = Field(default="data/warehouse.duckdb", description="The warehouse DuckDB file.")
+    sql_dir: str = Field(default="sql", description="Folder of the source queries.")
+    late_arrival_minutes: int = Field(
+        default=60, ge=0, description="$LAST_SYNC_TIMESTAMP is the last sync's start minus this, for late rows."
+    )
+
+
+class SyncSpec(dg.Model):
+    """The whole spec: where to read, where to keep state, and each object to sync."""
+
+    warehouse: WarehouseSpec = Field(default_factory=WarehouseSpec)
+    state_database: str = Field(default="data/sync.duckdb", description="The sync state DuckDB file (ours).")
+    users: ObjectSpec
+    groups: ObjectSpec | None = None

@@ -1,0 +1,105 @@
+"""Transform assets: the spec applied in DuckDB, with blocking checks before any request."""
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from userflow_assets.spec import ObjectSpec
+from userflow_assets.transform import build_records
+
+REJECTED_PREVIEW_ROWS = 20
+
+
+def records_table(object_type: str) -> str:
+    return f"transform.{object_type}_records"
+
+
+def rejected_table(object_type: str) -> str:
+    return f"transform.{object_type}_rejected"
+
+
+def rejected_preview(con: duckdb.DuckDBPyConnection, object_type: str) -> str:
+    rows = con.execute(
+        f'SELECT source_row, id, "column", reason FROM {rejected_table(object_type)} ORDER BY source_row LIMIT ?',
+        [REJECTED_PREVIEW_ROWS],
+    ).fetchall()
+    lines = ["| row | id | column | reason |", "|---|---|---|---|"]
+    lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _md(value: object) -> str:
+    text = "" if value is None else str(value)
+    return (text[:80] + "…" if len(text) > 80 else text).replace("|", "\\|").replace("\n", " ")
+
+
+def build_records_defs(object_type: str, spec: ObjectSpec) -> dg.Definitions:
+    """`userflow_<object>_records` and its blocking checks."""
+    name = f"userflow_{object_type}_records"
+
+    @dg.asset(
+        name=name,
+        deps=[f"warehouse_{object_type}s"],
+        group_name="transform",
+        kinds={"duckdb"},
+        description=f"The {object_type}s to sync: the spec's filter, mapping, IDs and schema applied in DuckDB; "
+        f"bad rows are in {rejected_table(object_type)} with their reason.",
+    )
+    def _records(context: dg.AssetExecutionContext, sync_db: DuckDBResource) -> dg.MaterializeResult:
+        with sync_db.get_connection() as con:
+            result = build_records(
+                con,
+                spec,
+                object_type,  # type: ignore[arg-type]
+                f"staging.warehouse_{object_type}s",
+                records_table(object_type),
+                rejected_table(object_type),
+            )
+            preview = rejected_preview(con, object_type)
+        context.log.info(
+            f"{result.records} {object_type} records, {result.rejected} rejected, "
+            f"{result.filtered_out} filtered out of {result.source_rows} rows"
+        )
+        by_reason = "\n".join(f"- {reason}: {n}" for reason, n in sorted(result.rejected_by_reason.items()))
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": result.records,
+                "source_rows": result.source_rows,
+                "filtered_out": result.filtered_out,
+                "rejected": result.rejected,
+                "nulled_values": result.nulled_values,
+                "duplicates_merged": result.duplicates_merged,
+                "rejected_by_reason": dg.MetadataValue.md(by_reason or "none"),
+                "rejected_preview": dg.MetadataValue.md(preview),
+            }
+        )
+
+    @dg.asset_check(asset=_records, name="ids_unique_and_present", blocking=True)
+    def _ids_unique(sync_db: DuckDBResource) -> dg.AssetCheckResult:
+        with sync_db.get_connection() as con:
+            missing, duplicated = con.execute(
+                f"""
+                SELECT count(*) FILTER (WHERE id IS NULL OR trim(id) = ''),
+                       count(*) - count(DISTINCT id)
+                FROM {records_table(object_type)}
+                """
+            ).fetchone()
+        return dg.AssetCheckResult(
+            passed=missing == 0 and duplicated == 0,
+            metadata={"missing_ids": missing, "duplicate_ids": duplicated},
+        )
+
+    @dg.asset_check(asset=_records, name="rejected_share", blocking=True)
+    def _rejected_share(sync_db: DuckDBResource) -> dg.AssetCheckResult:
+        with sync_db.get_connection() as con:
+            records = con.execute(f"SELECT count(*) FROM {records_table(object_type)}").fetchone()[0]
+            rejected = con.execute(f"SELECT count(*) FROM {rejected_table(object_type)}").fetchone()[0]
+        share = rejected / (records + rejected) if records + rejected else 0.0
+        return dg.AssetCheckResult(
+            passed=share <= spec.max_rejected_fraction,
+            description=f"{rejected} of {records + rejected} rows rejected ({share:.2%}); "
+            f"the limit is {spec.max_rejected_fraction:.2%} ({object_type}s.max_rejected_fraction)",
+            metadata={"rejected": rejected, "rejected_share": share, "limit": spec.max_rejected_fraction},
+        )
+
+    return dg.Definitions(assets=[_records], asset_checks=[_ids_unique, _rejected_share])
