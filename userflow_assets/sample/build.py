@@ -23,18 +23,30 @@ from userflow_assets.sample.generate import (
     TRIAL_DAYS,
     USER_KINDS,
     Draw,
-    _a,
-    _digits,
-    _e,
-    _lit,
-    _lst,
-    _u,
+    account_code,
     draw,
+    event_code,
     name_variants,
+    user_code,
 )
 
-_US = 1_000_000
 _ISO = "'%Y-%m-%dT%H:%M:%S'"
+# Short names keep the SQL templates below readable.
+_u, _a, _e = user_code, account_code, event_code
+
+
+def _lit(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _lst(values: tuple[str, ...] | list[str]) -> str:
+    """A SQL list literal of strings; index it 1-based."""
+    return "[" + ", ".join(_lit(x) for x in values) + "]"
+
+
+def _digits(n: int) -> int:
+    return len(str(n))
 
 
 def _macros(con: duckdb.DuckDBPyConnection, d: Draw) -> None:
@@ -78,7 +90,6 @@ def _special_number(kind_code: int, nan_code: int, inf_code: int, value: str) ->
 
 
 def _accounts(con: duckdb.DuckDBPyConnection, d: Draw) -> None:
-    account_frame = d.account_frame  # noqa: F841 - scanned by DuckDB by name
     name_reps = math.ceil(10_001 / len(v.LONG_NAME_WORD))
     company = f"{_lst(v.COMPANY_WORDS)}[word + 1] || {_lst(v.COMPANY_NOUNS)}[noun + 1]"
     con.execute(f"""
@@ -105,7 +116,6 @@ def _accounts(con: duckdb.DuckDBPyConnection, d: Draw) -> None:
 
 
 def _links(con: duckdb.DuckDBPyConnection, d: Draw) -> None:
-    link_frame = d.link_frame  # noqa: F841
     con.execute("""
         CREATE TEMP TABLE links AS
         SELECT num, rank, acc_idx, has_id, role, created_s, updated_s,
@@ -120,11 +130,9 @@ def _links(con: duckdb.DuckDBPyConnection, d: Draw) -> None:
             ts(created_s) AS created_at, ts(updated_s) AS updated_at
         FROM links WHERE has_id ORDER BY num, rank
     """)
-    _ = d
 
 
 def _users(con: duckdb.DuckDBPyConnection, d: Draw) -> None:
-    user_frame = d.user_frame  # noqa: F841
     bio_reps = math.ceil(10_001 / len(v.LONG_BIO_SENTENCE))
     offsets_min = "[" + ", ".join(str(m) for m, _ in TEXT_OFFSETS) + "]"
     offsets_txt = _lst([t for _, t in TEXT_OFFSETS])
@@ -189,9 +197,16 @@ def _users(con: duckdb.DuckDBPyConnection, d: Draw) -> None:
 
 def _properties_sql() -> str:
     """The flat JSON properties of an event, as text; every event has plan and source."""
-    pick = lambda values, r: f"{_lst(values)}[{r} % {len(values)} + 1]"  # noqa: E731
-    q = lambda key, expr: f"', \"{key}\": \"' || {expr} || '\"'"  # noqa: E731
-    num = lambda key, expr: f"', \"{key}\": ' || ({expr})::VARCHAR"  # noqa: E731
+
+    def pick(values: tuple[str, ...] | list[str], r: str) -> str:
+        return f"{_lst(values)}[{r} % {len(values)} + 1]"
+
+    def q(key: str, expr: str) -> str:  # a quoted string member
+        return f"', \"{key}\": \"' || {expr} || '\"'"
+
+    def num(key: str, expr: str) -> str:  # a number member
+        return f"', \"{key}\": ' || ({expr})::VARCHAR"
+
     extra = {
         "Signed Up": q("referrer", pick(["google", "direct", "linkedin", "partner", "invite"], "r2")),
         "Logged In": q("browser", pick(["Chrome", "Safari", "Firefox", "Edge"], "r2")),
@@ -217,7 +232,6 @@ def _properties_sql() -> str:
 
 
 def _events(con: duckdb.DuckDBPyConnection, d: Draw) -> None:
-    event_frame = d.event_frame  # noqa: F841
     width = max(8, _digits(len(d.event_frame)))
     variants = "[" + ", ".join(_lst(name_variants(n)) for n in v.EVENT_NAMES) + "]"
     con.execute(f"""
@@ -236,7 +250,6 @@ def _events(con: duckdb.DuckDBPyConnection, d: Draw) -> None:
 
 def _dirty_rows(con: duckdb.DuckDBPyConnection, d: Draw) -> None:
     """List every planted row; rows without a usable user_id are located by email or name and sign-up."""
-    event_frame = d.event_frame  # noqa: F841
     width = max(8, _digits(len(d.event_frame)))
     no_key = ", ".join(str(_u(k)) for k in ("null_user_id", "empty_user_id", "blank_user_id"))
     con.execute(f"""
@@ -268,6 +281,9 @@ def write_tables(con: duckdb.DuckDBPyConnection, d: Draw) -> None:
     """Create users, accounts, account_memberships, events and sample_dirty_rows in `con`."""
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
+    # The numeric frames are scanned in place, without copying them into the file.
+    for name in ("account_frame", "link_frame", "user_frame", "event_frame"):
+        con.register(name, getattr(d, name))
     _macros(con, d)
     _accounts(con, d)
     _links(con, d)
@@ -276,6 +292,8 @@ def write_tables(con: duckdb.DuckDBPyConnection, d: Draw) -> None:
     _dirty_rows(con, d)
     for temp in ("users_stage", "accounts_stage", "links"):
         con.execute(f"DROP TABLE {temp}")
+    for name in ("account_frame", "link_frame", "user_frame", "event_frame"):
+        con.unregister(name)
 
 
 def summarize(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:

@@ -8,25 +8,14 @@ is never used: it differs between threads and runs).
 
 from __future__ import annotations
 
-import math
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from userflow_assets.sample import vocab as v
-from userflow_assets.sample.dirty import (
-    BLANK_IDS,
-    DIRTY_KINDS,
-    SPECIAL_ACCOUNT_ID_PATTERNS,
-    SPECIAL_USER_ID_PATTERNS,
-    TEXT_OFFSETS,
-    dirty_count,
-)
+from userflow_assets.sample.dirty import dirty_count
 
 MIN_USERS = 100
 # Sign-ups spread over the three years ending on END; every timestamp stays at or before END.
@@ -54,30 +43,17 @@ NO_ID_KINDS: tuple[str, ...] = ("null_user_id", "empty_user_id", "blank_user_id"
 TABLES: tuple[str, ...] = ("users", "accounts", "account_memberships", "events", "sample_dirty_rows")
 
 
-def _code(kinds: tuple[str, ...], name: str) -> int:
-    return kinds.index(name) + 1
+def user_code(name: str) -> int:
+    """The number a users row carries for a dirty kind (0 is clean)."""
+    return USER_KINDS.index(name) + 1
 
 
-def _u(name: str) -> int:
-    return _code(USER_KINDS, name)
+def account_code(name: str) -> int:
+    return ACCOUNT_KINDS.index(name) + 1
 
 
-def _a(name: str) -> int:
-    return _code(ACCOUNT_KINDS, name)
-
-
-def _e(name: str) -> int:
-    return _code(EVENT_KINDS, name)
-
-
-def _lit(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _lst(values: tuple[str, ...] | list[str]) -> str:
-    """A SQL list literal of strings; index it 1-based."""
-    return "[" + ", ".join(_lit(x) for x in values) + "]"
+def event_code(name: str) -> int:
+    return EVENT_KINDS.index(name) + 1
 
 
 def name_variants(name: str) -> list[str]:
@@ -94,10 +70,6 @@ def name_variants(name: str) -> list[str]:
         if form != name and form not in out:
             out.append(form)
     return out
-
-
-def _digits(n: int) -> int:
-    return len(str(n))
 
 
 @dataclass(frozen=True)
@@ -171,7 +143,7 @@ def draw(users: int, seed: int) -> Draw:
     n_links[order[:n_acc]] = np.maximum(n_links[order[:n_acc]], 1)
     counts = [dirty_count(k, "users", n) for k in USER_KINDS]
     kind, variant, _ = _place(order, n_acc, counts, n)
-    n_links[kind == _u("special_char_id")] = np.maximum(n_links[kind == _u("special_char_id")], 1)
+    n_links[kind == user_code("special_char_id")] = np.maximum(n_links[kind == user_code("special_char_id")], 1)
     # Second and third accounts sit 1..half and 2..2*half places after the primary: always distinct.
     half = (n_acc - 1) // 2
     second = (primary + 1 + rng.integers(0, half, n)) % n_acc
@@ -188,8 +160,8 @@ def draw(users: int, seed: int) -> Draw:
     signup = START_S + ((END_S - START_S) * np.sqrt(rng.random(n))).astype(np.int64)
     updated = signup + (rng.random(n) * (END_S - signup)).astype(np.int64)
     last_seen = updated + (rng.random(n) * (END_S - updated)).astype(np.int64)
-    no_id = np.isin(kind, [_u(k) for k in NO_ID_KINDS])
-    tz_kinds = np.isin(kind, [_u("naive_timestamp_text"), _u("offset_timestamp_text")])
+    no_id = np.isin(kind, [user_code(k) for k in NO_ID_KINDS])
+    tz_kinds = np.isin(kind, [user_code("naive_timestamp_text"), user_code("offset_timestamp_text")])
     users_frame: dict[str, np.ndarray] = {
         "num": np.arange(1, n + 1, dtype=np.int64),
         "kind": kind,
@@ -218,7 +190,7 @@ def draw(users: int, seed: int) -> Draw:
 
     # Links user -> account (rank 0 is the primary), plus one orphan link per orphan_membership user.
     nums = users_frame["num"]
-    orphan_users = np.flatnonzero(kind == _u("orphan_membership"))
+    orphan_users = np.flatnonzero(kind == user_code("orphan_membership"))
     n_orphan_acc = orphan_users.size
     link_num = np.concatenate([nums[n_links > 0], nums[n_links > 1], nums[n_links > 2], nums[orphan_users]])
     link_rank = np.concatenate([
@@ -272,7 +244,7 @@ def draw(users: int, seed: int) -> Draw:
 
 def _with_duplicates(rng: np.random.Generator, cols: dict[str, np.ndarray]) -> pd.DataFrame:
     """Append a second row for each duplicate_user_id user: same ID, other email, plan, updated_at."""
-    src = np.flatnonzero(cols["kind"] == _u("duplicate_user_id"))
+    src = np.flatnonzero(cols["kind"] == user_code("duplicate_user_id"))
     out = {k: np.concatenate([a, a[src]]) for k, a in cols.items()}
     n, d = cols["kind"].size, src.size
     out["kind"][:n][src] = 0  # the original row is clean; the appended one is the planted row
@@ -288,7 +260,7 @@ def _with_duplicates(rng: np.random.Generator, cols: dict[str, np.ndarray]) -> p
 
 def _accounts_with_duplicates(rng: np.random.Generator, acc: dict[str, np.ndarray]) -> pd.DataFrame:
     """Append a second row for each duplicate_account_id account: same ID, other name, plan, arr."""
-    src = np.flatnonzero(acc["kind"] == _a("duplicate_account_id"))
+    src = np.flatnonzero(acc["kind"] == account_code("duplicate_account_id"))
     out = {k: np.concatenate([a, a[src]]) for k, a in acc.items()}
     n, d = acc["kind"].size, src.size
     out["kind"][:n][src] = 0
@@ -331,10 +303,10 @@ def _draw_events(
     if later.size < n_orphan + n_variant:
         raise ValueError("too few events to plant every dirty kind; use more users")
     picked = rng.permutation(later)[: n_orphan + n_variant]
-    kind[picked[:n_orphan]] = _e("orphan_event")
+    kind[picked[:n_orphan]] = event_code("orphan_event")
     variant[picked[:n_orphan]] = np.arange(n_orphan)
     spelled = picked[n_orphan:]
-    kind[spelled] = _e("event_name_variant")
+    kind[spelled] = event_code("event_name_variant")
     # The first two variants are always feature_activated and Feature Activated (the classic trap).
     canon[spelled[:2]] = v.EVENT_NAMES.index("Feature_Activated")
     variant[spelled] = rng.integers(0, 5, spelled.size)
