@@ -40,7 +40,6 @@ from userflow_assets.client.errors import (
     UserflowAPIError,
     UserflowBadRequestError,
     UserflowError,
-    UserflowNotFoundError,
     UserflowPaginationError,
     UserflowRateLimitError,
     UserflowServerError,
@@ -504,11 +503,11 @@ class UserflowClient:
     async def _delete(
         self, path: str, *, params: Mapping[str, Any] | None = None, record_id: str | None = None
     ) -> bool:
-        try:
-            await self._send("DELETE", path, params=params, record_id=record_id)
-        except UserflowNotFoundError:
-            return False
-        return True
+        # 404 means already gone: done, not a failure. 200 and 204 both mean deleted.
+        response = await self._send(
+            "DELETE", path, params=params, record_id=record_id, accept=frozenset({404})
+        )
+        return response.status_code != 404
 
     async def _json(
         self,
@@ -548,10 +547,12 @@ class UserflowClient:
         body: Any = None,
         record_id: str | None = None,
         delivery: EventDelivery | None = None,
+        accept: frozenset[int] = frozenset(),
     ) -> httpx.Response:
         """One logical request: attempts through the limiter, retried per the rules above.
 
-        `delivery` is set only for non-idempotent requests.
+        `delivery` is set only for non-idempotent requests; `accept` lists error statuses that
+        are answers, not failures.
         """
         content = _encode_body(body, method=method, path=path, record_id=record_id)
         maybe_applied = False
@@ -567,14 +568,14 @@ class UserflowClient:
                 with attempt:
                     try:
                         response = await self._attempt(
-                            method, path, params, content, record_id, non_idempotent=delivery is not None
+                            method, path, params, content, record_id, delivery is not None, accept
                         )
                     except UserflowAmbiguousError:
                         maybe_applied = True
                         raise
-                if maybe_applied:
-                    self.stats.count("possible_duplicates")
-                return response
+                    if maybe_applied:
+                        self.stats.count("possible_duplicates")
+                    return response
         except UserflowError as exc:
             exc.attempts = retrying.statistics.get("attempt_number", 1)
             self.stats.count("failures")
@@ -602,8 +603,8 @@ class UserflowClient:
         params: Mapping[str, Any] | None,
         content: bytes | None,
         record_id: str | None,
-        *,
         non_idempotent: bool,
+        accept: frozenset[int],
     ) -> httpx.Response:
         http = self._require_open()
         headers = {"Content-Type": "application/json"} if content is not None else None
@@ -617,6 +618,10 @@ class UserflowClient:
             raise _transport_error(exc, method, path, record_id, non_idempotent) from exc
         finally:
             self.limiter.release()
+        if response.status_code in accept:
+            self.stats.count_outcome(str(response.status_code))
+            self.limiter.on_success(ticket)
+            return response
         return self._check(response, ticket, method, path, record_id, non_idempotent)
 
     def _check(
