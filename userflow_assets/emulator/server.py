@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
@@ -153,6 +155,26 @@ class _AnnouncingServer(uvicorn.Server):
             tmp = self._port_file.with_name(self._port_file.name + ".tmp")
             tmp.write_text(f"{self._port}\n")
             tmp.replace(self._port_file)
+
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises the signal after its graceful shutdown, which would end the
+        # process with the signal's status; a requested stop is a clean exit here.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+    def _request_stop(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            self.force_exit = True  # a second signal skips waiting for open requests
+        self.should_exit = True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
