@@ -150,10 +150,11 @@ def _users(con: duckdb.DuckDBPyConnection, d: Draw) -> None:
                     ELSE {_lst(v.PERSONAL_DOMAINS)}[personal_domain + 1] END AS domain
             FROM user_frame
         ), addressed AS (
-            SELECT *, slug(first_name) || '.' || slug(last_name) AS local_part,
-                -- the n-th person with the same name at the same domain gets a number, like real mailboxes
-                row_number() OVER (PARTITION BY first_name, last_name, domain ORDER BY row_idx) AS twin
-            FROM named
+            SELECT *,
+                -- the n-th person with the same mailbox name at a domain gets a number, like real mailboxes
+                -- (García and Garcia share one)
+                row_number() OVER (PARTITION BY local_part, domain ORDER BY row_idx) AS twin
+            FROM (SELECT *, slug(first_name) || '.' || slug(last_name) AS local_part FROM named)
         ), ids AS (
             SELECT num, list(account_id ORDER BY rank) AS account_ids FROM links GROUP BY num
         )
