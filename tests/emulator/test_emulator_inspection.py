@@ -137,3 +137,10 @@ def test_config_repr_hides_the_key() -> None:
     assert "very-secret" not in repr(config)
     with pytest.raises(ValueError, match="fault_503"):
         EmulatorConfig(fault_503=-0.1)
+
+
+async def test_inspection_routes_answer_errors_in_userflow_shape(anonymous: httpx.AsyncClient) -> None:
+    response = await anonymous.get("/__emulator/reset")
+    assert response.status_code == 405
+    assert response.json() == {"error": {"code": "method_not_allowed", "message": "Method Not Allowed"}}
+    assert (await anonymous.post("/__emulator/config", content=b"[1]")).json()["error"]["code"] == "invalid_params"

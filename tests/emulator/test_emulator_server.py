@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from userflow_assets.emulator import EmulatorConfig
+from userflow_assets.emulator import EmulatorConfig, running_emulator
 
 AUTH = {"Authorization": "Bearer uf_emulator_key"}
 
@@ -98,3 +98,11 @@ def test_cli_serves_on_a_free_port_and_stops_on_signal(tmp_path: Path, stop: sig
     assert out.splitlines()[0] == f"Userflow emulator listening on {url}"
     assert "cli-secret-key" not in out + err
     assert not port_file.exists()
+
+
+def test_running_emulator_stops_serving_on_exit() -> None:
+    with running_emulator(EmulatorConfig(seed_content=False)) as url:
+        with httpx.Client(base_url=url, headers=AUTH) as client:
+            assert client.get("/content").json()["data"] == []
+    with httpx.Client(base_url=url) as client, pytest.raises(httpx.ConnectError):
+        client.get("/__emulator/state")

@@ -233,7 +233,13 @@ def paginate(
         next_url = f"{url}?{urlencode(params, quote_via=quote)}"
     return ApiResponse(
         200,
-        {"object": "list", "data": [render(item) for item in page], "has_more": has_more, "url": url, "next_page_url": next_url},
+        {
+            "object": "list",
+            "data": [render(item) for item in page],
+            "has_more": has_more,
+            "url": url,
+            "next_page_url": next_url,
+        },
     )
 
 

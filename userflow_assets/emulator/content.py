@@ -40,7 +40,14 @@ def _at(minutes: int) -> str:
 
 
 def _question(qid: str, name: str, qtype: str, choices: list[str] | None = None) -> dict[str, Any]:
-    return {"object": "question", "id": qid, "name": name, "type": qtype, "required": qtype != "text", "choices": choices}
+    return {
+        "object": "question",
+        "id": qid,
+        "name": name,
+        "type": qtype,
+        "required": qtype != "text",
+        "choices": choices,
+    }
 
 
 def _task(tid: str, name: str, position: int) -> dict[str, Any]:
@@ -94,7 +101,9 @@ _CONTENT: list[tuple[str, str, str, list[dict[str, Any]], dict[str, Any] | None]
 ]
 
 
-def _version(content_id: str, ctype: str, number: int, items: list[dict[str, Any]], published: bool, minutes: int) -> dict[str, Any]:
+def _version(
+    content_id: str, ctype: str, number: int, items: list[dict[str, Any]], published: bool, minutes: int
+) -> dict[str, Any]:
     return {
         "object": "content_version",
         "id": f"{content_id}-v{number}",
@@ -214,7 +223,8 @@ def _seed_flow_sessions(store: Store) -> None:
         session["_answers"].append(_answer(session, nps[0], (user_index * 3 + 4) % 11, minutes))
         if user_index < 4:
             minutes += 1
-            session["_answers"].append(_answer(session, nps[1], "Fast setup" if user_index else "Missing exports", minutes))
+            reason = "Fast setup" if user_index else "Missing exports"
+            session["_answers"].append(_answer(session, nps[1], reason, minutes))
         _finish(session, len(session["_answers"]), len(nps), minutes)
 
 

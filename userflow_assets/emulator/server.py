@@ -21,7 +21,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -96,7 +96,9 @@ def running_emulator(config: EmulatorConfig | None = None, host: str = "127.0.0.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m userflow_assets.emulator", description="Local Userflow API emulator.")
+    parser = argparse.ArgumentParser(
+        prog="python -m userflow_assets.emulator", description="Local Userflow API emulator."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", type=Path, help="write the port here once listening")
@@ -118,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace, environ: dict[str, str] | os._Environ[str] = os.environ) -> EmulatorConfig:
+def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> EmulatorConfig:
     api_key = args.api_key or environ.get(API_KEY_ENV) or EmulatorConfig.api_key
     return EmulatorConfig(
         api_key=api_key,
