@@ -1,25 +1,27 @@
 """The dirty rows planted in the sample warehouse.
 
-Every kind appears at least its minimum number of times, even for the smallest warehouse,
-so a rehearsal always meets each one. Rates are fractions of the table named in *Table*;
-each planted row is listed in the `sample_dirty_rows` table (`table_name`, `row_key`, `kind`).
+Every kind appears at least its minimum number of times, even for the smallest warehouse
+(100 users), so a rehearsal always meets each one. *Rate* is the share of the rows named in
+*Rate of* that get the kind (the "users, accounts" kinds are planted in both tables, each at the
+rate). Each planted row is listed in the `sample_dirty_rows` table (`table_name`, `row_key`,
+`kind`); rows without a usable `user_id` are keyed `email=...` or `first_name=...;last_name=...;signed_up_at=...`.
 
-| Kind | Rate | Table | What is planted |
+| Kind | Rate | Rate of | What is planted |
 |---|---|---|---|
 | `null_user_id` | 0.1% | users | `user_id` is NULL and so is `email`: nothing can identify the user |
 | `empty_user_id` | 0.05% | users | `user_id` is the empty string `''` |
 | `blank_user_id` | 0.05% | users | `user_id` is whitespace only (`' '`, `'   '`, a tab) |
 | `fallback_email_id` | 0.2% | users | `user_id` is NULL but `email` is set: the fallback-ID case |
 | `duplicate_user_id` | 0.1% | users | a second row with the same `user_id` and a different `email`, `plan` and later `updated_at` |
-| `special_char_id` | 0.1% | users, accounts | IDs with `/`, `?`, `#`, `..`, spaces or non-ASCII (`usr/eu/7`, `usr?x=7`, `usr#7`, `../usr_7`, `usr 7`, `usr_ünïcødé_7`, `acc/eu/3`, ...), with their memberships and events |
+| `special_char_id` | 0.1% | users, accounts | IDs with `/`, `?`, `#`, `..`, spaces or non-ASCII (`usr/eu/7`, `usr?x=7`, `usr#7`, `../usr_7`, `usr 7`, `usr_ünïcødé_7`, `acc/eu/3`, `acc #3`, `acc_ünïcødé_3`, `../acc?ref=3`), with their memberships and events |
 | `nan_number` | 0.1% | users, accounts | `users.mrr` / `accounts.arr` is NaN |
 | `infinite_number` | 0.1% | users, accounts | `users.mrr` / `accounts.arr` is +Infinity or -Infinity (both signs always present) |
 | `long_string` | 0.05% | users, accounts | `users.bio` / `accounts.name` longer than 10,000 characters |
-| `naive_timestamp_text` | 3% | users | `trial_ends_at` text without an offset (`2026-03-01T10:00:00`, meant as UTC); clean rows end in `Z` |
-| `offset_timestamp_text` | 3% | users | `trial_ends_at` text with a non-UTC offset (`2026-03-01T12:00:00+02:00`) |
+| `naive_timestamp_text` | 3% | users | `trial_ends_at` text without an offset (`2026-03-01T10:00:00`, meant as UTC); clean rows end in `Z`, about 30% are NULL |
+| `offset_timestamp_text` | 3% | users | `trial_ends_at` text with a non-UTC offset (`2026-03-01T12:00:00+02:00`), the same instant as the UTC form |
 | `event_name_variant` | 0.5% | events | a name differing from the canonical one only in case or separators (`feature_activated`, `Feature Activated` for `Feature_Activated`) |
 | `duplicate_account_id` | 0.5% | accounts | a second row with the same `account_id` and a different `name`, `plan`, `arr` and later `updated_at` |
-| `orphan_membership` | 0.05% | account_memberships | a membership (also in the user's `account_ids`) naming an `account_id` absent from `accounts` |
+| `orphan_membership` | 0.05% | users | one more membership (also in the user's `account_ids`) naming an `account_id` absent from `accounts` |
 | `orphan_event` | 0.05% | events | an event whose `user_id` is absent from `users` |
 
 Schema-level time zones (no row is planted for them): `signed_up_at`, `updated_at` and
