@@ -1,0 +1,427 @@
+"""The transform stage: a sync spec compiled to DuckDB SQL and run over a staged source table.
+
+Validation happens first, against the real source (columns, types, bindable expressions),
+so a spec fault is a SpecError before anything is written. Then one query filters, maps,
+coerces, normalises and checks every row into a temp table; duplicates are resolved on it,
+and the records and rejected tables are replaced in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import duckdb
+
+from userflow_assets.spec import ObjectSpec
+from userflow_assets.transform.errors import SpecError
+from userflow_assets.transform.filters import compile_filter, find_column
+from userflow_assets.transform.ids import MAX_ID_CHARS, has_control, too_long, usable
+from userflow_assets.transform.memberships import memberships_sql
+from userflow_assets.transform.pyfunc import ROW, Function, load_function, run_function
+from userflow_assets.transform.sqltext import Params, ident, literal, qualified, table_parts
+from userflow_assets.transform.types import Kind, ValueType, classify, is_flat
+from userflow_assets.transform.values import COERCED, Check, Coerced, ValueSql, coerce, value_sql
+
+VALUE_CHARS = 200  # of a rejected value, in the rejected table
+SRC, KEPT, PY, STAGED, DUPS = "__uf_src", "__uf_kept", "__uf_py", "__uf_staged", "__uf_dups"
+
+RECORDS_DDL = (
+    "id VARCHAR NOT NULL, primary_id VARCHAR, fallback_id VARCHAR, attributes VARCHAR, "
+    "memberships VARCHAR, payload_hash VARCHAR, source_row BIGINT"
+)
+REJECTED_DDL = "source_row BIGINT, id VARCHAR, \"column\" VARCHAR, reason VARCHAR, value VARCHAR"
+
+
+@dataclass
+class TransformResult:
+    """Counts of one transform run; every field is a plain int or str, ready as Dagster metadata."""
+
+    object_type: str
+    source_rows: int
+    filtered_out: int
+    records: int
+    rejected: int
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)  # reason without its detail -> rows
+    nulled_values: int = 0
+    duplicates_merged: int = 0
+    with_fallback_id: int = 0  # records whose ID is their fallback ID
+    attributes: str = ""  # the attribute names, comma-separated
+    records_table: str = ""
+    rejected_table: str = ""
+    elapsed_ms: int = 0
+
+    def metadata(self) -> dict[str, int | str]:
+        """Flat metadata: `rejected_by_reason` as JSON text."""
+        data = asdict(self)
+        data["rejected_by_reason"] = json.dumps(self.rejected_by_reason, sort_keys=True)
+        return data
+
+
+@dataclass
+class Attribute:
+    """One attribute on its way: raw column, coerced column, and the SQL making its JSON text."""
+
+    name: str
+    raw: str  # column in the mapped layer
+    raw_type: ValueType
+    coerced: Coerced | None = None  # None: no output schema
+    value: ValueSql | None = None
+
+
+@dataclass
+class Plan:
+    obj: str
+    row_expression: str
+    filter_sql: str
+    id_column: str
+    fallback_column: str | None
+    mapping: dict[str, str]  # attribute -> SQL expression (transform outputs excluded)
+    mapped_types: dict[str, ValueType]
+    memberships: ValueSql | None
+    membership_column: str | None
+    function: Function | None
+    params: Params
+
+
+def build_records(
+    con: duckdb.DuckDBPyConnection,
+    spec: ObjectSpec,
+    object_type: Literal["user", "group"],
+    source_table: str,
+    records_table: str,
+    rejected_table: str,
+) -> TransformResult:
+    """Apply `spec` to `source_table`: replace `records_table` and `rejected_table`; return counts."""
+    started = time.perf_counter()
+    obj = {"user": "users", "group": "groups"}[object_type]
+    con.execute("SET TimeZone='UTC'")  # naive timestamps are UTC; TIMESTAMPTZ renders as UTC
+    source = qualified(source_table)
+    columns = source_columns(con, source, obj)
+    plan = compile_plan(con, spec, obj, source, columns)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {KEPT} AS SELECT * FROM "
+            f"(SELECT {plan.row_expression} AS {ROW}, * FROM {source}) WHERE {plan.filter_sql}",
+            plan.params.values,
+        )
+        attributes = mapped_attributes(plan)
+        py_table = None
+        nulled_in_python = 0
+        if spec.transform is not None:
+            assert plan.function is not None
+            outputs = run_function(con, plan.function, spec.transform, KEPT, PY, obj)
+            py_table, nulled_in_python = outputs.table, outputs.nulled
+            attributes = [a for a in attributes if a.name not in outputs.columns]
+            attributes += python_attributes(con, outputs.columns, obj)
+        attributes.sort(key=lambda a: a.name)
+        for attribute in attributes:
+            compile_attribute(attribute, spec, obj)
+        staged_sql = staged_query(plan, attributes, py_table)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {staged_sql}")
+        except duckdb.Error as exc:
+            raise runtime_fault(con, plan, exc) from exc
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {DUPS} AS SELECT id, count(*) AS n, "
+            f"min(payload_hash) <> max(payload_hash) AS differ, min({ROW}) AS first_row "
+            f"FROM {STAGED} WHERE fail IS NULL GROUP BY id HAVING count(*) > 1"
+        )
+        write_tables(con, plan, records_table, rejected_table)
+        result = count(con, plan, source, records_table, rejected_table, nulled_in_python)
+    finally:
+        for table in (KEPT, PY, STAGED, DUPS):
+            con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
+    result.object_type = object_type
+    result.attributes = ", ".join(a.name for a in attributes)
+    result.records_table, result.rejected_table = records_table, rejected_table
+    result.elapsed_ms = round((time.perf_counter() - started) * 1000)
+    return result
+
+
+def source_columns(con: duckdb.DuckDBPyConnection, source: str, obj: str) -> dict[str, ValueType]:
+    try:
+        rel = con.sql(f"SELECT * FROM {source}")
+    except duckdb.Error as exc:
+        raise SpecError(f"{obj}: the source table {source} cannot be read: {exc}") from exc
+    return {name: classify(t) for name, t in zip(rel.columns, rel.types)}
+
+
+def row_expression(con: duckdb.DuckDBPyConnection, source: str, columns: dict[str, ValueType]) -> str:
+    """1-based position in the source: a table's rowid, or row_number() for a view."""
+    if "rowid" not in {c.lower() for c in columns}:
+        try:
+            con.sql(f"SELECT rowid FROM {source} LIMIT 0")
+            return "rowid + 1"
+        except duckdb.Error:
+            pass
+    return "row_number() OVER ()"
+
+
+def compile_plan(
+    con: duckdb.DuckDBPyConnection, spec: ObjectSpec, obj: str, source: str, columns: dict[str, ValueType]
+) -> Plan:
+    """Check the spec against the source and compile what can be compiled before any row is read."""
+    params = Params()
+    id_column = id_source(spec.id_column, columns, f"{obj}.id_column")
+    fallback = id_source(spec.fallback_id_column, columns, f"{obj}.fallback_id_column") if spec.fallback_id_column else None
+    filter_sql = compile_filter(con, spec.filter, columns, params, obj) if spec.filter else "true"
+    rows = row_expression(con, source, columns)
+    overridden = set(spec.transform.outputs) if spec.transform else set()
+    mapping = {name: expr for name, expr in spec.mapping.items() if name not in overridden}
+    mapped_types = {name: bind_expression(con, source, rows, name, expr, obj) for name, expr in mapping.items()}
+    function = None
+    if spec.transform is not None:
+        function = load_function(spec.transform, obj)
+        for column in spec.transform.inputs:
+            if find_column(column, columns) is None:
+                raise SpecError(f"{obj}.transform.inputs: unknown column {column!r}")
+    memberships = None
+    membership_column = None
+    if spec.memberships is not None:
+        if obj != "users":
+            raise SpecError(f"{obj}.memberships: only users have memberships")
+        memberships = memberships_sql(spec.memberships, columns, obj)
+        membership_column = find_column(spec.memberships.column, columns)
+    plan = Plan(obj, rows, filter_sql, id_column, fallback, mapping, mapped_types, memberships,
+                membership_column, function, params)
+    # Schemas on mapped attributes are checked now; those on transform outputs once their types are known.
+    for attribute in mapped_attributes(plan):
+        compile_attribute(attribute, spec, obj)
+    return plan
+
+
+def id_source(name: str, columns: dict[str, ValueType], where: str) -> str:
+    found = find_column(name, columns)
+    if found is None:
+        raise SpecError(f"{where}: unknown column {name!r} (the source has: {', '.join(list(columns)[:30])})")
+    if columns[found].kind not in (Kind.TEXT, Kind.INT, Kind.BIGINT):
+        raise SpecError(f"{where}: {found!r} is {columns[found].sql}; an ID column holds text or integers")
+    return found
+
+
+def bind_expression(
+    con: duckdb.DuckDBPyConnection, source: str, rows: str, name: str, expression: str, obj: str
+) -> ValueType:
+    """The type of a mapping expression, found by letting DuckDB bind it against the source."""
+    where = f"{obj}.mapping.{name}"
+    # The expression sits on its own lines, so a trailing comment cannot swallow the parenthesis;
+    # the row column beside it makes an aggregate a binder error instead of a one-row result.
+    sql = f"SELECT {ROW}, (\n{expression}\n) AS v FROM (SELECT {rows} AS {ROW}, * FROM {source})"
+    try:
+        if len(con.extract_statements(sql)) != 1:
+            raise SpecError(f"{where}: {expression!r} is not a single SQL expression")
+        vt = classify(con.sql(sql).types[1])
+    except duckdb.Error as exc:
+        raise SpecError(f"{where}: DuckDB cannot bind {expression!r}: {exc}") from exc
+    if not is_flat(vt):
+        raise SpecError(nested_message(where, vt))
+    return vt
+
+
+def nested_message(where: str, vt: ValueType) -> str:
+    return (
+        f"{where}: the value is {vt.sql}; Userflow attributes are flat (text, numbers, booleans, "
+        f"datetimes, lists of those): map each field to its own attribute "
+        f"(e.g. `address.city`, `json_extract_string(payload, '$.plan')`, `base64(blob)`)"
+    )
+
+
+def mapped_attributes(plan: Plan) -> list[Attribute]:
+    return [Attribute(name, f"__uf_m{i}", plan.mapped_types[name]) for i, name in enumerate(plan.mapping)]
+
+
+def python_attributes(con: duckdb.DuckDBPyConnection, columns: dict[str, str], obj: str) -> list[Attribute]:
+    rel = con.sql(f"SELECT * FROM {PY}")
+    types = dict(zip(rel.columns, rel.types))
+    attributes = []
+    for name, column in columns.items():
+        vt = classify(types[column])
+        if not is_flat(vt):
+            raise SpecError(nested_message(f"{obj}.transform.outputs.{name}", vt))
+        attributes.append(Attribute(name, column, vt))
+    return attributes
+
+
+def compile_attribute(attribute: Attribute, spec: ObjectSpec, obj: str) -> None:
+    schema = spec.output_schema.get(attribute.name)
+    if schema is not None:
+        where = f"{obj}.output_schema.{attribute.name}"
+        attribute.coerced = coerce(attribute.raw, attribute.raw_type, schema, where, attribute.name)
+        target, target_type = coerced_column(attribute), attribute.coerced.value_type
+    else:
+        target, target_type = attribute.raw, attribute.raw_type
+    attribute.value = value_sql(target, target_type, attribute.name)
+
+
+def coerced_column(attribute: Attribute) -> str:
+    return attribute.raw.replace("__uf_m", "__uf_c") if not attribute.raw.startswith("__uf_py") else f"__uf_c_{attribute.raw}"
+
+
+def staged_query(plan: Plan, attributes: list[Attribute], py_table: str | None) -> str:
+    """One query: every kept row with its ID, JSON text, hash and its first broken rule (if any)."""
+    ids = f"CAST({ident(plan.id_column)} AS VARCHAR) AS __uf_pid, " + (
+        f"CAST({ident(plan.fallback_column)} AS VARCHAR) AS __uf_fid" if plan.fallback_column else "CAST(NULL AS VARCHAR) AS __uf_fid"
+    )
+    mapped_cols = [f"(\n{plan.mapping[a.name]}\n) AS {a.raw}" for a in attributes if a.raw.startswith("__uf_m")]
+    mapped_cols += [f"{PY}.{a.raw} AS {a.raw}" for a in attributes if a.raw.startswith("__uf_py")]
+    ms_cols = []
+    if plan.memberships is not None:
+        ms_cols = [f"{plan.memberships.fragment} AS __uf_ms"]
+        ms_cols += [f"coalesce({c.condition}, false) AS __uf_ms_bad{i}" for i, c in enumerate(plan.memberships.checks)]
+        ms_cols += [f"({' + '.join(plan.memberships.nulled) or '0'}) AS __uf_ms_nulled"]
+        ms_cols += [f"left(CAST({ident(plan.membership_column or '')} AS VARCHAR), {VALUE_CHARS}) AS __uf_ms_text"]
+    join = f" LEFT JOIN {PY} ON {PY}.{ROW} = {KEPT}.{ROW}" if py_table else ""
+    mapped = (
+        f"SELECT {KEPT}.{ROW} AS {ROW}, {ids}, " + ", ".join(mapped_cols + ms_cols) + f" FROM {KEPT}{join}"
+    )
+    # Layer 2: schema coercions, and the ID after the fallback rule.
+    pid_ok, fid_ok = usable("__uf_pid"), usable("__uf_fid")
+    coerced_cols = [f"{a.coerced.expression} AS {coerced_column(a)}" for a in attributes if a.coerced]
+    layer2 = (
+        f"SELECT *, CASE WHEN {pid_ok} THEN __uf_pid END AS primary_id, "
+        f"CASE WHEN {fid_ok} THEN __uf_fid END AS fallback_id, "
+        f"CASE WHEN {pid_ok} THEN __uf_pid WHEN {fid_ok} THEN __uf_fid END AS id"
+        + "".join(f", {c}" for c in coerced_cols)
+        + " FROM mapped"
+    )
+    # Layer 3: the first broken rule, as an index into `rules` (each condition evaluated once).
+    rules = rule_list(plan, attributes)
+    fail = "CASE " + " ".join(f"WHEN {r.condition} THEN {i}" for i, r in enumerate(rules)) + " END" if rules else "NULL"
+    pieces = []
+    for i, a in enumerate(attributes):
+        assert a.value is not None
+        pieces.append(literal(("{" if i == 0 else ",") + json.dumps(a.name) + ":"))
+        pieces.append(a.value.fragment)
+    pieces.append("'}'")
+    attributes_json = f"concat({', '.join(pieces)})"
+    memberships_json = "__uf_ms" if plan.memberships is not None else "CAST(NULL AS VARCHAR)"
+    nulled = [n for a in attributes for n in (a.value.nulled if a.value else [])]
+    nulled += [n for a in attributes if a.coerced for n in a.coerced.nulled]
+    if plan.memberships is not None:
+        nulled.append("__uf_ms_nulled")
+    layer3 = (
+        f"SELECT *, {attributes_json} AS attributes, {memberships_json} AS memberships, "
+        f"({' + '.join(nulled) or '0'}) AS nulled, ({fail}) AS fail FROM coerced"
+    )
+    # Layer 4: texts of the broken rule, and the payload hash.
+    reason = "CASE fail " + " ".join(f"WHEN {i} THEN {r.reason}" for i, r in enumerate(rules)) + " END" if rules else "NULL"
+    column = "CASE fail " + " ".join(f"WHEN {i} THEN {r.column}" for i, r in enumerate(rules)) + " END" if rules else "NULL"
+    value = "CASE fail " + " ".join(f"WHEN {i} THEN left({r.value}, {VALUE_CHARS})" for i, r in enumerate(rules)) + " END" if rules else "NULL"
+    payload = "md5(concat('{\"attributes\":', attributes, ',\"memberships\":', coalesce(memberships, 'null'), '}'))"
+    final = (
+        f"SELECT {ROW}, id, primary_id, fallback_id, attributes, memberships, {payload} AS payload_hash, "
+        f"nulled, fail, {reason} AS reason, {column} AS rcolumn, {value} AS rvalue FROM checked"
+    )
+    sql = f"WITH mapped AS ({mapped}), coerced AS ({layer2}), checked AS ({layer3}) {final}"
+    return sql
+
+
+@dataclass(frozen=True)
+class Rule:
+    condition: str  # SQL: true when the row breaks the rule
+    reason: str  # SQL text
+    column: str  # SQL text: the source column or attribute the rule is about
+    value: str  # SQL text: the offending value
+
+
+def rule_list(plan: Plan, attributes: list[Attribute]) -> list[Rule]:
+    """Every rule a row must keep, in the order their failures are reported."""
+    id_column = literal(plan.id_column)
+    # An ID rule is about the column the ID came from: the fallback's when it was used.
+    id_from = f"CASE WHEN primary_id IS NULL THEN {literal(plan.fallback_column or plan.id_column)} ELSE {id_column} END"
+    rules = [
+        Rule("id IS NULL", literal("missing id"), id_column, "__uf_pid"),
+        Rule(has_control("id"), literal("id contains control characters"), id_from, "id"),
+        Rule(too_long("id"), literal(f"id longer than {MAX_ID_CHARS} characters"), id_from, "id"),
+    ]
+    for a in attributes:
+        assert a.value is not None
+        target = coerced_column(a) if a.coerced else a.raw
+        checks: list[Check] = list(a.coerced.checks) if a.coerced else []
+        checks += a.value.checks
+        for c in checks:
+            condition = c.condition.replace(COERCED, target)
+            rules.append(
+                Rule(f"coalesce({condition}, false)", c.reason.replace(COERCED, target), literal(a.name), f"CAST({a.raw} AS VARCHAR)")
+            )
+    if plan.memberships is not None:
+        column = literal(plan.membership_column or "")
+        rules += [Rule(f"__uf_ms_bad{i}", c.reason, column, "__uf_ms_text") for i, c in enumerate(plan.memberships.checks)]
+    return rules
+
+
+def runtime_fault(con: duckdb.DuckDBPyConnection, plan: Plan, exc: duckdb.Error) -> Exception:
+    """A query that bound but failed on some row: name the mapping expression that fails, if one does."""
+    for name, expression in plan.mapping.items():
+        try:
+            con.execute(f"SELECT count((\n{expression}\n)) FROM {KEPT}").fetchone()
+        except duckdb.Error as inner:
+            return SpecError(
+                f"{plan.obj}.mapping.{name}: {expression!r} fails on the source rows: {inner} "
+                "(use TRY_CAST or a CASE to turn bad values into nulls or schema rejections)"
+            )
+    return exc
+
+
+def write_tables(con: duckdb.DuckDBPyConnection, plan: Plan, records_table: str, rejected_table: str) -> None:
+    """Replace both output tables in one transaction: readers see the old pair or the new pair."""
+    records, rejected = qualified(records_table), qualified(rejected_table)
+    keep = f"d.id IS NULL OR (NOT d.differ AND s.{ROW} = d.first_row)"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name in (records_table, rejected_table):
+            parts = table_parts(name)
+            if len(parts) > 1:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {'.'.join(ident(p) for p in parts[:-1])}")
+        con.execute(f"CREATE OR REPLACE TABLE {records} ({RECORDS_DDL})")
+        con.execute(
+            f"INSERT INTO {records} SELECT s.id, s.primary_id, s.fallback_id, s.attributes, s.memberships, "
+            f"s.payload_hash, s.{ROW} FROM {STAGED} s LEFT JOIN {DUPS} d ON d.id = s.id "
+            f"WHERE s.fail IS NULL AND ({keep}) ORDER BY s.{ROW}"
+        )
+        con.execute(f"CREATE OR REPLACE TABLE {rejected} ({REJECTED_DDL})")
+        con.execute(
+            f"INSERT INTO {rejected} SELECT * FROM ("
+            f"SELECT {ROW}, id, rcolumn, reason, rvalue FROM {STAGED} WHERE fail IS NOT NULL "
+            f"UNION ALL SELECT s.{ROW}, s.id, {literal(plan.id_column)}, "
+            f"'duplicate id with different data (' || d.n || ' rows)', left(s.id, {VALUE_CHARS}) "
+            f"FROM {STAGED} s JOIN {DUPS} d ON d.id = s.id WHERE s.fail IS NULL AND d.differ"
+            f") ORDER BY 1"
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def count(
+    con: duckdb.DuckDBPyConnection, plan: Plan, source: str, records_table: str, rejected_table: str, nulled_in_python: int
+) -> TransformResult:
+    records, rejected = qualified(records_table), qualified(rejected_table)
+    (source_rows,) = con.execute(f"SELECT count(*) FROM {source}").fetchone()
+    (kept,) = con.execute(f"SELECT count(*) FROM {STAGED}").fetchone()
+    n_records, with_fallback, nulled = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE r.primary_id IS NULL), coalesce(sum(s.nulled), 0) "
+        f"FROM {records} r JOIN {STAGED} s ON s.{ROW} = r.source_row"
+    ).fetchone()
+    (merged,) = con.execute(f"SELECT coalesce(sum(n - 1), 0) FROM {DUPS} WHERE NOT differ").fetchone()
+    # The reason without its parenthesised detail: `email: longer than 254 characters`.
+    by_reason = dict(
+        con.execute(
+            f"SELECT regexp_replace(reason, ' \\([^()]*\\)$', '') AS r, count(*) FROM {rejected} GROUP BY r ORDER BY r"
+        ).fetchall()
+    )
+    return TransformResult(
+        object_type="",
+        source_rows=int(source_rows),
+        filtered_out=int(source_rows - kept),
+        records=int(n_records),
+        rejected=int(sum(by_reason.values())),
+        rejected_by_reason={str(k): int(v) for k, v in by_reason.items()},
+        nulled_values=int(nulled) + nulled_in_python,
+        duplicates_merged=int(merged),
+        with_fallback_id=int(with_fallback),
+    )

@@ -1,0 +1,56 @@
+"""Small helpers for writing SQL text: quoting, table names and bound parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def ident(name: str) -> str:
+    """A quoted identifier: any column name, however odd, stays one name."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """A SQL string literal for text the spec defines (names, messages); data values are bound instead."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def table_parts(name: str) -> list[str]:
+    """`schema.table` (or `db.schema.table`, parts optionally double-quoted) split into its parts."""
+    parts: list[str] = []
+    current, quoted, i = "", False, 0
+    while i < len(name):
+        ch = name[i]
+        if ch == '"':
+            if quoted and i + 1 < len(name) and name[i + 1] == '"':
+                current += '"'
+                i += 1
+            else:
+                quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+        i += 1
+    parts.append(current)
+    if quoted or not all(parts) or len(parts) > 3:
+        raise ValueError(f"not a table name: {name!r}")
+    return parts
+
+
+def qualified(name: str) -> str:
+    return ".".join(ident(p) for p in table_parts(name))
+
+
+@dataclass
+class Params:
+    """Named parameters collected while SQL text is built; `add` returns the placeholder."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, value: Any) -> str:
+        key = f"p{len(self.values)}"
+        self.values[key] = value
+        return f"${key}"
