@@ -34,13 +34,14 @@ from dataclasses import dataclass
 DEFAULT_INITIAL_PER_MINUTE = 500.0
 MIN_RATE_PER_S = 0.2
 MAX_RATE_PER_S = 5000.0
-DOUBLING_TIME_S = 0.5  # growth speed below the known ceiling
+DOUBLING_TIME_S = 0.3  # growth speed below the known ceiling
 BACKOFF = 0.8  # multiplicative cut on a 429
-TARGET_FRACTION = 0.92  # where growth stops being fast, relative to the last 429's rate
-PROBE_PER_S = 0.02  # additive probe above that, as a share of the ceiling per second
+TARGET_FRACTION = 0.95  # where growth stops being fast, relative to the estimated limit
+PROBE_PER_S = 0.01  # additive probe above that, as a share of the ceiling per second
 PROBE_SPEEDUP_S = 5.0  # the probe doubles its slope after this long without a 429
 CONCURRENCY_BACKOFF = 0.75
 WINDOW_S = 60.0
+SAMPLE_S = 1.0  # successes counted over this long estimate what the server accepts
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,14 @@ class AdaptiveRateLimiter:
         self._fixed: float | None = None
         self._window: deque[float] = deque()
         self._rate = initial_per_minute / 60.0
-        self._ceiling: float | None = None  # rate at which the last 429 was drawn
+        self._ceiling: float | None = None  # estimated server limit, per second
+        self._successes: deque[float] = deque()  # times of recent successes
+        self._first_success: float | None = None
         self._last_cut = -math.inf
-        self._next_slot = -math.inf
+        self._overloaded = False
+        self._last_grant = -math.inf
+        self._head_taken = False
+        self._pace_waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[int]]] = deque()
         self._paused_until = -math.inf
         self._max_concurrency = max_concurrency
         self._cap = float(max_concurrency)
@@ -124,19 +130,13 @@ class AdaptiveRateLimiter:
     # -- admission ------------------------------------------------------------------------
 
     async def acquire(self) -> Ticket:
-        """Wait for a concurrency slot, then for the next rate slot."""
+        """Wait for the next rate slot, then for a concurrency slot."""
+        paced, rate = await self._pace()
         in_flight, bound = await self._acquire_slot()
-        try:
-            delay, rate = self._reserve_rate_slot()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        except BaseException:
-            self.release()
-            raise
         return Ticket(
             sent_at=self._clock(),
             rate=rate,
-            paced=delay > 0,
+            paced=paced,
             in_flight=in_flight,
             concurrency_bound=bound,
         )
@@ -147,19 +147,79 @@ class AdaptiveRateLimiter:
             self._in_flight -= 1
             self._wake_waiters_locked()
 
-    def _reserve_rate_slot(self) -> tuple[float, float]:
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next_slot, self._paused_until)
-            if self._fixed is not None:
-                limit = max(1, math.floor(self._fixed * WINDOW_S))
-                while self._window and self._window[0] <= start - WINDOW_S:
-                    self._window.popleft()
-                if len(self._window) >= limit:
-                    start = max(start, self._window[-limit] + WINDOW_S)
-                self._window.append(start)
-            self._next_slot = start + 1.0 / self._rate
+    async def _pace(self) -> tuple[bool, float]:
+        """Wait in line for a rate slot. Only the head of the line sleeps, and it re-reads the
+        rate after every sleep, so a changed rate applies at once rather than after slots
+        reserved at the old one."""
+        await self._become_head()
+        slept = False  # queueing behind others is not the rate holding us back; sleeping is
+        try:
+            while True:
+                with self._lock:
+                    delay, rate = self._try_grant_locked()
+                if delay <= 0:
+                    return slept, rate
+                slept = True
+                await asyncio.sleep(delay)
+        finally:
+            self._pass_head()
+
+    def _try_grant_locked(self) -> tuple[float, float]:
+        """(0, rate) and the slot is taken, or (seconds to wait, rate)."""
+        now = self._clock()
+        interval = 1.0 / self._rate
+        # Virtual schedule: a late wake-up may use up to one missed interval, no more.
+        start = max(self._last_grant + interval, now - interval, self._paused_until)
+        if self._fixed is not None:
+            limit = max(1, math.floor(self._fixed * WINDOW_S))
+            while self._window and self._window[0] <= now - WINDOW_S:
+                self._window.popleft()
+            if len(self._window) >= limit:
+                start = max(start, self._window[-limit] + WINDOW_S)
+        if start > now:
             return start - now, self._rate
+        self._last_grant = start
+        if self._fixed is not None:
+            self._window.append(now)
+        return 0.0, self._rate
+
+    async def _become_head(self) -> bool:
+        """Take the head of the pacing line; True if we had to queue for it."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if not self._head_taken:
+                self._head_taken = True
+                return False
+            waiter: asyncio.Future[int] = loop.create_future()
+            self._pace_waiters.append((loop, waiter))
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            with self._lock:
+                if (loop, waiter) in self._pace_waiters:
+                    self._pace_waiters.remove((loop, waiter))
+                    raise
+            if waiter.done() and not waiter.cancelled():
+                self._pass_head()  # the head was handed to us just as we were cancelled
+            raise
+        return True
+
+    def _pass_head(self) -> None:
+        with self._lock:
+            while self._pace_waiters:
+                loop, waiter = self._pace_waiters.popleft()
+                try:
+                    loop.call_soon_threadsafe(self._hand_head, waiter)
+                    return
+                except RuntimeError:  # that loop is closed
+                    continue
+            self._head_taken = False
+
+    def _hand_head(self, waiter: asyncio.Future[int]) -> None:
+        if waiter.cancelled():
+            self._pass_head()
+        else:
+            waiter.set_result(0)
 
     async def _acquire_slot(self) -> tuple[int, bool]:
         loop = asyncio.get_running_loop()
@@ -206,6 +266,9 @@ class AdaptiveRateLimiter:
         with self._lock:
             now = self._clock()
             self._ok_in_flight.append(ticket.in_flight)
+            self._record_success_locked(now)
+            if ticket.sent_at > self._last_cut:
+                self._overloaded = False  # sent after the last cut and accepted: overload over
             if ticket.paced:
                 self._rate = min(self._max_rate_locked(), self._rate + self._growth_locked(now))
             if ticket.concurrency_bound and self._cap < self._max_concurrency:
@@ -237,9 +300,32 @@ class AdaptiveRateLimiter:
                     self._cap = float(proven)
             if ticket.sent_at <= self._last_cut:
                 return  # sent before the last cut: the same overload, already answered
+            if not self._overloaded:
+                # First cut of an overload: estimate the limit. What the server accepted over
+                # the last second measures a short window exactly and tracks the send rate
+                # under a long one. Later cuts of the same overload are answered by a window
+                # still full from before the first cut, so they keep the estimate.
+                self._ceiling = self._accepted_rate_locked(now) or ticket.rate
+                self._overloaded = True
             self._last_cut = now
-            self._ceiling = ticket.rate
             self._rate = max(MIN_RATE_PER_S, min(self._rate, ticket.rate) * BACKOFF)
+
+    def _record_success_locked(self, now: float) -> None:
+        if self._first_success is None:
+            self._first_success = now
+        self._successes.append(now)
+        while self._successes and self._successes[0] <= now - SAMPLE_S:
+            self._successes.popleft()
+
+    def _accepted_rate_locked(self, now: float) -> float | None:
+        if self._first_success is None:
+            return None
+        while self._successes and self._successes[0] <= now - SAMPLE_S:
+            self._successes.popleft()
+        span = min(SAMPLE_S, now - self._first_success)
+        if span < 0.2 or len(self._successes) < 5:
+            return None  # too little to measure
+        return len(self._successes) / span
 
     def _max_rate_locked(self) -> float:
         return self._fixed if self._fixed is not None else MAX_RATE_PER_S
