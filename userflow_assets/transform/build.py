@@ -19,7 +19,7 @@ from userflow_assets.spec import ObjectSpec
 from userflow_assets.transform.errors import SpecError
 from userflow_assets.transform.filters import compile_filter, find_column
 from userflow_assets.transform.ids import MAX_ID_CHARS, has_control, too_long, usable
-from userflow_assets.transform.memberships import memberships_sql
+from userflow_assets.transform.memberships import ITEMS, KEYS, UNSORTED, MembershipSql, memberships_sql
 from userflow_assets.transform.pyfunc import ROW, Function, load_function, run_function
 from userflow_assets.transform.sqltext import Params, ident, literal, qualified, table_parts
 from userflow_assets.transform.types import Kind, ValueType, classify, is_flat
@@ -74,14 +74,14 @@ class Attribute:
 @dataclass
 class Plan:
     obj: str
+    source: str
     row_expression: str
     filter_sql: str
     id_column: str
     fallback_column: str | None
     mapping: dict[str, str]  # attribute -> SQL expression (transform outputs excluded)
     mapped_types: dict[str, ValueType]
-    memberships: ValueSql | None
-    membership_column: str | None
+    memberships: MembershipSql | None
     function: Function | None
     params: Params
 
@@ -102,16 +102,17 @@ def build_records(
     columns = source_columns(con, source, obj)
     plan = compile_plan(con, spec, obj, source, columns)
     try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {KEPT} AS SELECT * FROM "
-            f"(SELECT {plan.row_expression} AS {ROW}, * FROM {source}) WHERE {plan.filter_sql}",
-            plan.params.values,
-        )
         attributes = mapped_attributes(plan)
         py_table = None
         nulled_in_python = 0
         if spec.transform is not None:
             assert plan.function is not None
+            # The function's rows: the kept rows, materialised once for it and for the query after.
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {KEPT} AS SELECT * FROM "
+                f"(SELECT {plan.row_expression} AS {ROW}, * FROM {source}) WHERE {plan.filter_sql}",
+                plan.params.values,
+            )
             outputs = run_function(con, plan.function, spec.transform, KEPT, PY, obj)
             py_table, nulled_in_python = outputs.table, outputs.nulled
             attributes = [a for a in attributes if a.name not in outputs.columns]
@@ -121,7 +122,8 @@ def build_records(
             compile_attribute(attribute, spec, obj)
         staged_sql = staged_query(plan, attributes, py_table)
         try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {staged_sql}")
+            params = plan.params.values if spec.transform is None else {}
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {staged_sql}", params)
         except duckdb.Error as exc:
             raise runtime_fault(con, plan, exc) from exc
         con.execute(
@@ -179,14 +181,11 @@ def compile_plan(
             if find_column(column, columns) is None:
                 raise SpecError(f"{obj}.transform.inputs: unknown column {column!r}")
     memberships = None
-    membership_column = None
     if spec.memberships is not None:
         if obj != "users":
             raise SpecError(f"{obj}.memberships: only users have memberships")
         memberships = memberships_sql(spec.memberships, columns, obj)
-        membership_column = find_column(spec.memberships.column, columns)
-    plan = Plan(obj, rows, filter_sql, id_column, fallback, mapping, mapped_types, memberships,
-                membership_column, function, params)
+    plan = Plan(obj, source, rows, filter_sql, id_column, fallback, mapping, mapped_types, memberships, function, params)
     # Schemas on mapped attributes are checked now; those on transform outputs once their types are known.
     for attribute in mapped_attributes(plan):
         compile_attribute(attribute, spec, obj)
@@ -261,62 +260,75 @@ def coerced_column(attribute: Attribute) -> str:
 
 
 def staged_query(plan: Plan, attributes: list[Attribute], py_table: str | None) -> str:
-    """One query: every kept row with its ID, JSON text, hash and its first broken rule (if any)."""
+    """One query: every kept row with its ID, JSON text, hash and its first broken rule (if any).
+
+    Layers, so that each costly expression is computed once per row and then referenced:
+    mapped (expressions over the source), coerced (schemas, IDs, memberships sorted),
+    merged (memberships merged), checked (first broken rule, JSON text), final (reason texts, hash).
+    """
+    ms = plan.memberships
     ids = f"CAST({ident(plan.id_column)} AS VARCHAR) AS __uf_pid, " + (
         f"CAST({ident(plan.fallback_column)} AS VARCHAR) AS __uf_fid" if plan.fallback_column else "CAST(NULL AS VARCHAR) AS __uf_fid"
     )
     mapped_cols = [f"(\n{plan.mapping[a.name]}\n) AS {a.raw}" for a in attributes if a.raw.startswith("__uf_m")]
     mapped_cols += [f"{PY}.{a.raw} AS {a.raw}" for a in attributes if a.raw.startswith("__uf_py")]
-    ms_cols = []
-    if plan.memberships is not None:
-        ms_cols = [f"{plan.memberships.fragment} AS __uf_ms"]
-        ms_cols += [f"coalesce({c.condition}, false) AS __uf_ms_bad{i}" for i, c in enumerate(plan.memberships.checks)]
-        ms_cols += [f"({' + '.join(plan.memberships.nulled) or '0'}) AS __uf_ms_nulled"]
-        ms_cols += [f"left(CAST({ident(plan.membership_column or '')} AS VARCHAR), {VALUE_CHARS}) AS __uf_ms_text"]
-    join = f" LEFT JOIN {PY} ON {PY}.{ROW} = {KEPT}.{ROW}" if py_table else ""
-    mapped = (
-        f"SELECT {KEPT}.{ROW} AS {ROW}, {ids}, " + ", ".join(mapped_cols + ms_cols) + f" FROM {KEPT}{join}"
-    )
-    # Layer 2: schema coercions, and the ID after the fallback rule.
+    if ms is not None:
+        mapped_cols += [f"{ms.unsorted} AS __uf_ms_unsorted", f"{ident(ms.column)} AS __uf_ms_raw"]
+        mapped_cols += [f"coalesce({c.condition}, false) AS __uf_ms_value_bad{i}" for i, c in enumerate(ms.value_checks)]
+        mapped_cols += [f"({' + '.join(ms.nulled) or '0'}) AS __uf_ms_nulled"]
+    if py_table:
+        source = f"{KEPT} LEFT JOIN {PY} ON {PY}.{ROW} = {KEPT}.{ROW}"
+        row = f"{KEPT}.{ROW}"
+    else:
+        source = f"(SELECT {plan.row_expression} AS {ROW}, * FROM {plan.source}) AS {SRC} WHERE {plan.filter_sql}"
+        row = ROW
+    mapped = f"SELECT {row} AS {ROW}, {ids}, " + ", ".join(mapped_cols) + f" FROM {source}"
+
     pid_ok, fid_ok = usable("__uf_pid"), usable("__uf_fid")
     coerced_cols = [f"{a.coerced.expression} AS {coerced_column(a)}" for a in attributes if a.coerced]
-    layer2 = (
+    if ms is not None:
+        coerced_cols.append(f"{ms.items.replace(UNSORTED, '__uf_ms_unsorted')} AS __uf_ms_items")
+    coerced = (
         f"SELECT *, CASE WHEN {pid_ok} THEN __uf_pid END AS primary_id, "
         f"CASE WHEN {fid_ok} THEN __uf_fid END AS fallback_id, "
         f"CASE WHEN {pid_ok} THEN __uf_pid WHEN {fid_ok} THEN __uf_fid END AS id"
         + "".join(f", {c}" for c in coerced_cols)
         + " FROM mapped"
     )
-    # Layer 3: the first broken rule, as an index into `rules` (each condition evaluated once).
+
+    merged = "SELECT * FROM coerced"
+    if ms is not None:
+        merged = (
+            f"SELECT *, {ms.keys.replace(ITEMS, '__uf_ms_list')} AS __uf_ms_keys FROM "
+            f"(SELECT *, {ms.merged.replace(ITEMS, '__uf_ms_items')} AS __uf_ms_list FROM coerced)"
+        )
+
     rules = rule_list(plan, attributes)
-    fail = "CASE " + " ".join(f"WHEN {r.condition} THEN {i}" for i, r in enumerate(rules)) + " END" if rules else "NULL"
+    fail = "CASE " + " ".join(f"WHEN {r.condition} THEN {i}" for i, r in enumerate(rules)) + " END"
     pieces = []
     for i, a in enumerate(attributes):
         assert a.value is not None
-        pieces.append(literal(("{" if i == 0 else ",") + json.dumps(a.name) + ":"))
-        pieces.append(a.value.fragment)
-    pieces.append("'}'")
-    attributes_json = f"concat({', '.join(pieces)})"
-    memberships_json = "__uf_ms" if plan.memberships is not None else "CAST(NULL AS VARCHAR)"
+        pieces += [literal(("{" if i == 0 else ",") + json.dumps(a.name) + ":"), a.value.fragment]
+    attributes_json = f"concat({', '.join(pieces)}, '}}')"
+    memberships_json = ms.fragment.replace(ITEMS, "__uf_ms_list") if ms is not None else "CAST(NULL AS VARCHAR)"
     nulled = [n for a in attributes for n in (a.value.nulled if a.value else [])]
     nulled += [n for a in attributes if a.coerced for n in a.coerced.nulled]
-    if plan.memberships is not None:
+    if ms is not None:
         nulled.append("__uf_ms_nulled")
-    layer3 = (
+    checked = (
         f"SELECT *, {attributes_json} AS attributes, {memberships_json} AS memberships, "
-        f"({' + '.join(nulled) or '0'}) AS nulled, ({fail}) AS fail FROM coerced"
+        f"({' + '.join(nulled) or '0'}) AS nulled, ({fail}) AS fail FROM merged"
     )
-    # Layer 4: texts of the broken rule, and the payload hash.
-    reason = "CASE fail " + " ".join(f"WHEN {i} THEN {r.reason}" for i, r in enumerate(rules)) + " END" if rules else "NULL"
-    column = "CASE fail " + " ".join(f"WHEN {i} THEN {r.column}" for i, r in enumerate(rules)) + " END" if rules else "NULL"
-    value = "CASE fail " + " ".join(f"WHEN {i} THEN left({r.value}, {VALUE_CHARS})" for i, r in enumerate(rules)) + " END" if rules else "NULL"
+
+    reason = "CASE fail " + " ".join(f"WHEN {i} THEN {r.reason}" for i, r in enumerate(rules)) + " END"
+    column = "CASE fail " + " ".join(f"WHEN {i} THEN {r.column}" for i, r in enumerate(rules)) + " END"
+    value = "CASE fail " + " ".join(f"WHEN {i} THEN left({r.value}, {VALUE_CHARS})" for i, r in enumerate(rules)) + " END"
     payload = "md5(concat('{\"attributes\":', attributes, ',\"memberships\":', coalesce(memberships, 'null'), '}'))"
     final = (
         f"SELECT {ROW}, id, primary_id, fallback_id, attributes, memberships, {payload} AS payload_hash, "
         f"nulled, fail, {reason} AS reason, {column} AS rcolumn, {value} AS rvalue FROM checked"
     )
-    sql = f"WITH mapped AS ({mapped}), coerced AS ({layer2}), checked AS ({layer3}) {final}"
-    return sql
+    return f"WITH mapped AS ({mapped}), coerced AS ({coerced}), merged AS ({merged}), checked AS ({checked}) {final}"
 
 
 @dataclass(frozen=True)
@@ -347,9 +359,11 @@ def rule_list(plan: Plan, attributes: list[Attribute]) -> list[Rule]:
             rules.append(
                 Rule(f"coalesce({condition}, false)", c.reason.replace(COERCED, target), literal(a.name), f"CAST({a.raw} AS VARCHAR)")
             )
-    if plan.memberships is not None:
-        column = literal(plan.membership_column or "")
-        rules += [Rule(f"__uf_ms_bad{i}", c.reason, column, "__uf_ms_text") for i, c in enumerate(plan.memberships.checks)]
+    ms = plan.memberships
+    if ms is not None:
+        column = literal(ms.column)
+        rules += [Rule(f"coalesce({c.condition.replace(ITEMS, '__uf_ms_list').replace(KEYS, '__uf_ms_keys')}, false)", c.reason, column, f"CAST(__uf_ms_raw AS VARCHAR)") for c in ms.checks]
+        rules += [Rule(f"__uf_ms_value_bad{i}", c.reason, column, f"CAST(__uf_ms_raw AS VARCHAR)") for i, c in enumerate(ms.value_checks)]
     return rules
 
 
@@ -357,7 +371,11 @@ def runtime_fault(con: duckdb.DuckDBPyConnection, plan: Plan, exc: duckdb.Error)
     """A query that bound but failed on some row: name the mapping expression that fails, if one does."""
     for name, expression in plan.mapping.items():
         try:
-            con.execute(f"SELECT count((\n{expression}\n)) FROM {KEPT}").fetchone()
+            con.execute(
+                f"SELECT count((\n{expression}\n)) FROM (SELECT {plan.row_expression} AS {ROW}, * FROM {plan.source}) "
+                f"WHERE {plan.filter_sql}",
+                plan.params.values,
+            ).fetchone()
         except duckdb.Error as inner:
             return SpecError(
                 f"{plan.obj}.mapping.{name}: {expression!r} fails on the source rows: {inner} "
@@ -370,6 +388,12 @@ def write_tables(con: duckdb.DuckDBPyConnection, plan: Plan, records_table: str,
     """Replace both output tables in one transaction: readers see the old pair or the new pair."""
     records, rejected = qualified(records_table), qualified(rejected_table)
     keep = f"d.id IS NULL OR (NOT d.differ AND s.{ROW} = d.first_row)"
+    (has_duplicates,) = con.execute(f"SELECT count(*) > 0 FROM {DUPS}").fetchone()
+    if has_duplicates or plan.function is not None:
+        chosen = f"{STAGED} s LEFT JOIN {DUPS} d ON d.id = s.id WHERE s.fail IS NULL AND ({keep}) ORDER BY s.{ROW}"
+    else:
+        # The common case: the staged rows are in source order already, and none is dropped.
+        chosen = f"{STAGED} s WHERE s.fail IS NULL"
     con.execute("BEGIN TRANSACTION")
     try:
         for name in (records_table, rejected_table):
@@ -379,8 +403,7 @@ def write_tables(con: duckdb.DuckDBPyConnection, plan: Plan, records_table: str,
         con.execute(f"CREATE OR REPLACE TABLE {records} ({RECORDS_DDL})")
         con.execute(
             f"INSERT INTO {records} SELECT s.id, s.primary_id, s.fallback_id, s.attributes, s.memberships, "
-            f"s.payload_hash, s.{ROW} FROM {STAGED} s LEFT JOIN {DUPS} d ON d.id = s.id "
-            f"WHERE s.fail IS NULL AND ({keep}) ORDER BY s.{ROW}"
+            f"s.payload_hash, s.{ROW} FROM {chosen}"
         )
         con.execute(f"CREATE OR REPLACE TABLE {rejected} ({REJECTED_DDL})")
         con.execute(

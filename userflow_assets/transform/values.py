@@ -131,17 +131,20 @@ def scalar_checks(x: str, vt: ValueType, label: str, in_list: bool = False) -> l
         shown_value = literal(f"{label} (a list item)") if in_list else f"{literal(label + ' (')} || CAST({x} AS VARCHAR) || ')'"
         return [Check(f"({x} > {TWO_53} OR {x} < -{TWO_53})", f"'integer beyond 2^53 in ' || {shown_value}")]
     if vt.kind == Kind.TIMESTAMP:
-        t = x if vt.sql == "TIMESTAMP" else f"CAST({x} AS TIMESTAMP)"
+        if vt.sql == "TIMESTAMP_NS":
+            return []  # nanosecond timestamps span 1677-2262 only
+        # Compared in the column's own type: no per-row cast (TimeZone is UTC, so TZ bounds agree).
+        low, end = f"CAST({MIN_TIMESTAMP} AS {vt.sql})", f"CAST({END_TIMESTAMP} AS {vt.sql})"
         return [
             Check(
-                f"(NOT isinf({t}) AND ({t} < {MIN_TIMESTAMP} OR {t} >= {END_TIMESTAMP}))",
-                why("outside years 1-9999", f"CAST({t} AS VARCHAR)"),
+                f"(({x} < {low} OR {x} >= {end}) AND NOT isinf({x}))",
+                why("outside years 1-9999", f"CAST(CAST({x} AS TIMESTAMP) AS VARCHAR)"),
             )
         ]
     if vt.kind == Kind.DATE:
         return [
             Check(
-                f"(NOT isinf({x}) AND ({x} < {MIN_DATE} OR {x} > {MAX_DATE}))",
+                f"(({x} < {MIN_DATE} OR {x} > {MAX_DATE}) AND NOT isinf({x}))",
                 why("outside years 1-9999", f"CAST({x} AS VARCHAR)"),
             )
         ]
