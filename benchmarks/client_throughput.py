@@ -147,10 +147,10 @@ async def run_bare(base_url: str, seconds: float) -> Result:
     return Result("bare httpx", elapsed, ok, ok, 0, ok, 0.0)
 
 
-async def main(seconds: float, bare_seconds: float) -> None:
+async def main(seconds: float, bare_seconds: float, limits: tuple[int, ...]) -> None:
     rows: list[str] = []
     with emulator_process() as base_url:
-        for limit in LIMITS:
+        for limit in limits:
             await configure(base_url, limit)
             result = await run_client(base_url, seconds, f"limit {limit}/s")
             server = await server_counts(base_url)
@@ -182,5 +182,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="run time per limit")
     parser.add_argument("--bare-seconds", type=float, default=15.0, help="run time per no-limit run")
+    parser.add_argument("--limits", type=int, nargs="+", default=list(LIMITS), help="server limits, req/s")
     args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.bare_seconds))
+    asyncio.run(main(args.seconds, args.bare_seconds, tuple(args.limits)))

@@ -39,6 +39,7 @@ BACKOFF = 0.8  # multiplicative cut on a 429
 TARGET_FRACTION = 0.95  # where growth stops being fast, relative to the estimated limit
 PROBE_PER_S = 0.01  # additive probe above that, as a share of the ceiling per second
 PROBE_SPEEDUP_S = 5.0  # the probe doubles its slope after this long without a 429
+PLATEAU_S = 5.0  # after a cut, hold just under the limit this long before probing above it
 CONCURRENCY_BACKOFF = 0.75
 WINDOW_S = 60.0
 SAMPLE_S = 1.0  # successes counted over this long estimate what the server accepts
@@ -86,7 +87,6 @@ class AdaptiveRateLimiter:
         self._rate = initial_per_minute / 60.0
         self._ceiling: float | None = None  # estimated server limit, per second
         self._successes: deque[float] = deque()  # times of recent successes
-        self._first_success: float | None = None
         self._last_cut = -math.inf
         self._overloaded = False
         self._last_grant = -math.inf
@@ -308,24 +308,20 @@ class AdaptiveRateLimiter:
                 self._ceiling = self._accepted_rate_locked(now) or ticket.rate
                 self._overloaded = True
             self._last_cut = now
-            self._rate = max(MIN_RATE_PER_S, min(self._rate, ticket.rate) * BACKOFF)
+            # Cut below the estimate too: after a fast ramp the rate may be far above it.
+            self._rate = max(MIN_RATE_PER_S, min(self._rate, ticket.rate, self._ceiling) * BACKOFF)
 
     def _record_success_locked(self, now: float) -> None:
-        if self._first_success is None:
-            self._first_success = now
         self._successes.append(now)
         while self._successes and self._successes[0] <= now - SAMPLE_S:
             self._successes.popleft()
 
     def _accepted_rate_locked(self, now: float) -> float | None:
-        if self._first_success is None:
-            return None
         while self._successes and self._successes[0] <= now - SAMPLE_S:
             self._successes.popleft()
-        span = min(SAMPLE_S, now - self._first_success)
-        if span < 0.2 or len(self._successes) < 5:
+        if len(self._successes) < 3:
             return None  # too little to measure
-        return len(self._successes) / span
+        return len(self._successes) / SAMPLE_S
 
     def _max_rate_locked(self) -> float:
         return self._fixed if self._fixed is not None else MAX_RATE_PER_S
@@ -338,8 +334,10 @@ class AdaptiveRateLimiter:
         target = self._ceiling * TARGET_FRACTION
         if self._rate < target:
             return min(fast, target - self._rate)
-        since = max(0.0, now - self._last_cut)
-        slope = PROBE_PER_S * self._ceiling * (1.0 + since / PROBE_SPEEDUP_S)
+        probing = now - self._last_cut - PLATEAU_S
+        if probing <= 0:
+            return 0.0
+        slope = PROBE_PER_S * self._ceiling * (1.0 + probing / PROBE_SPEEDUP_S)
         return slope / self._rate
 
 
