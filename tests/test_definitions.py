@@ -8,24 +8,43 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from userflow_assets.definitions import defs
+from userflow_assets.definitions import load_definitions
 from userflow_assets.settings import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
 
 
+SINKS = {"userflow_groups", "userflow_users"}
+
+
 def test_definitions_are_loadable() -> None:
-    dg.Definitions.validate_loadable(defs)
+    dg.Definitions.validate_loadable(load_definitions())
 
 
 def test_asset_snapshot() -> None:
-    keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
-    assert {"warehouse_users", "warehouse_groups", "warehouse_events"} <= keys
+    defs = load_definitions()
     graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == {
+        "warehouse_groups", "warehouse_users", "userflow_group_records", "userflow_user_records", *SINKS,
+    }
     for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        if node.group_name == "warehouse":
-            assert node.pools in (None, set()), f"{key} reads the warehouse and must not hold the API pool"
+        pools = graph.get(key).pools or set()
+        # Exactly the assets that call Userflow share its budget.
+        assert pools == ({"userflow_api"} if key.to_user_string() in SINKS else set()), key
+    users = dg.AssetKey("userflow_users")
+    assert dg.AssetKey("userflow_groups") in graph.get(users).parent_keys, "groups are written before users"
+    checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
+    assert ("userflow_user_records", "ids_unique_and_present") in checks
+    assert ("userflow_users", "read_back") in checks
+    blocking = {
+        spec.key.name
+        for checks_def in defs.asset_checks or []
+        for spec in checks_def.check_specs
+        if spec.blocking
+    }
+    assert blocking == {"ids_unique_and_present", "rejected_share"}
+    assert defs.resolve_job_def("userflow_sync") is not None
 
 
 def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:

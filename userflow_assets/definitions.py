@@ -1,23 +1,14 @@
-"""The code location: every asset, resource and automation of the Userflow sync."""
+"""The code location: everything under userflow_assets/defs (the sync spec is defs/userflow_sync/defs.yaml)."""
 
-from __future__ import annotations
+from pathlib import Path
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
-
-from userflow_assets.settings import Settings
-from userflow_assets.warehouse.assets import warehouse_assets
-from userflow_assets.warehouse.resources import WarehouseResource
 
 
-def build_defs(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(
-        assets=[*warehouse_assets],
-        resources={
-            "warehouse": WarehouseResource(database=str(settings.warehouse_path), sql_dir=str(settings.sql_dir)),
-            "sync_db": DuckDBResource(database=str(settings.sync_db_path)),
-        },
-    )
+def load_definitions() -> dg.Definitions:
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
 
 
-defs = build_defs(Settings.from_env())
+@dg.definitions
+def defs() -> dg.Definitions:
+    return load_definitions()

@@ -39,8 +39,23 @@ Operator = Literal[
     "does not exist",
 ]
 
+# Schemas inside the state database; its file may not be named after one of them.
+STATE_SCHEMAS = ("staging", "transform", "plan", "sync")
+
 FieldType = Literal["string", "number", "integer", "boolean", "datetime", "list"]
 Scalar = str | int | float | bool
+
+
+def _at_least(value: int, minimum: int, name: str) -> int:
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _at_least_one(value: list, name: str) -> list:  # type: ignore[type-arg]
+    if not value:
+        raise ValueError(f"{name} needs at least one entry")
+    return value
 
 
 class Condition(dg.Model):
@@ -55,15 +70,25 @@ class Filter(dg.Model):
     """Rows the sync keeps: all conditions (`and`) or any of them (`or`)."""
 
     logical: Literal["and", "or"] = "and"
-    conditions: list[Condition] = Field(min_length=1)
+    conditions: list[Condition]
+
+    @field_validator("conditions")
+    @classmethod
+    def _not_empty(cls, value: list[Condition]) -> list[Condition]:
+        return _at_least_one(value, "filter.conditions")
 
 
 class SchemaField(dg.Model):
     """What an attribute's value must be; rows that break it are rejected with the reason."""
 
     type: FieldType
-    max_length: int | None = Field(default=None, ge=1, description="Characters of a string, items of a list.")
+    max_length: int | None = Field(default=None, description="Characters of a string, items of a list.")
     nullable: bool = True
+
+    @field_validator("max_length")
+    @classmethod
+    def _positive(cls, value: int | None) -> int | None:
+        return None if value is None else _at_least(value, 1, "max_length")
 
 
 class PythonTransform(dg.Model):
@@ -71,8 +96,13 @@ class PythonTransform(dg.Model):
     columns, returning a DataFrame with the `outputs` columns, row for row."""
 
     function: str = Field(description="`package.module:function`")
-    inputs: list[str] = Field(min_length=1)
-    outputs: list[str] = Field(min_length=1)
+    inputs: list[str]
+    outputs: list[str]
+
+    @field_validator("inputs", "outputs")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        return _at_least_one(value, "transform.inputs and transform.outputs")
 
     @field_validator("function")
     @classmethod
@@ -129,7 +159,14 @@ class ObjectSpec(dg.Model):
         default="clear",
         description="An attribute that became null or left the mapping: clear (send null once) or keep.",
     )
-    max_rejected_fraction: float = Field(default=0.05, ge=0, le=1)
+    max_rejected_fraction: float = 0.05
+
+    @field_validator("max_rejected_fraction")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if not 0 <= value <= 1:
+            raise ValueError(f"max_rejected_fraction must be between 0 and 1, got {value}")
+        return value
 
     @model_validator(mode="after")
     def _schema_names_known(self) -> "ObjectSpec":
@@ -146,14 +183,50 @@ class WarehouseSpec(dg.Model):
     database: str = Field(default="data/warehouse.duckdb", description="The warehouse DuckDB file.")
     sql_dir: str = Field(default="sql", description="Folder of the source queries.")
     late_arrival_minutes: int = Field(
-        default=60, ge=0, description="$LAST_SYNC_TIMESTAMP is the last sync's start minus this, for late rows."
+        default=60, description="$LAST_SYNC_TIMESTAMP is the last sync's start minus this, for late rows."
     )
+
+    @field_validator("late_arrival_minutes")
+    @classmethod
+    def _not_negative(cls, value: int) -> int:
+        return _at_least(value, 0, "late_arrival_minutes")
+
+
+class UserflowSpec(dg.Model):
+    """Where to write. The API key is never here: it comes from the USERFLOW_API_KEY variable."""
+
+    base_url: str = Field(
+        default="https://api.userflow.com",
+        description="https://api.userflow.com, https://api.eu.userflow.com for the EU, or the emulator's URL.",
+    )
+    requests_per_minute: int | None = Field(
+        default=None, description="The key's budget if known (never exceeded); unset adapts to 429s."
+    )
+    max_concurrency: int = Field(default=16, description="Most requests in flight at once.")
+
+    @field_validator("requests_per_minute", "max_concurrency")
+    @classmethod
+    def _positive(cls, value: int | None) -> int | None:
+        return None if value is None else _at_least(value, 1, "requests_per_minute and max_concurrency")
 
 
 class SyncSpec(dg.Model):
-    """The whole spec: where to read, where to keep state, and each object to sync."""
+    """The whole spec: where to read, where to write, where to keep state, and each object to sync."""
 
     warehouse: WarehouseSpec = Field(default_factory=WarehouseSpec)
-    state_database: str = Field(default="data/sync.duckdb", description="The sync state DuckDB file (ours).")
+    userflow: UserflowSpec = Field(default_factory=UserflowSpec)
+    state_database: str = Field(default="data/state.duckdb", description="The sync state DuckDB file (ours).")
     users: ObjectSpec
     groups: ObjectSpec | None = None
+
+    @field_validator("state_database")
+    @classmethod
+    def _stem_is_not_a_schema(cls, value: str) -> str:
+        # DuckDB names a database after its file, and `sync.records` must mean the schema.
+        stem = value.replace("\\", "/").rsplit("/", 1)[-1].split(".", 1)[0]
+        if stem.lower() in STATE_SCHEMAS:
+            raise ValueError(
+                f"state_database {value!r}: a file named {stem!r} clashes with the schema of that name "
+                f"inside it; choose another name (e.g. state.duckdb)"
+            )
+        return value

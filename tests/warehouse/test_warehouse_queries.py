@@ -54,7 +54,7 @@ def warehouse(tmp_path: Path) -> WarehouseResource:
 def _stage(warehouse: WarehouseResource, tmp_path: Path, sql: str, since: datetime | None = None):
     (Path(warehouse.sql_dir) / "users.sql").write_text(sql)
     query = warehouse.load_query("users.sql")
-    with duckdb.connect(str(tmp_path / "sync.duckdb")) as con:
+    with duckdb.connect(str(tmp_path / "state.duckdb")) as con:
         staged = warehouse.stage(con, query, "warehouse_users", since=since)
         rows = con.execute("SELECT * FROM staging.warehouse_users ORDER BY updated_at").fetchall()
         attached = [r[0] for r in con.execute("SELECT database_name FROM duckdb_databases()").fetchall()]

@@ -15,7 +15,7 @@ import duckdb
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.state.store import Record
 
-ACTIONS_TO_SEND = ("create", "update", "retry")
+ACTIONS_TO_SEND = ("create", "update", "retry", "migrate")
 PLAN_SCHEMA = "plan"
 
 
@@ -49,7 +49,8 @@ def build_plan(
     Failed records of earlier runs are retried even when the warehouse row did not change
     (they are not in an incremental read, so their last payload comes from the state).
     A record seen under its primary ID that the state knows under its fallback ID carries
-    `migrate_from`, unless that switch was already decided.
+    `migrate_from`, unless that switch was already decided; if nothing else about it changed
+    its action is `migrate`.
     """
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {PLAN_SCHEMA}")
     con.execute(
@@ -80,6 +81,8 @@ def build_plan(
                 WHEN f.id IS NOT NULL THEN 'retry'
                 WHEN s.id IS NULL THEN 'create'
                 WHEN $full_resync OR s.payload_hash <> c.payload_hash THEN 'update'
+                -- Unchanged, but the fallback-ID twin still has to go (an earlier delete failed).
+                WHEN p.fallback_id IS NOT NULL THEN 'migrate'
                 ELSE 'unchanged'
             END AS action,
             p.fallback_id AS migrate_from
@@ -91,10 +94,14 @@ def build_plan(
         """,
         {"object_type": object_type, "full_resync": full_resync},
     )
+    return summarize_plan(con, object_type)
+
+
+def summarize_plan(con: duckdb.DuckDBPyConnection, object_type: str) -> PlanSummary:
     rows = con.execute(
         f"SELECT action, count(*), count(migrate_from) FROM {plan_table(object_type)} GROUP BY action"
     ).fetchall()
-    counts = Counter({action: 0 for action in ("create", "update", "unchanged", "retry")})
+    counts = Counter({action: 0 for action in (*ACTIONS_TO_SEND, "unchanged", "skipped")})
     counts.update({action: n for action, n, _ in rows})
     return PlanSummary(counts=dict(counts), migrations=sum(m for _, _, m in rows))
 

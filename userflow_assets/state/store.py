@@ -6,7 +6,7 @@ Every write here is a transaction: a process killed mid-write leaves the previou
 """
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -56,12 +56,14 @@ CREATE TABLE IF NOT EXISTS sync.links (
 CREATE TABLE IF NOT EXISTS sync.cursors (
     object_type VARCHAR PRIMARY KEY,
     read_started_at TIMESTAMP NOT NULL,
+    spec_hash VARCHAR NOT NULL,
     run_id VARCHAR NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sync.reads (
     object_type VARCHAR PRIMARY KEY,
     read_started_at TIMESTAMP NOT NULL,
     since TIMESTAMP,
+    spec_hash VARCHAR NOT NULL,
     run_id VARCHAR NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sync.runs (
@@ -131,12 +133,14 @@ def checkpoint(
     confirmed: Sequence[Record],
     failed: Sequence[Failure],
     forget: Sequence[str] = (),
+    in_transaction: bool = False,
 ) -> None:
     """Record one batch's outcome in one transaction.
 
     `confirmed` are records Userflow answered 2xx for, with exactly the payload sent;
     `failed` are kept with their error and attempt count so the next run retries them;
     `forget` are IDs deleted in Userflow (e.g. a fallback-ID user after migration).
+    With `in_transaction`, the caller's open transaction covers it (to add more writes).
     """
     now = utcnow()
     ok = _records_frame(confirmed)
@@ -145,7 +149,7 @@ def checkpoint(
     bad["code"] = [f.code for f in failed]
     bad["message"] = [f.message for f in failed]
     gone = pd.DataFrame({"id": list(forget)}, dtype=object)
-    with transaction(con):
+    with nullcontext() if in_transaction else transaction(con):
         con.register("_confirmed", ok)
         con.register("_failed", bad)
         con.register("_forget", gone)
@@ -197,11 +201,18 @@ def record_link(
 
 
 def record_read(
-    con: duckdb.DuckDBPyConnection, object_type: str, read_started_at: datetime, since: datetime | None, run_id: str
+    con: duckdb.DuckDBPyConnection,
+    object_type: str,
+    read_started_at: datetime,
+    since: datetime | None,
+    spec_hash: str,
+    run_id: str,
 ) -> None:
-    """Remember when the staged rows were read; the cursor moves there once they are all settled."""
+    """Remember when the staged rows were read, and under which spec; the cursor moves there
+    once they are all settled."""
     con.execute(
-        "INSERT OR REPLACE INTO sync.reads VALUES (?, ?, ?, ?)", [object_type, read_started_at, since, run_id]
+        "INSERT OR REPLACE INTO sync.reads VALUES (?, ?, ?, ?, ?)",
+        [object_type, read_started_at, since, spec_hash, run_id],
     )
 
 
@@ -209,17 +220,21 @@ def advance_cursor(con: duckdb.DuckDBPyConnection, object_type: str, run_id: str
     """Move the cursor to the start of the staged read: called only when every staged row
     was confirmed, recorded as failed or rejected."""
     row = con.execute(
-        "SELECT read_started_at FROM sync.reads WHERE object_type = ?", [object_type]
+        "SELECT read_started_at, spec_hash FROM sync.reads WHERE object_type = ?", [object_type]
     ).fetchone()
     if row is None:
         return None
-    con.execute("INSERT OR REPLACE INTO sync.cursors VALUES (?, ?, ?)", [object_type, row[0], run_id])
+    con.execute("INSERT OR REPLACE INTO sync.cursors VALUES (?, ?, ?, ?)", [object_type, *row, run_id])
     return row[0]
 
 
-def cursor(con: duckdb.DuckDBPyConnection, object_type: str) -> datetime | None:
-    row = con.execute("SELECT read_started_at FROM sync.cursors WHERE object_type = ?", [object_type]).fetchone()
-    return row[0] if row else None
+def cursor(con: duckdb.DuckDBPyConnection, object_type: str, spec_hash: str) -> datetime | None:
+    """Where the next incremental read starts; none (read everything) when the spec or query
+    changed since, because every record may then map differently."""
+    row = con.execute(
+        "SELECT read_started_at, spec_hash FROM sync.cursors WHERE object_type = ?", [object_type]
+    ).fetchone()
+    return row[0] if row and row[1] == spec_hash else None
 
 
 def start_run(con: duckdb.DuckDBPyConnection, run_id: str, object_type: str) -> None:

@@ -1,5 +1,6 @@
 """Warehouse assets: each source query's rows, staged in the code location's own DuckDB file."""
 
+import hashlib
 from datetime import timedelta
 
 import dagster as dg
@@ -35,13 +36,14 @@ def _cell(value: object) -> str:
 
 
 def build_warehouse_asset(
-    object_type: str, sql_file: str, late_arrival: timedelta, description: str
+    object_type: str, sql_file: str, late_arrival: timedelta, spec_json: str, description: str
 ) -> dg.AssetsDefinition:
     """`warehouse_<object>s`: the query's rows as they are, read incrementally.
 
     `$LAST_SYNC_TIMESTAMP` is the start of the last read whose rows were all settled,
     minus `late_arrival` for rows that land in the warehouse late; the first run and a
-    `full_refresh` run read everything.
+    `full_refresh` run read everything, and so does the first run after the object's spec
+    (`spec_json`) or its query changed.
     """
     table = f"warehouse_{object_type}s"
 
@@ -55,11 +57,12 @@ def build_warehouse_asset(
         query = warehouse.load_query(sql_file)
         with sync_db.get_connection() as con:
             store.ensure_schema(con)
-            last = None if config.full_refresh else store.cursor(con, object_type)
+            spec_hash = hashlib.md5((spec_json + "\n" + query.text).encode()).hexdigest()
+            last = None if config.full_refresh else store.cursor(con, object_type, spec_hash)
             since = last - late_arrival if last else None
             read_started_at = store.utcnow()
             staged = warehouse.stage(con, query, table, since=since)
-            store.record_read(con, object_type, read_started_at, since, context.run_id)
+            store.record_read(con, object_type, read_started_at, since, spec_hash, context.run_id)
             preview = markdown_preview(con, f"staging.{quote_identifier(table)}")
         if not query.uses_cursor:
             cursor_text = "query has no $LAST_SYNC_TIMESTAMP: full read"

@@ -1,0 +1,217 @@
+"""DESIGN.md invariants 1-4 and the sync's promises, against the emulator through Dagster."""
+
+import json
+
+import duckdb
+import pytest
+
+from sync_harness import Harness, metadata, user_rows
+
+
+def test_first_sync_writes_users_groups_and_memberships(harness: Harness) -> None:
+    result = harness.run()
+    assert result.success
+    users = harness.users()
+    assert len(users) == 100
+    assert users["u007"]["attributes"] == {"email": "user7@example.com", "name": "User 7", "plan": "pro", "seats": 7}
+    assert {g["id"] for g in harness.emulator("state")["groups"]} == {f"a{i}" for i in range(5)}
+    assert harness.memberships() == {(f"u{i:03d}", f"a{i % 5}") for i in range(100)}
+    meta = metadata(result, "userflow_users")
+    assert (meta["created"], meta["updated"], meta["failed"]) == (100, 0, 0)
+    # One request per user: its groups travel inside the user's own upsert.
+    assert harness.emulator("requests")["by_endpoint"]["POST /users"] == {"200": 100}
+    assert harness.state("SELECT count(*) FROM sync.records WHERE object_type = 'user'") == [(100,)]
+
+
+def test_rerun_without_changes_sends_nothing(harness: Harness) -> None:
+    harness.run()
+    before = harness.requests_total()
+    result = harness.run(sink={"full_resync": False})
+    assert harness.requests_total() == before
+    meta = metadata(result, "userflow_users")
+    assert (meta["created"], meta["updated"]) == (0, 0)
+
+
+def test_rerun_after_full_refresh_read_sends_nothing(harness: Harness) -> None:
+    # Every row read again (not just changed ones), and still nothing differs from the state.
+    harness.run()
+    before = harness.requests_total()
+    result = harness.run(read={"full_refresh": True})
+    assert metadata(result, "warehouse_users")["dagster/row_count"] == 100
+    assert harness.requests_total() == before
+
+
+def test_changed_rows_send_exactly_those(harness: Harness) -> None:
+    harness.run()
+    harness.sql("UPDATE users SET plan = 'enterprise', updated_at = now() WHERE user_id IN ('u010', 'u020')")
+    before = harness.emulator("requests")["by_endpoint"]["POST /users"]["200"]
+    result = harness.run()
+    assert harness.emulator("requests")["by_endpoint"]["POST /users"]["200"] - before == 2
+    assert harness.users()["u010"]["attributes"]["plan"] == "enterprise"
+    assert metadata(result, "userflow_users")["updated"] == 2
+    # The incremental read saw only the changed rows.
+    assert metadata(result, "warehouse_users")["dagster/row_count"] == 2
+
+
+def test_nulled_column_is_cleared_once(harness: Harness) -> None:
+    harness.run()
+    harness.sql("UPDATE users SET plan = NULL, updated_at = now() WHERE user_id = 'u003'")
+    harness.run()
+    assert "plan" not in harness.users()["u003"]["attributes"]
+    log = [e for e in harness.emulator("requests")["log"] if e.get("id") == "u003"]
+    assert len(log) == 2
+    before = harness.requests_total()
+    harness.sql("UPDATE users SET updated_at = now() WHERE user_id = 'u003'")
+    harness.run()
+    assert harness.requests_total() == before, "the null was sent once, not on every run"
+
+
+def test_nulls_keep_leaves_the_attribute(harness: Harness) -> None:
+    harness.run(harness.spec(nulls="keep"))
+    harness.sql("UPDATE users SET plan = NULL, updated_at = now() WHERE user_id = 'u003'")
+    harness.run(harness.spec(nulls="keep"))
+    assert harness.users()["u003"]["attributes"]["plan"] == "pro"
+
+
+def test_attribute_removed_from_mapping_is_cleared(harness: Harness) -> None:
+    harness.run()
+    spec = harness.spec(mapping={"email": "email", "name": "name", "plan": "plan"})
+    result = harness.run(spec, sink={"full_resync": False})
+    assert metadata(result, "userflow_users")["updated"] == 100
+    assert "seats" not in harness.users()["u050"]["attributes"]
+
+
+def test_failed_record_is_not_marked_synced_and_is_retried(harness: Harness) -> None:
+    # Invariants 1, 2 and 4: one user upsert answered 500 (with no retry left) fails alone.
+    harness.post("faults", {"next": ["500"], "path_prefix": "/users"})
+    result = harness.run(attempts=1)
+    assert result.success, "one failing record must not fail the run"
+    meta = metadata(result, "userflow_users")
+    assert meta["failed"] == 1 and meta["created"] == 99
+    failed = harness.state("SELECT id, status, attempts FROM sync.failures WHERE object_type = 'user'")
+    assert len(failed) == 1 and failed[0][1] == 500 and failed[0][2] == 1
+    failed_id = failed[0][0]
+    assert failed_id not in harness.users()
+    assert harness.state("SELECT count(*) FROM sync.records WHERE id = ?", [failed_id]) == [(0,)]
+    # The cursor moved past it (it is recorded as failed); the next run retries it anyway.
+    result = harness.run()
+    assert metadata(result, "warehouse_users")["dagster/row_count"] == 0
+    assert metadata(result, "userflow_users")["updated"] == 1
+    assert failed_id in harness.users()
+    assert harness.state("SELECT count(*) FROM sync.failures") == [(0,)]
+
+
+def test_bad_rows_are_rejected_and_the_rest_sync(harness: Harness) -> None:
+    harness.sql(
+        "INSERT INTO users VALUES (NULL, 'x@example.com', 'No id', 'free', 1, now(), []),"
+        " ('u001', 'dup@example.com', 'Dup', 'free', 1, now(), [])"
+    )
+    result = harness.run()
+    assert result.success
+    meta = metadata(result, "userflow_user_records")
+    assert meta["rejected"] == 3  # the id-less row, and both rows of the conflicting u001
+    users = harness.users()
+    assert len(users) == 99 and "u001" not in users
+    reasons = harness.state("SELECT reason FROM transform.user_rejected ORDER BY source_row")
+    assert any("missing id" in r[0] for r in reasons)
+    assert any("duplicate id" in r[0] for r in reasons)
+
+
+def test_dry_run_sends_nothing_and_shows_the_plan(harness: Harness) -> None:
+    result = harness.run(sink={"dry_run": True})
+    assert harness.requests_total() == 0
+    meta = metadata(result, "userflow_users")
+    assert meta["plan_create"] == 100 and meta["dry_run"] is True
+    assert "| create | u000 |" in meta["plan_preview"]
+    observations = result.asset_observations_for_node("userflow_users")
+    assert observations and observations[0].metadata["plan_create"].value == 100
+    assert harness.state("SELECT count(*) FROM sync.records") == [(0,)]
+
+
+def test_pruning_off_keeps_and_on_removes_a_dropped_membership(harness: Harness) -> None:
+    harness.run()
+    harness.sql("UPDATE users SET memberships = [], updated_at = now() WHERE user_id = 'u001'")
+    harness.run()
+    assert ("u001", "a1") in harness.memberships(), "pruning is off by default"
+    harness.sql("UPDATE users SET updated_at = now() WHERE user_id = 'u001'")
+    harness.run(sink={"prune_memberships": True, "full_resync": True})
+    assert ("u001", "a1") not in harness.memberships()
+    assert "a1" in {g["id"] for g in harness.emulator("state")["groups"]}, "the group itself stays"
+    assert ("u006", "a1") in harness.memberships(), "other users' memberships stay"
+
+
+def test_update_mode_creates_nothing(harness: Harness) -> None:
+    harness.sql("DELETE FROM users WHERE user_id >= 'u010'")
+    harness.run()
+    # Twenty users now, ten of them unknown to Userflow; a fresh state file, so update mode
+    # has to ask Userflow which ones exist.
+    harness.sql("DELETE FROM users")
+    rows = [(*r[:3], "enterprise", r[4], "2026-06-01", r[6]) for r in user_rows(20)]
+    with duckdb.connect(str(harness.warehouse)) as con:
+        con.executemany("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    harness.state_db.unlink()
+    result = harness.run(harness.spec(mode="update"))
+    meta = metadata(result, "userflow_users")
+    assert (meta["skipped"], meta["created"] + meta["updated"]) == (10, 10)
+    users = harness.users()
+    assert len(users) == 10 and all(u["attributes"]["plan"] == "enterprise" for u in users.values())
+
+
+def test_memberships_with_group_attributes_cost_one_request(harness: Harness) -> None:
+    harness.spec_overrides = {"groups": None}  # no groups sink: the users carry everything
+    memberships = {
+        "column": "memberships",
+        "group_id_field": "account_id",
+        "attributes": {"role": "role"},
+        "group_attributes": {"name": "account_name"},
+    }
+    harness.run(harness.spec(memberships=memberships))
+    writes = {k: v for k, v in harness.emulator("requests")["by_endpoint"].items() if not k.startswith("GET")}
+    assert writes == {"POST /users": {"200": 100}}
+    state = harness.emulator("state")
+    assert {g["id"]: g["attributes"]["name"] for g in state["groups"]}["a3"] == "Account 3"
+    membership = next(m for m in state["memberships"] if m["user_id"] == "u008")
+    assert membership["attributes"] == {"role": "member"}
+
+
+def test_fallback_id_switches_to_primary_once(harness: Harness) -> None:
+    harness.sql(
+        "INSERT INTO users VALUES (NULL, 'late@example.com', 'Late Comer', 'free', 3, '2026-01-01', "
+        "[{'account_id': 'a1', 'role': 'member', 'account_name': 'Account 1'}])"
+    )
+    spec = harness.spec(fallback_id_column="email")
+    harness.run(spec)
+    assert harness.users()["late@example.com"]["attributes"]["name"] == "Late Comer"
+    harness.sql("UPDATE users SET user_id = 'u900', updated_at = now() WHERE email = 'late@example.com'")
+    result = harness.run(spec)
+    users = harness.users()
+    assert "late@example.com" not in users
+    assert users["u900"]["attributes"]["name"] == "Late Comer"
+    assert ("u900", "a1") in harness.memberships()
+    assert metadata(result, "userflow_users")["migrated"] == 1
+    assert harness.state("SELECT fallback_id, primary_id, decision FROM sync.links") == [
+        ("late@example.com", "u900", "migrate")
+    ]
+    before = harness.requests_total()
+    harness.sql("UPDATE users SET updated_at = now() WHERE user_id = 'u900'")
+    harness.run(spec)
+    assert harness.requests_total() == before, "the switch happens once"
+
+
+def test_wrong_key_stops_the_run_and_marks_nothing(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USERFLOW_API_KEY", "uf_wrong_key_123456")
+    result = harness.run(raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    error = failure.step_failure_data.error
+    message = "".join(e.message for e in (error, error.cause) if e) if error else ""
+    assert "refused the API key" in message
+    assert "uf_wrong_key_123456" not in message
+    assert harness.state("SELECT count(*) FROM sync.records") == [(0,)]
+    assert harness.state("SELECT count(*) FROM sync.cursors") == [(0,)]
+
+
+def test_plan_and_state_are_json_safe(harness: Harness) -> None:
+    harness.run()
+    for (attributes,) in harness.state("SELECT attributes FROM sync.records WHERE object_type = 'user'"):
+        assert json.loads(attributes)["email"].endswith("@example.com")

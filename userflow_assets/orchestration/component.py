@@ -1,0 +1,61 @@
+"""The UserflowSync component: the sync spec in defs.yaml turned into Dagster definitions."""
+
+from datetime import timedelta
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from userflow_assets.client import UserflowResource
+from userflow_assets.settings import project_path
+from userflow_assets.sink.assets import build_sink_defs
+from userflow_assets.spec import SyncSpec
+from userflow_assets.transform.assets import build_records_defs
+from userflow_assets.warehouse.assets import build_warehouse_asset
+from userflow_assets.warehouse.resources import WarehouseResource
+
+SYNC_JOB = "userflow_sync"
+
+
+def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
+    """Assets, checks, resources and the sync job for `spec`; groups are written before users."""
+    lag = timedelta(minutes=spec.warehouse.late_arrival_minutes)
+    objects = [("group", spec.groups), ("user", spec.users)]
+    parts: list[dg.Definitions] = []
+    upstream: list[str] = []
+    for object_type, object_spec in objects:
+        if object_spec is None:
+            continue
+        warehouse_asset = build_warehouse_asset(
+            object_type,
+            object_spec.query,
+            lag,
+            object_spec.model_dump_json(),
+            f"{object_type.capitalize()}s as {object_spec.query} returns them.",
+        )
+        parts += [
+            dg.Definitions(assets=[warehouse_asset]),
+            build_records_defs(object_type, object_spec),
+            build_sink_defs(object_type, object_spec, upstream),
+        ]
+        upstream = [f"userflow_{object_type}s"]
+    resources = {
+        "warehouse": WarehouseResource(
+            database=str(project_path(spec.warehouse.database)), sql_dir=str(project_path(spec.warehouse.sql_dir))
+        ),
+        "sync_db": DuckDBResource(database=str(project_path(spec.state_database))),
+        "userflow": UserflowResource(
+            api_key=dg.EnvVar("USERFLOW_API_KEY"),
+            base_url=spec.userflow.base_url,
+            requests_per_minute=spec.userflow.requests_per_minute,
+            max_concurrency=spec.userflow.max_concurrency,
+        ),
+    }
+    job = dg.define_asset_job(SYNC_JOB, selection=dg.AssetSelection.all(), description="Warehouse to Userflow.")
+    return dg.Definitions.merge(*parts, dg.Definitions(resources=resources, jobs=[job]))
+
+
+class UserflowSync(dg.Component, SyncSpec, dg.Resolvable):
+    """Keeps Userflow's users and groups in sync with the warehouse, as the spec says."""
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        return build_sync_defs(self)

@@ -1,0 +1,196 @@
+"""Sink assets: `userflow_groups` and `userflow_users`, the plan applied to Userflow."""
+
+import asyncio
+import enum
+import json
+import time
+from typing import Any
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from userflow_assets.client import UserflowResource
+from userflow_assets.plan.planner import PlanSummary, build_plan, plan_preview, summarize_plan
+from userflow_assets.sink.apply import apply_plan, existing_ids, mark_skipped, update_mode_candidates
+from userflow_assets.spec import ObjectSpec
+from userflow_assets.state import store
+from userflow_assets.transform.assets import records_table, rejected_table
+
+READ_BACK_SAMPLE = 20
+
+
+class SyncMode(enum.Enum):
+    upsert = "upsert"
+    update = "update"
+
+
+class SinkConfig(dg.Config):
+    dry_run: bool = False
+    """Work out and show the plan, send nothing."""
+    full_resync: bool = False
+    """Send every record, ignoring what the sync state says Userflow already has."""
+    mode: SyncMode | None = None
+    """Override the spec's mode for this run: upsert creates and updates, update never creates."""
+    prune_memberships: bool | None = None
+    """Override the spec's prune_memberships for this run (users only)."""
+    batch_size: int = 500
+    """Records per state checkpoint."""
+
+
+def _plan_metadata(summary: PlanSummary, preview: str) -> dict[str, Any]:
+    return {
+        **{f"plan_{action}": n for action, n in summary.counts.items()},
+        "plan_migrations": summary.migrations,
+        "plan_preview": dg.MetadataValue.md(preview),
+    }
+
+
+def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> dg.Definitions:
+    name = f"userflow_{object_type}s"
+
+    @dg.asset(
+        name=name,
+        deps=[f"userflow_{object_type}_records", *upstream],
+        group_name="userflow",
+        kinds={"userflow"},
+        pool="userflow_api",
+        description=f"{object_type.capitalize()}s written to Userflow: only what changed since Userflow last "
+        "confirmed it, checkpointed in the sync state after each batch.",
+    )
+    def _sink(
+        context: dg.AssetExecutionContext, config: SinkConfig, sync_db: DuckDBResource, userflow: UserflowResource
+    ) -> dg.MaterializeResult:
+        started = time.monotonic()
+        mode = config.mode.value if config.mode else spec.mode
+        prune = spec.prune_memberships if config.prune_memberships is None else config.prune_memberships
+        with sync_db.get_connection() as con:
+            store.ensure_schema(con)
+            build_plan(con, object_type, records_table(object_type), config.full_resync)
+            rejected = con.execute(f"SELECT count(*) FROM {rejected_table(object_type)}").fetchone()[0]
+            candidates, known = update_mode_candidates(con, object_type) if mode == "update" else ([], 0)
+
+        if candidates and not config.dry_run:
+            found = asyncio.run(_existing(userflow, object_type, candidates, known))
+            with sync_db.get_connection() as con:
+                mark_skipped(con, object_type, candidates, found)
+        with sync_db.get_connection() as con:
+            summary = summarize_plan(con, object_type)
+            plan_md = plan_preview(con, object_type)
+            store.start_run(con, context.run_id, object_type)
+        plan_meta = _plan_metadata(summary, plan_md)
+        context.log_event(dg.AssetObservation(asset_key=context.asset_key, metadata=plan_meta))
+        context.log.info(f"Plan for {name} (mode {mode}): {summary.counts}")
+        # A dry run in update mode does not ask Userflow which records exist: at most these are skipped.
+        unverified = len(candidates) if config.dry_run else 0
+        base = {
+            **plan_meta,
+            "mode": mode,
+            "rejected": rejected,
+            "skipped": summary.counts["skipped"],
+            "update_mode_unverified": unverified,
+            "dry_run": config.dry_run,
+        }
+        if config.dry_run:
+            return dg.MaterializeResult(metadata=base)
+
+        outcome = asyncio.run(
+            _apply(userflow, sync_db, object_type, spec, context.run_id, prune, summary.to_send, config.batch_size)
+        )
+        with sync_db.get_connection() as con:
+            cursor = store.advance_cursor(con, object_type, context.run_id)
+            counts = {**outcome.confirmed, "failed": outcome.failed, "skipped": summary.counts["skipped"], "rejected": rejected}
+            store.finish_run(con, context.run_id, object_type, "success", json.dumps(counts))
+        elapsed = time.monotonic() - started
+        sent = sum(outcome.confirmed.values()) + outcome.failed
+        return dg.MaterializeResult(
+            metadata={
+                **base,
+                "created": outcome.confirmed["create"],
+                "updated": outcome.confirmed["update"] + outcome.confirmed["retry"],
+                "unchanged": summary.counts.get("unchanged", 0),
+                "migrated": outcome.migrations,
+                "failed": outcome.failed,
+                "failure_examples": dg.MetadataValue.md("\n".join(f"- {e}" for e in outcome.failure_examples) or "none"),
+                "cursor": cursor.isoformat() if cursor else "none",
+                "duration_s": round(elapsed, 3),
+                "records_per_s": round(sent / elapsed, 2) if elapsed else 0.0,
+                **userflow.metadata(),
+            }
+        )
+
+    @dg.asset_check(asset=_sink, name="failed_share")
+    def _failed_share(sync_db: DuckDBResource) -> dg.AssetCheckResult:
+        with sync_db.get_connection() as con:
+            store.ensure_schema(con)
+            synced, failed = con.execute(
+                """
+                SELECT (SELECT count(*) FROM sync.records WHERE object_type = $t),
+                       (SELECT count(*) FROM sync.failures WHERE object_type = $t)
+                """,
+                {"t": object_type},
+            ).fetchone()
+        share = failed / (synced + failed) if synced + failed else 0.0
+        return dg.AssetCheckResult(
+            passed=share <= spec.max_rejected_fraction,
+            description=f"{failed} {object_type}s wait to be retried, {synced} are synced ({share:.2%})",
+            metadata={"failed": failed, "synced": synced, "failed_share": share},
+        )
+
+    @dg.asset_check(asset=_sink, name="read_back")
+    def _read_back(
+        context: dg.AssetCheckExecutionContext, sync_db: DuckDBResource, userflow: UserflowResource
+    ) -> dg.AssetCheckResult:
+        # A sample of what this run wrote: a run that wrote nothing reads nothing back.
+        with sync_db.get_connection() as con:
+            store.ensure_schema(con)
+            sample = con.execute(
+                "SELECT id, attributes FROM sync.records WHERE object_type = ? AND run_id = ? "
+                "ORDER BY hash(id) LIMIT ?",
+                [object_type, context.run.run_id, READ_BACK_SAMPLE],
+            ).fetchall()
+        mismatches = asyncio.run(_compare(userflow, object_type, sample))
+        return dg.AssetCheckResult(
+            passed=not mismatches,
+            description=f"{len(sample)} {object_type}s read back; {len(mismatches)} differ from the sync state",
+            metadata={"sampled": len(sample), "mismatches": dg.MetadataValue.md("\n".join(mismatches) or "none")},
+        )
+
+    return dg.Definitions(assets=[_sink], asset_checks=[_failed_share, _read_back])
+
+
+async def _existing(userflow: UserflowResource, object_type: str, candidates: list[str], known: int) -> set[str]:
+    async with userflow.get_client() as client:
+        return await existing_ids(client, object_type, candidates, known)
+
+
+async def _apply(
+    userflow: UserflowResource,
+    sync_db: DuckDBResource,
+    object_type: str,
+    spec: ObjectSpec,
+    run_id: str,
+    prune: bool,
+    total: int,
+    batch_size: int,
+):
+    async with userflow.get_client() as client:
+        return await apply_plan(
+            client, sync_db.get_connection, object_type, spec, run_id, prune=prune, total=total, batch_size=batch_size
+        )
+
+
+async def _compare(userflow: UserflowResource, object_type: str, sample: list[tuple[str, str]]) -> list[str]:
+    """Each sampled record's set attributes must read back equal from Userflow."""
+    mismatches: list[str] = []
+    async with userflow.get_client() as client:
+        get = client.get_user if object_type == "user" else client.get_group
+        for record_id, attributes in sample:
+            try:
+                held = (await get(record_id)).get("attributes") or {}
+            except Exception as error:  # a missing record is a finding, not a crash of the check
+                mismatches.append(f"- {record_id}: {error}")
+                continue
+            differing = [k for k, v in json.loads(attributes).items() if v is not None and held.get(k) != v]
+            if differing:
+                mismatches.append(f"- {record_id}: {', '.join(sorted(differing))}")
+    return mismatches
