@@ -19,11 +19,30 @@ from userflow_assets.spec import ObjectSpec
 from userflow_assets.transform.errors import SpecError
 from userflow_assets.transform.filters import compile_filter, find_column
 from userflow_assets.transform.ids import MAX_ID_CHARS, has_control, too_long, usable
-from userflow_assets.transform.memberships import ITEMS, KEYS, UNSORTED, MembershipSql, memberships_sql
+from userflow_assets.transform.memberships import (
+    ITEMS,
+    KEYS,
+    UNSORTED,
+    MembershipSql,
+    memberships_sql,
+)
 from userflow_assets.transform.pyfunc import ROW, Function, load_function, run_function
-from userflow_assets.transform.sqltext import Params, ident, literal, qualified, table_parts
+from userflow_assets.transform.sqltext import (
+    Params,
+    ident,
+    literal,
+    qualified,
+    table_parts,
+)
 from userflow_assets.transform.types import Kind, ValueType, classify, is_flat
-from userflow_assets.transform.values import COERCED, Check, Coerced, ValueSql, coerce, value_sql
+from userflow_assets.transform.values import (
+    COERCED,
+    Check,
+    Coerced,
+    ValueSql,
+    coerce,
+    value_sql,
+)
 
 VALUE_CHARS = 200  # of a rejected value, in the rejected table
 SRC, KEPT, PY, STAGED, DUPS = "__uf_src", "__uf_kept", "__uf_py", "__uf_staged", "__uf_dups"
@@ -362,8 +381,8 @@ def rule_list(plan: Plan, attributes: list[Attribute]) -> list[Rule]:
     ms = plan.memberships
     if ms is not None:
         column = literal(ms.column)
-        rules += [Rule(f"coalesce({c.condition.replace(ITEMS, '__uf_ms_list').replace(KEYS, '__uf_ms_keys')}, false)", c.reason, column, f"CAST(__uf_ms_raw AS VARCHAR)") for c in ms.checks]
-        rules += [Rule(f"__uf_ms_value_bad{i}", c.reason, column, f"CAST(__uf_ms_raw AS VARCHAR)") for i, c in enumerate(ms.value_checks)]
+        rules += [Rule(f"coalesce({c.condition.replace(ITEMS, '__uf_ms_list').replace(KEYS, '__uf_ms_keys')}, false)", c.reason, column, "CAST(__uf_ms_raw AS VARCHAR)") for c in ms.checks]
+        rules += [Rule(f"__uf_ms_value_bad{i}", c.reason, column, "CAST(__uf_ms_raw AS VARCHAR)") for i, c in enumerate(ms.value_checks)]
     return rules
 
 
