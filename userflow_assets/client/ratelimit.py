@@ -85,8 +85,10 @@ class AdaptiveRateLimiter:
         self._fixed: float | None = None
         self._window: deque[float] = deque()
         self._rate = initial_per_minute / 60.0
+        self._initial = self._rate
         self._ceiling: float | None = None  # estimated server limit, per second
         self._successes: deque[float] = deque()  # times of recent successes
+        self._first_success: float | None = None
         self._last_cut = -math.inf
         self._overloaded = False
         self._last_grant = -math.inf
@@ -147,6 +149,14 @@ class AdaptiveRateLimiter:
             self._in_flight -= 1
             self._wake_waiters_locked()
 
+    def try_grant(self) -> float:
+        """Take a rate slot now if one is free (returns 0.0), else the seconds until one is.
+
+        Bypasses the waiting line; `acquire` is the normal way in.
+        """
+        with self._lock:
+            return self._try_grant_locked()[0]
+
     async def _pace(self) -> tuple[bool, float]:
         """Wait in line for a rate slot. Only the head of the line sleeps, and it re-reads the
         rate after every sleep, so a changed rate applies at once rather than after slots
@@ -168,8 +178,12 @@ class AdaptiveRateLimiter:
         """(0, rate) and the slot is taken, or (seconds to wait, rate)."""
         now = self._clock()
         interval = 1.0 / self._rate
-        # Virtual schedule: a late wake-up may use up to one missed interval, no more.
-        start = max(self._last_grant + interval, now - interval, self._paused_until)
+        # Virtual schedule: a late wake-up keeps its slot time (up to one interval late), so
+        # sleep overshoot does not erode the rate; an idle limiter gives no burst credit.
+        start = self._last_grant + interval
+        if start < now - interval:
+            start = now
+        start = max(start, self._paused_until)
         if self._fixed is not None:
             limit = max(1, math.floor(self._fixed * WINDOW_S))
             while self._window and self._window[0] <= now - WINDOW_S:
@@ -298,6 +312,7 @@ class AdaptiveRateLimiter:
                 if proven and ticket.in_flight > proven and proven < self._cap:
                     self._last_cap_cut = now
                     self._cap = float(proven)
+                    return  # answered by the cap; the next 429, if any, speaks for the rate
             if ticket.sent_at <= self._last_cut:
                 return  # sent before the last cut: the same overload, already answered
             if not self._overloaded:
@@ -312,6 +327,8 @@ class AdaptiveRateLimiter:
             self._rate = max(MIN_RATE_PER_S, min(self._rate, ticket.rate, self._ceiling) * BACKOFF)
 
     def _record_success_locked(self, now: float) -> None:
+        if self._first_success is None:
+            self._first_success = now
         self._successes.append(now)
         while self._successes and self._successes[0] <= now - SAMPLE_S:
             self._successes.popleft()
@@ -319,9 +336,10 @@ class AdaptiveRateLimiter:
     def _accepted_rate_locked(self, now: float) -> float | None:
         while self._successes and self._successes[0] <= now - SAMPLE_S:
             self._successes.popleft()
-        if len(self._successes) < 3:
+        span = 0.0 if self._first_success is None else min(SAMPLE_S, now - self._first_success)
+        if span < SAMPLE_S / 2 or len(self._successes) < 3:
             return None  # too little to measure
-        return len(self._successes) / SAMPLE_S
+        return len(self._successes) / span
 
     def _max_rate_locked(self) -> float:
         return self._fixed if self._fixed is not None else MAX_RATE_PER_S
@@ -337,7 +355,10 @@ class AdaptiveRateLimiter:
         probing = now - self._last_cut - PLATEAU_S
         if probing <= 0:
             return 0.0
-        slope = PROBE_PER_S * self._ceiling * (1.0 + probing / PROBE_SPEEDUP_S)
+        # Scaled by at least the starting rate, so a low estimate (a 429 while the key's budget
+        # was shared) does not make recovery crawl.
+        scale = max(self._ceiling, self._initial)
+        slope = PROBE_PER_S * scale * (1.0 + probing / PROBE_SPEEDUP_S)
         return slope / self._rate
 
 
