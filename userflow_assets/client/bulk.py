@@ -48,12 +48,25 @@ class _Finished:
 
 
 async def _aiter(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
+    """One async iterator over either kind; closing it closes the input (e.g. a DB cursor)."""
     if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
+        source = aiter(items)
+        try:
+            async for item in source:
+                yield item
+        finally:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
     else:
-        for item in items:
-            yield item
+        iterator = iter(items)
+        try:
+            for item in iterator:
+                yield item
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
 
 
 async def _call(func: Callable[[T], Awaitable[R]], item: T) -> BulkResult[T, R]:
@@ -77,8 +90,9 @@ async def run_bulk(
 ) -> AsyncIterator[BulkResult[T, R]]:
     """Yield a `BulkResult` per item, in completion order.
 
-    At most `concurrency` calls run at once. Leaving the loop early cancels the calls still
-    running. An error raised by the input iterator itself ends the batch and is re-raised.
+    At most `concurrency` calls run at once. To leave the loop early, iterate inside
+    `contextlib.aclosing(...)`: closing cancels the calls still running and closes the input.
+    An error raised by the input iterator itself ends the batch and is re-raised.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
