@@ -47,6 +47,26 @@ def test_asset_snapshot() -> None:
     assert defs.resolve_job_def("userflow_sync") is not None
 
 
+def test_spec_templates_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Nested sections of defs.yaml resolve {{ env(...) }} like the top level does.
+    monkeypatch.setenv("USERFLOW_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("USERFLOW_WAREHOUSE_PATH", str(tmp_path / "wh.duckdb"))
+    monkeypatch.setenv("USERFLOW_STATE_DB_PATH", str(tmp_path / "nested" / "state.duckdb"))
+    resources = load_definitions().resources or {}
+    assert resources["userflow"].base_url == "http://127.0.0.1:9"
+    assert resources["warehouse"].database == str(tmp_path / "wh.duckdb")
+    assert resources["sync_db"].database == str(tmp_path / "nested" / "state.duckdb")
+
+
+def test_defaults_without_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("USERFLOW_BASE_URL", "USERFLOW_WAREHOUSE_PATH", "USERFLOW_STATE_DB_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    resources = load_definitions().resources or {}
+    assert resources["userflow"].base_url == "https://api.userflow.com"
+    assert resources["warehouse"].database == str(PROJECT_ROOT / "data" / "warehouse.duckdb")
+    assert resources["sync_db"].database == str(PROJECT_ROOT / "data" / "state.duckdb")
+
+
 def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     (tmp_path / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())

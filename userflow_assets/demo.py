@@ -1,10 +1,10 @@
-"""`make demo`: the whole code location, end to end, against the bundled emulator.
+"""`make demo`: the whole sync, end to end, against the bundled emulator.
 
 Generates the sample warehouse if it is missing, starts the emulator on a free loopback
-port inside this process (so nothing outlives the demo), materializes every asset through
-`dg launch` exactly as a user would, then prints what Dagster recorded and what the
-emulator holds. The demo keeps its own sync database, reset each time, because its
-emulator starts empty each time.
+port inside this process (so nothing outlives the demo), runs the `userflow_sync` job twice
+through `dg launch` exactly as a user would, and prints what each run did and what the
+emulator holds. The second run finds nothing changed and sends no request. The demo keeps
+its own sync state, reset each time, because its emulator starts empty each time.
 """
 
 import os
@@ -17,12 +17,19 @@ from pathlib import Path
 import dagster as dg
 import httpx
 
-from userflow_assets.definitions import load_definitions
 from userflow_assets.emulator import EmulatorConfig, running_emulator
+from userflow_assets.orchestration.component import SYNC_JOB
 from userflow_assets.sample import generate_warehouse
-from userflow_assets.settings import PROJECT_ROOT, Settings
+from userflow_assets.settings import PROJECT_ROOT
 
 DEMO_DIR = PROJECT_ROOT / "data" / "demo"
+WAREHOUSE = PROJECT_ROOT / "data" / "warehouse.duckdb"
+# A request budget the emulator enforces (and does not tell the client), so the run shows
+# the client finding the limit from 429s and settling under it.
+DEMO_RATE_LIMIT_PER_SECOND = 150
+SINK_FIELDS = (
+    "created", "updated", "unchanged", "skipped", "rejected", "failed", "userflow_requests", "userflow_rate_limited",
+)
 
 
 def ensure_warehouse(path: Path) -> None:
@@ -31,56 +38,73 @@ def ensure_warehouse(path: Path) -> None:
         return
     started = time.monotonic()
     summary = generate_warehouse(path)
-    print(f"Sample warehouse: {path.relative_to(PROJECT_ROOT)} written in {time.monotonic() - started:.1f}s: {summary}")
+    print(f"Sample warehouse: {path.relative_to(PROJECT_ROOT)} written in {time.monotonic() - started:.1f}s")
+    print(f"  tables: {summary['tables']}")
 
 
-def materialize_everything(env: dict[str, str]) -> None:
+def launch_sync(env: dict[str, str]) -> None:
     dg_cli = str(Path(sys.executable).with_name("dg"))
-    subprocess.run([dg_cli, "launch", "--assets", "*"], cwd=PROJECT_ROOT, env=env, check=True)
+    subprocess.run(
+        [dg_cli, "launch", "--job", SYNC_JOB], cwd=PROJECT_ROOT, env=env, check=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
 
 
-def print_materializations() -> None:
+def sink_summary(instance: dg.DagsterInstance, asset: str) -> str:
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if event is None or event.asset_materialization is None:
+        return f"  {asset:16} not materialized"
+    metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    shown = ", ".join(f"{field} {metadata[field]}" for field in SINK_FIELDS if field in metadata)
+    return f"  {asset:16} {shown}"
+
+
+def emulator_summary(base_url: str) -> tuple[str, int]:
+    counts = httpx.get(f"{base_url}/__emulator/state", params={"counts_only": "true"}, timeout=30).json()["counts"]
+    requests = httpx.get(f"{base_url}/__emulator/requests", params={"limit": 0}, timeout=30).json()
+    held = ", ".join(f"{n} {name}" for name, n in counts.items() if name in ("users", "groups", "memberships"))
+    return held, int(requests["total"])
+
+
+def run_once(label: str, env: dict[str, str], base_url: str, requests_before: int) -> int:
+    started = time.monotonic()
+    try:
+        launch_sync(env)
+    except subprocess.CalledProcessError as error:
+        sys.stderr.write(error.stderr.decode(errors="replace")[-4000:])
+        raise SystemExit(f"{label} failed; the Dagster UI (`make dev`) shows the run's events") from None
+    held, total = emulator_summary(base_url)
+    print(f"{label}: {time.monotonic() - started:.1f}s, {total - requests_before} requests")
     with dg.DagsterInstance.get() as instance:
-        for key in load_definitions().resolve_all_asset_keys():
-            event = instance.get_latest_materialization_event(key)
-            if event is None or event.asset_materialization is None:
-                print(f"  {key.to_user_string():32} not materialized")
-                continue
-            metadata = event.asset_materialization.metadata
-            shown = {k: v.value for k, v in metadata.items() if isinstance(v.value, int | float)}
-            print(f"  {key.to_user_string():32} {shown}")
-
-
-def print_emulator_summary(base_url: str) -> None:
-    state = httpx.get(f"{base_url}/__emulator/state", timeout=30).json()
-    requests = httpx.get(f"{base_url}/__emulator/requests", timeout=30).json()
-    counts = state.get("counts", {})
-    print("Emulator holds: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
-    print(f"Emulator served {requests.get('total', 0)} API requests: {requests.get('by_endpoint', {})}")
+        for asset in ("userflow_groups", "userflow_users"):
+            print(sink_summary(instance, asset))
+    print(f"  emulator holds {held}")
+    return total
 
 
 def main() -> int:
-    settings = Settings.from_env()
-    ensure_warehouse(settings.warehouse_path)
+    ensure_warehouse(WAREHOUSE)
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
-    config = EmulatorConfig()
+    config = EmulatorConfig(rate_limit_requests=DEMO_RATE_LIMIT_PER_SECOND, rate_limit_window_s=1.0)
     with running_emulator(config) as base_url:
-        print(f"Emulator: {base_url}")
+        print(f"Emulator: {base_url}, enforcing {DEMO_RATE_LIMIT_PER_SECOND} requests/second (the client is not told)")
         env = {
             **os.environ,
             "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home")),
-            "USERFLOW_WAREHOUSE_PATH": str(settings.warehouse_path),
+            "USERFLOW_WAREHOUSE_PATH": str(WAREHOUSE),
             "USERFLOW_STATE_DB_PATH": str(DEMO_DIR / "state.duckdb"),
             "USERFLOW_BASE_URL": base_url,
             "USERFLOW_API_KEY": config.api_key,
         }
-        os.environ.update(env)
-        materialize_everything(env)
-        print("Materialized (numeric metadata of the latest materialization):")
-        print_materializations()
-        print_emulator_summary(base_url)
+        os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+        total = run_once("First sync", env, base_url, 0)
+        second = run_once("Second sync (warehouse unchanged)", env, base_url, total)
     print("Emulator stopped.")
+    if second != total:
+        print(f"Unexpected: the second sync sent {second - total} requests")
+        return 1
+    print("The second sync sent no request: nothing had changed.")
     return 0
 
 

@@ -58,7 +58,7 @@ def _at_least_one(value: list, name: str) -> list:  # type: ignore[type-arg]
     return value
 
 
-class Condition(dg.Model):
+class Condition(dg.Model, dg.Resolvable):
     """One test on a column of the query's result, e.g. `{column: plan, operator: is one of, values: [pro, enterprise]}`."""
 
     column: str = Field(description="A column of the query's result; `column.key.sub` reads a key of a JSON column.")
@@ -66,7 +66,7 @@ class Condition(dg.Model):
     values: list[Scalar] = Field(default_factory=list, description="The operator's values; bound as parameters.")
 
 
-class Filter(dg.Model):
+class Filter(dg.Model, dg.Resolvable):
     """Rows the sync keeps: all conditions (`and`) or any of them (`or`)."""
 
     logical: Literal["and", "or"] = "and"
@@ -78,7 +78,7 @@ class Filter(dg.Model):
         return _at_least_one(value, "filter.conditions")
 
 
-class SchemaField(dg.Model):
+class SchemaField(dg.Model, dg.Resolvable):
     """What an attribute's value must be; rows that break it are rejected with the reason."""
 
     type: FieldType
@@ -91,7 +91,7 @@ class SchemaField(dg.Model):
         return None if value is None else _at_least(value, 1, "max_length")
 
 
-class PythonTransform(dg.Model):
+class PythonTransform(dg.Model, dg.Resolvable):
     """A Python function for what SQL cannot say: `module:function`, given a DataFrame of `inputs`
     columns, returning a DataFrame with the `outputs` columns, row for row."""
 
@@ -113,7 +113,7 @@ class PythonTransform(dg.Model):
         return value
 
 
-class MembershipSpec(dg.Model):
+class MembershipSpec(dg.Model, dg.Resolvable):
     """The user's companies, sent inside the user's own upsert (one request, not three)."""
 
     column: str = Field(description="A column holding one group ID, a list of IDs, or a list of structs.")
@@ -135,7 +135,7 @@ class MembershipSpec(dg.Model):
         return self
 
 
-class ObjectSpec(dg.Model):
+class ObjectSpec(dg.Model, dg.Resolvable):
     """How one kind of Userflow object (users or groups) is read, mapped and written."""
 
     query: str = Field(description="SQL file in the sql folder, e.g. users.sql.")
@@ -179,7 +179,7 @@ class ObjectSpec(dg.Model):
         return self
 
 
-class WarehouseSpec(dg.Model):
+class WarehouseSpec(dg.Model, dg.Resolvable):
     database: str = Field(default="data/warehouse.duckdb", description="The warehouse DuckDB file.")
     sql_dir: str = Field(default="sql", description="Folder of the source queries.")
     late_arrival_minutes: int = Field(
@@ -192,7 +192,7 @@ class WarehouseSpec(dg.Model):
         return _at_least(value, 0, "late_arrival_minutes")
 
 
-class UserflowSpec(dg.Model):
+class UserflowSpec(dg.Model, dg.Resolvable):
     """Where to write. The API key is never here: it comes from the USERFLOW_API_KEY variable."""
 
     base_url: str = Field(

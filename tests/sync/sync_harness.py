@@ -59,7 +59,7 @@ class Harness:
 
     @property
     def state_db(self) -> Path:
-        return self.root / "state.duckdb"
+        return self.root / "state" / "state.duckdb"  # a folder the sync must create
 
     def sql(self, statement: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with duckdb.connect(str(self.warehouse)) as con:

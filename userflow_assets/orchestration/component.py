@@ -3,12 +3,12 @@
 from datetime import timedelta
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from userflow_assets.client import UserflowResource
 from userflow_assets.settings import project_path
 from userflow_assets.sink.assets import build_sink_defs
 from userflow_assets.spec import SyncSpec
+from userflow_assets.state.resources import StateDatabase
 from userflow_assets.transform.assets import build_records_defs
 from userflow_assets.warehouse.assets import build_warehouse_asset
 from userflow_assets.warehouse.resources import WarehouseResource
@@ -42,7 +42,7 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
         "warehouse": WarehouseResource(
             database=str(project_path(spec.warehouse.database)), sql_dir=str(project_path(spec.warehouse.sql_dir))
         ),
-        "sync_db": DuckDBResource(database=str(project_path(spec.state_database))),
+        "sync_db": StateDatabase(database=str(project_path(spec.state_database))),
         "userflow": UserflowResource(
             api_key=dg.EnvVar("USERFLOW_API_KEY"),
             base_url=spec.userflow.base_url,
@@ -50,7 +50,14 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
             max_concurrency=spec.userflow.max_concurrency,
         ),
     }
-    job = dg.define_asset_job(SYNC_JOB, selection=dg.AssetSelection.all(), description="Warehouse to Userflow.")
+    # One process: the steps take turns on the state file anyway, and a subprocess per step
+    # would spend longer importing than an unchanged sync spends working.
+    job = dg.define_asset_job(
+        SYNC_JOB,
+        selection=dg.AssetSelection.all(),
+        executor_def=dg.in_process_executor,
+        description="Warehouse to Userflow: groups, then users.",
+    )
     return dg.Definitions.merge(*parts, dg.Definitions(resources=resources, jobs=[job]))
 
 

@@ -93,9 +93,11 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
         if config.dry_run:
             return dg.MaterializeResult(metadata=base)
 
+        counters_before = userflow.metadata()  # the run's counters are shared by both sinks
         outcome = asyncio.run(
             _apply(userflow, sync_db, object_type, spec, context.run_id, prune, summary.to_send, config.batch_size)
         )
+        client_counters = {k: v - counters_before.get(k, 0) for k, v in userflow.metadata().items()}
         with sync_db.get_connection() as con:
             cursor = store.advance_cursor(con, object_type, context.run_id)
             counts = {**outcome.confirmed, "failed": outcome.failed, "skipped": summary.counts["skipped"], "rejected": rejected}
@@ -114,7 +116,7 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
                 "cursor": cursor.isoformat() if cursor else "none",
                 "duration_s": round(elapsed, 3),
                 "records_per_s": round(sent / elapsed, 2) if elapsed else 0.0,
-                **userflow.metadata(),
+                **client_counters,
             }
         )
 
