@@ -43,13 +43,16 @@ def test_rerun_after_full_refresh_read_sends_nothing(harness: Harness) -> None:
 
 def test_changed_rows_send_exactly_those(harness: Harness) -> None:
     harness.run()
-    harness.sql("UPDATE users SET plan = 'enterprise', updated_at = now() WHERE user_id IN ('u010', 'u020')")
+    # 1% of the users change; a touched row whose data did not change is read but not sent.
+    harness.sql("UPDATE users SET plan = 'enterprise', updated_at = now() WHERE user_id = 'u010'")
+    harness.sql("UPDATE users SET updated_at = now() WHERE user_id = 'u020'")
     before = harness.emulator("requests")["by_endpoint"]["POST /users"]["200"]
     result = harness.run()
-    assert harness.emulator("requests")["by_endpoint"]["POST /users"]["200"] - before == 2
+    assert harness.emulator("requests")["by_endpoint"]["POST /users"]["200"] - before == 1
     assert harness.users()["u010"]["attributes"]["plan"] == "enterprise"
-    assert metadata(result, "userflow_users")["updated"] == 2
-    # The incremental read saw only the changed rows.
+    meta = metadata(result, "userflow_users")
+    assert (meta["updated"], meta["unchanged"]) == (1, 1)
+    # The incremental read saw only the touched rows.
     assert metadata(result, "warehouse_users")["dagster/row_count"] == 2
 
 
