@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from client_testkit import Target
 
 from userflow_assets.client import UserflowBadRequestError, UserflowNotFoundError
 from userflow_assets.emulator import EmulatorConfig
-
-from client_testkit import Target
 
 
 async def test_upsert_user_with_groups_and_get_expanded(target: Target) -> None:

@@ -1,11 +1,10 @@
 """The Dagster resource: key from the environment, one budget and one set of counters per run."""
 
-from __future__ import annotations
-
 import dagster as dg
 import httpx
 import pytest
 from client_testkit import Target
+from dagster import AssetExecutionContext
 
 from userflow_assets.client import UserflowResource
 from userflow_assets.emulator import EmulatorConfig
@@ -14,9 +13,10 @@ SECRET = "uf_live_resourceKey_00112233445566"
 
 
 @dg.asset
-async def userflow_probe(userflow: UserflowResource) -> dg.MaterializeResult:
+async def userflow_probe(context: AssetExecutionContext, userflow: UserflowResource) -> dg.MaterializeResult:
     async with userflow.get_client() as client:
-        results = [r async for r in client.bulk(["a", "b/c", "d"], client.upsert_user, label="users")]
+        batch = client.bulk(["a", "b/c", "d"], client.upsert_user, label="users", log=context.log, progress_interval_s=0)
+        results = [r async for r in batch]
         assert all(r.ok for r in results)
     async with userflow.get_client() as second:  # another client of the same run
         await second.upsert_group("g1")
@@ -43,6 +43,7 @@ def test_resource_in_a_run_shares_counters_and_hides_the_key(
     logs = instance.all_logs(result.run_id)
     event_text = "\n".join(str(entry) for entry in logs)
     assert SECRET not in event_text
+    assert "users: 3/3 (100.0%)" in event_text  # the progress line reached the run's log
 
 
 def test_plain_http_is_refused_off_loopback() -> None:

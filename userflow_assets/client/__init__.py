@@ -28,7 +28,11 @@ from userflow_assets.client.ratelimit import (
     forget_shared_limiters,
     shared_limiter,
 )
-from userflow_assets.client.redaction import RedactingFilter, install_redacting_filter, redact
+from userflow_assets.client.redaction import (
+    RedactingFilter,
+    install_redacting_filter,
+    redact,
+)
 from userflow_assets.client.resource import UserflowResource
 from userflow_assets.client.stats import ClientStats, ProgressLog
 

@@ -74,7 +74,7 @@ async def _call(func: Callable[[T], Awaitable[R]], item: T) -> BulkResult[T, R]:
         return BulkResult(item, Outcome.OK, value=await func(item))
     except UserflowAmbiguousError as exc:
         return BulkResult(item, Outcome.AMBIGUOUS, error=exc)
-    except Exception as exc:  # one bad record must not stop the batch
+    except Exception as exc:  # noqa: BLE001 - one bad record must not stop the batch
         return BulkResult(item, Outcome.FAILED, error=exc)
 
 
@@ -87,12 +87,14 @@ async def run_bulk(
     label: str = "records",
     progress_interval_s: float = 5.0,
     limiter: AdaptiveRateLimiter | None = None,
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
 ) -> AsyncIterator[BulkResult[T, R]]:
     """Yield a `BulkResult` per item, in completion order.
 
     At most `concurrency` calls run at once. To leave the loop early, iterate inside
     `contextlib.aclosing(...)`: closing cancels the calls still running and closes the input.
     An error raised by the input iterator itself ends the batch and is re-raised.
+    Progress goes to `log` (e.g. a Dagster `context.log`), else the client's logger.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -102,7 +104,7 @@ async def run_bulk(
     pull_lock = asyncio.Lock()  # an async iterator must not be advanced concurrently
     results: asyncio.Queue[BulkResult[T, R] | _Finished] = asyncio.Queue(maxsize=2 * concurrency)
     progress = ProgressLog(
-        label, total, logger=logger, interval_s=progress_interval_s, limiter=limiter
+        label, total, logger=log or logger, interval_s=progress_interval_s, limiter=limiter
     )
 
     async def worker() -> None:
@@ -118,7 +120,7 @@ async def run_bulk(
         error: BaseException | None = None
         try:
             await asyncio.gather(*workers)
-        except Exception as exc:  # the input iterator failed
+        except Exception as exc:  # noqa: BLE001 - the input iterator failed; re-raised below
             error = exc
         await results.put(_Finished(error))
 

@@ -19,10 +19,17 @@ import enum
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, Self, TypeVar, cast
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -218,7 +225,7 @@ class UserflowClient:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def __aenter__(self) -> UserflowClient:
+    async def __aenter__(self) -> Self:
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={
@@ -445,8 +452,12 @@ class UserflowClient:
         label: str = "records",
         concurrency: int | None = None,
         progress_interval_s: float = 5.0,
+        log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> AsyncIterator[BulkResult[T, R]]:
-        """Run `func` over `items` with bounded concurrency; yields one result per item."""
+        """Run `func` over `items` with bounded concurrency; yields one result per item.
+
+        See `run_bulk`; `concurrency` defaults to the client's `max_concurrency`.
+        """
         return run_bulk(
             items,
             func,
@@ -455,6 +466,7 @@ class UserflowClient:
             label=label,
             progress_interval_s=progress_interval_s,
             limiter=self.limiter,
+            log=log,
         )
 
     # -- lists ---------------------------------------------------------------------------
@@ -650,7 +662,13 @@ class UserflowClient:
         if 200 <= status < 300:
             return response
         code, message = _error_fields(response)
-        fields = dict(status=status, code=code, record_id=record_id, method=method, path=path)
+        fields: dict[str, Any] = {
+            "status": status,
+            "code": code,
+            "record_id": record_id,
+            "method": method,
+            "path": path,
+        }
         if non_idempotent and status in AMBIGUOUS_EVENT_STATUSES:
             raise UserflowAmbiguousError(f"gateway error, the request may have been applied: {message}", **fields)
         raise error_class_for_status(status)(message, **fields)
@@ -721,7 +739,7 @@ def _transport_error(
 ) -> UserflowError:
     kind = type(exc).__name__
     message = redact(f"{kind}: {exc}" if str(exc) else kind)
-    fields: dict[str, Any] = dict(record_id=record_id, method=method, path=path)
+    fields: dict[str, Any] = {"record_id": record_id, "method": method, "path": path}
     if isinstance(exc, _CONFIG_ERRORS):
         return UserflowError(message, **fields)
     if non_idempotent and not isinstance(exc, _NOT_SENT):

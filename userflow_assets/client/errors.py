@@ -79,6 +79,8 @@ class UserflowNotFoundError(UserflowAPIError):
 class UserflowRateLimitError(UserflowAPIError):
     """429 that outlasted every retry."""
 
+    retry_after: float | None = None  # seconds, when the answer carried Retry-After
+
     @property
     def retryable(self) -> bool:
         return True

@@ -111,10 +111,11 @@ class AdaptiveRateLimiter:
     ) -> None:
         """Apply a stricter fixed rate or concurrency maximum (a looser one is ignored)."""
         with self._lock:
-            if requests_per_minute is not None:
-                if self._fixed is None or requests_per_minute / 60.0 < self._fixed:
-                    self._fixed = requests_per_minute / 60.0
-                    self._rate = min(self._rate, self._fixed) if self._ceiling else self._fixed
+            fixed = None if requests_per_minute is None else requests_per_minute / 60.0
+            if fixed is not None and (self._fixed is None or fixed < self._fixed):
+                self._fixed = fixed
+                # Known from the start: go at it. Learned already: only ever lower.
+                self._rate = min(self._rate, fixed) if self._ceiling else fixed
             if max_concurrency is not None and max_concurrency < self._max_concurrency:
                 self._max_concurrency = max(1, max_concurrency)
                 self._cap = min(self._cap, float(self._max_concurrency))

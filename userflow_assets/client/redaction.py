@@ -57,7 +57,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a broken format string must not drop the line
+        except Exception:  # noqa: BLE001 - a broken format string must not drop the line
             message = str(record.msg)
         record.msg = redact(message)
         record.args = None

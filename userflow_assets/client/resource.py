@@ -22,8 +22,16 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from userflow_assets.client.client import DEFAULT_BASE_URL, UserflowClient, check_base_url
-from userflow_assets.client.redaction import REDACTED, install_redacting_filter, register_secret
+from userflow_assets.client.client import (
+    DEFAULT_BASE_URL,
+    UserflowClient,
+    check_base_url,
+)
+from userflow_assets.client.redaction import (
+    REDACTED,
+    install_redacting_filter,
+    register_secret,
+)
 from userflow_assets.client.stats import ClientStats
 
 
@@ -66,17 +74,17 @@ class UserflowResource(dg.ConfigurableResource):
 
         `overrides` (e.g. `transport=` for tests) go to `UserflowClient`.
         """
-        options: dict[str, Any] = dict(
-            base_url=self.base_url,
-            requests_per_minute=self.requests_per_minute,
-            max_concurrency=self.max_concurrency,
-            connect_timeout_s=self.connect_timeout_s,
-            read_timeout_s=self.read_timeout_s,
-            max_attempts=self.max_attempts,
-            max_retry_time_s=self.max_retry_time_s,
-            allow_insecure_http=self.allow_insecure_http,
-            stats=self._stats,
-        )
+        options: dict[str, Any] = {
+            "base_url": self.base_url,
+            "requests_per_minute": self.requests_per_minute,
+            "max_concurrency": self.max_concurrency,
+            "connect_timeout_s": self.connect_timeout_s,
+            "read_timeout_s": self.read_timeout_s,
+            "max_attempts": self.max_attempts,
+            "max_retry_time_s": self.max_retry_time_s,
+            "allow_insecure_http": self.allow_insecure_http,
+            "stats": self._stats,
+        }
         options.update(overrides)
         return UserflowClient(self.api_key, **options)
 

@@ -62,7 +62,7 @@ class ProgressLog:
         label: str,
         total: int | None,
         *,
-        logger: logging.Logger,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
         interval_s: float = 5.0,
         limiter: AdaptiveRateLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -111,7 +111,7 @@ class ProgressLog:
 
 
 def format_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
