@@ -27,6 +27,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from contextlib import aclosing
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
@@ -302,8 +303,9 @@ class UserflowClient:
 
     async def find_user_by_email(self, email: str) -> UserObject | None:
         """The first user with this email, or None."""
-        async for user in self.list_users(email=email):
-            return user
+        async with aclosing(self.list_users(email=email)) as users:
+            async for user in users:
+                return user
         return None
 
     async def delete_user(self, user_id: str) -> bool:
