@@ -1,0 +1,313 @@
+"""The read side: Userflow copied into the warehouse, the checklist drop-off and the drift report.
+
+`build_mirror_defs(database, schema)` gives these assets (group `userflow_mirror`):
+
+| asset | tables in `<schema>` |
+|---|---|
+| `mirror_users` | users, memberships |
+| `mirror_groups` | groups |
+| `mirror_attribute_definitions` | attribute_definitions |
+| `mirror_event_definitions` | event_definitions |
+| `mirror_content` | content, content_versions, content_questions, content_tasks |
+| `mirror_content_sessions` | content_sessions, content_session_answers, content_session_task_completions (incremental) |
+| `checklist_dropoff` | checklist_dropoff (sql/checklist_dropoff.sql) |
+| `userflow_drift` | drift (Userflow against the sync state), with the non-blocking check `no_drift` |
+
+The assets that call Userflow share the pool `userflow_api` with the sync.
+"""
+
+import asyncio
+import enum
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from userflow_assets.client import UserflowClient, UserflowResource
+from userflow_assets.mirror import read
+from userflow_assets.mirror import tables as t
+from userflow_assets.mirror.drift import KINDS, drift_samples, write_drift
+from userflow_assets.mirror.report import markdown_table
+from userflow_assets.mirror.store import MirrorDatabase, StagedTables, qualified, table_exists, transaction
+from userflow_assets.settings import project_path
+from userflow_assets.warehouse.resources import quote_literal
+
+GROUP = "userflow_mirror"
+KINDS_TAG = {"userflow", "duckdb"}
+POOL = "userflow_api"
+MIRROR_JOB = "userflow_mirror"
+DROPOFF_SQL = "sql/checklist_dropoff.sql"
+PREVIEW_ROWS = 5
+
+Reader = Callable[[UserflowClient, StagedTables], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class MirrorRead:
+    asset: str
+    tables: tuple[t.Table, ...]
+    reader: Reader
+    description: str
+
+
+FULL_READS = (
+    MirrorRead("mirror_users", (t.USERS, t.MEMBERSHIPS), read.read_users, "Userflow's users and their memberships."),
+    MirrorRead("mirror_groups", (t.GROUPS,), read.read_groups, "Userflow's groups (companies)."),
+    MirrorRead(
+        "mirror_attribute_definitions",
+        (t.ATTRIBUTE_DEFINITIONS,),
+        read.read_attribute_definitions,
+        "Userflow's attribute definitions (user, group and membership scopes).",
+    ),
+    MirrorRead(
+        "mirror_event_definitions", (t.EVENT_DEFINITIONS,), read.read_event_definitions, "Userflow's event definitions."
+    ),
+    MirrorRead(
+        "mirror_content",
+        (t.CONTENT, t.CONTENT_VERSIONS, t.CONTENT_QUESTIONS, t.CONTENT_TASKS),
+        read.read_content,
+        "Flows, checklists and launchers with every version's questions and tasks.",
+    ),
+)
+SESSION_TABLES = (t.CONTENT_SESSIONS, t.CONTENT_SESSION_ANSWERS, t.CONTENT_SESSION_TASK_COMPLETIONS)
+# Child rows of a re-read session are replaced with it.
+SESSION_KEYS = {t.CONTENT_SESSIONS.name: "id", t.CONTENT_SESSION_ANSWERS.name: "session_id",
+                t.CONTENT_SESSION_TASK_COMPLETIONS.name: "session_id"}
+
+
+class ReadMode(enum.Enum):
+    incremental = "incremental"
+    full = "full"
+
+
+class SessionsConfig(dg.Config):
+    full_refresh: bool = False
+    """Read every session again and replace the tables (also drops sessions deleted in Userflow)."""
+    reread_days: float = 0.0
+    """Also re-read sessions started up to this many days before the newest stored one, so their
+    progress, answers and task completions are refreshed."""
+
+
+def _requests(userflow: UserflowResource) -> int:
+    return int(userflow.metadata().get("userflow_requests", 0))
+
+
+def _column_schema(table: t.Table) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, type_) for name, type_ in table.columns])
+
+
+def _table_metadata(db: MirrorDatabase, schema: str, main: t.Table, counts: dict[str, int]) -> dict[str, Any]:
+    with db.connect() as con:
+        cursor = con.execute(f"SELECT * FROM {qualified(schema, main.name)} LIMIT {PREVIEW_ROWS}")
+        preview = markdown_table([d[0] for d in cursor.description], cursor.fetchall())
+    return {
+        "dagster/row_count": counts[main.name],
+        "dagster/table_name": f"{schema}.{main.name}",
+        "dagster/column_schema": _column_schema(main),
+        **{f"rows_{name}": n for name, n in counts.items()},
+        "preview": dg.MetadataValue.md(preview),
+    }
+
+
+async def _walk(userflow: UserflowResource, reader: Reader, staged: StagedTables) -> None:
+    async with userflow.get_client() as client:
+        await reader(client, staged)
+
+
+async def _walk_sessions(
+    userflow: UserflowResource, staged: StagedTables, cutoff: datetime | None
+) -> read.SessionWalk:
+    async with userflow.get_client() as client:
+        return await read.read_sessions(client, staged, cutoff)
+
+
+def _full_read_asset(spec: MirrorRead, schema: str, deps: Sequence[str]) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=spec.asset,
+        deps=list(deps),
+        group_name=GROUP,
+        kinds=KINDS_TAG,
+        pool=POOL,
+        description=f"{spec.description} Tables: {', '.join(f'{schema}.{x.name}' for x in spec.tables)}; "
+        "read in full and swapped in one transaction.",
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, userflow: UserflowResource, mirror_db: MirrorDatabase
+    ) -> dg.MaterializeResult:
+        before = _requests(userflow)
+        with StagedTables(mirror_db, schema, spec.tables, context.run.run_id) as staged:
+            asyncio.run(_walk(userflow, spec.reader, staged))
+            counts = staged.replace()
+        context.log.info(f"{spec.asset}: {counts}")
+        return dg.MaterializeResult(
+            metadata={
+                **_table_metadata(mirror_db, schema, spec.tables[0], counts),
+                "userflow_requests": _requests(userflow) - before,
+            }
+        )
+
+    return _asset
+
+
+def _newest_session(db: MirrorDatabase, schema: str) -> datetime | None:
+    with db.connect() as con:
+        if not table_exists(con, schema, t.CONTENT_SESSIONS.name):
+            return None
+        return con.execute(f"SELECT max(created_at) FROM {qualified(schema, t.CONTENT_SESSIONS.name)}").fetchone()[0]
+
+
+def _sessions_asset(schema: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="mirror_content_sessions",
+        group_name=GROUP,
+        kinds=KINDS_TAG,
+        pool=POOL,
+        description="Content sessions with their answers and task completions. Incremental: sessions are "
+        "read newest first and the walk stops at the first one older than the newest already stored "
+        "(minus `reread_days`); those read replace their stored rows. `full_refresh` reads all and "
+        f"replaces the tables. Tables: {', '.join(f'{schema}.{x.name}' for x in SESSION_TABLES)}.",
+    )
+    def _asset(
+        context: dg.AssetExecutionContext,
+        config: SessionsConfig,
+        userflow: UserflowResource,
+        mirror_db: MirrorDatabase,
+    ) -> dg.MaterializeResult:
+        before = _requests(userflow)
+        newest = None if config.full_refresh else _newest_session(mirror_db, schema)
+        mode = ReadMode.incremental if newest is not None else ReadMode.full
+        cutoff = read.session_cutoff(newest, config.reread_days)
+        with StagedTables(mirror_db, schema, SESSION_TABLES, context.run.run_id) as staged:
+            walk = asyncio.run(_walk_sessions(userflow, staged, cutoff))
+            if mode is ReadMode.incremental and not walk.unordered:
+                counts = staged.merge(SESSION_KEYS, t.CONTENT_SESSIONS.name, "id")
+            else:
+                counts = staged.replace()
+        context.log.info(f"mirror_content_sessions ({mode.value}): {walk.read} sessions read, tables {counts}")
+        return dg.MaterializeResult(
+            metadata={
+                **_table_metadata(mirror_db, schema, t.CONTENT_SESSIONS, counts),
+                "mode": mode.value if not walk.unordered else ReadMode.full.value,
+                "sessions_read": walk.read,
+                "read_since": cutoff.isoformat() if cutoff else "none",
+                "userflow_requests": _requests(userflow) - before,
+            }
+        )
+
+    return _asset
+
+
+def _dropoff_asset(schema: str, sql_path: Path) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="checklist_dropoff",
+        deps=["mirror_content", "mirror_content_sessions"],
+        group_name=GROUP,
+        kinds=KINDS_TAG,
+        description=f"Per checklist task, in order: users who reached it, completed it and stopped there "
+        f"({sql_path.name} over the mirror; table {schema}.checklist_dropoff).",
+    )
+    def _asset(mirror_db: MirrorDatabase) -> dg.MaterializeResult:
+        query = sql_path.read_text()
+        target = qualified(schema, t.CHECKLIST_DROPOFF.name)
+        with mirror_db.connect() as con:
+            con.execute(f"SET search_path = {quote_literal(schema)}")
+            with transaction(con):
+                con.execute(f"CREATE OR REPLACE TABLE {target} AS (\n{query}\n)")
+            rows = con.execute(
+                f"SELECT checklist, position, task, reached, completed, stopped_here FROM {target} "
+                "ORDER BY checklist, content_id, position"
+            ).fetchall()
+        columns = ["checklist", "position", "task", "reached", "completed", "stopped here"]
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(rows),
+                "dagster/table_name": f"{schema}.{t.CHECKLIST_DROPOFF.name}",
+                "checklists": len({r[0] for r in rows}),
+                "dropoff": dg.MetadataValue.md(markdown_table(columns, rows)),
+            }
+        )
+
+    return _asset
+
+
+def _drift_defs(schema: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
+    @dg.asset(
+        name="userflow_drift",
+        deps=["mirror_users", "mirror_groups"],
+        group_name=GROUP,
+        kinds=KINDS_TAG,
+        description="Userflow's users and groups against the sync state: attributes changed outside the "
+        f"sync, records the sync never wrote, synced records missing from Userflow (table {schema}.drift).",
+    )
+    def _drift(mirror_db: MirrorDatabase, sync_db: DuckDBResource) -> dg.MaterializeResult:
+        with mirror_db.connect() as con:
+            summary = write_drift(con, schema, project_path(sync_db.database))
+            samples = {kind: drift_samples(con, schema, kind) for kind in KINDS}
+        columns = ["type", "id", "attribute", "in Userflow", "last synced"]
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": summary.total,
+                "dagster/table_name": f"{schema}.drift",
+                "drift_total": summary.total,
+                "records_changed": summary.records_changed,
+                **summary.counts,
+                "compared": ", ".join(summary.compared) or "none (the sync state holds no records)",
+                **{f"sample_{kind}": dg.MetadataValue.md(markdown_table(columns, rows)) for kind, rows in samples.items()},
+            }
+        )
+
+    @dg.asset_check(asset=_drift, name="no_drift", blocking=False)
+    def _no_drift(mirror_db: MirrorDatabase) -> dg.AssetCheckResult:
+        with mirror_db.connect() as con:
+            rows = con.execute(
+                f"SELECT kind, count(*) FROM {qualified(schema, t.DRIFT.name)} GROUP BY kind ORDER BY kind"
+            ).fetchall()
+        found = dict(rows)
+        total = sum(found.values())
+        return dg.AssetCheckResult(
+            passed=total == 0,
+            description="Userflow matches the sync state" if not total else f"{total} differences from the sync state",
+            metadata={kind: found.get(kind, 0) for kind in KINDS},
+        )
+
+    return _drift, _no_drift
+
+
+def build_mirror_defs(
+    database: str,
+    schema: str = "userflow",
+    *,
+    after: Sequence[str] = (),
+    dropoff_sql: str | Path = DROPOFF_SQL,
+) -> dg.Definitions:
+    """The read side as definitions, writing into schema `schema` of the DuckDB file `database`.
+
+    `after` names assets the user and group reads wait for (the sync's sinks), so a run that
+    syncs and then mirrors compares Userflow with the state that run left. Needs the resources
+    `userflow` (UserflowResource) and `sync_db` (the state DuckDB); brings `mirror_db`.
+    """
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", schema):
+        raise ValueError(f"mirror schema must be a plain name, got {schema!r}")
+    waits = {"mirror_users", "mirror_groups"}
+    assets: list[dg.AssetsDefinition] = [
+        _full_read_asset(spec, schema, list(after) if spec.asset in waits else []) for spec in FULL_READS
+    ]
+    assets += [_sessions_asset(schema), _dropoff_asset(schema, project_path(dropoff_sql))]
+    drift, no_drift = _drift_defs(schema)
+    job = dg.define_asset_job(
+        MIRROR_JOB,
+        selection=dg.AssetSelection.groups(GROUP),
+        executor_def=dg.in_process_executor,
+        description="Userflow to the warehouse: users, groups, definitions, content, sessions; drop-off and drift.",
+    )
+    return dg.Definitions(
+        assets=[*assets, drift],
+        asset_checks=[no_drift],
+        jobs=[job],
+        resources={"mirror_db": MirrorDatabase(database=str(project_path(database)))},
+    )
