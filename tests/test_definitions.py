@@ -26,7 +26,11 @@ def test_asset_snapshot() -> None:
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == {
-        "warehouse_groups", "warehouse_users", "userflow_group_records", "userflow_user_records", *SINKS,
+        "warehouse_groups",
+        "warehouse_users",
+        "userflow_group_records",
+        "userflow_user_records",
+        *SINKS,
     }
     for key in graph.get_all_asset_keys():
         pools = graph.get(key).pools or set()
@@ -38,10 +42,7 @@ def test_asset_snapshot() -> None:
     assert ("userflow_user_records", "ids_unique_and_present") in checks
     assert ("userflow_users", "read_back") in checks
     blocking = {
-        spec.key.name
-        for checks_def in defs.asset_checks or []
-        for spec in checks_def.check_specs
-        if spec.blocking
+        spec.key.name for checks_def in defs.asset_checks or [] for spec in checks_def.check_specs if spec.blocking
     }
     assert blocking == {"ids_unique_and_present", "rejected_share"}
     assert defs.resolve_job_def("userflow_sync") is not None

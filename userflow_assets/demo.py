@@ -28,7 +28,14 @@ WAREHOUSE = PROJECT_ROOT / "data" / "warehouse.duckdb"
 # the client finding the limit from 429s and settling under it.
 DEMO_RATE_LIMIT_PER_SECOND = 150
 SINK_FIELDS = (
-    "created", "updated", "unchanged", "skipped", "rejected", "failed", "userflow_requests", "userflow_rate_limited",
+    "created",
+    "updated",
+    "unchanged",
+    "skipped",
+    "rejected",
+    "failed",
+    "userflow_requests",
+    "userflow_rate_limited",
 )
 
 
@@ -45,8 +52,12 @@ def ensure_warehouse(path: Path) -> None:
 def launch_sync(env: dict[str, str]) -> None:
     dg_cli = str(Path(sys.executable).with_name("dg"))
     subprocess.run(
-        [dg_cli, "launch", "--job", SYNC_JOB], cwd=PROJECT_ROOT, env=env, check=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [dg_cli, "launch", "--job", SYNC_JOB],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 

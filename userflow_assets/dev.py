@@ -29,7 +29,9 @@ def main() -> int:
         print(f"Userflow emulator: {base_url} (inspect it at {base_url}/__emulator/state)")
         print(f"Dagster UI:        http://127.0.0.1:{args.port}  (Ctrl-C stops both)", flush=True)
         dg_cli = str(Path(sys.executable).with_name("dg"))
-        ui = subprocess.Popen([dg_cli, "dev", "--host", "127.0.0.1", "--port", str(args.port)], cwd=PROJECT_ROOT, env=env)
+        ui = subprocess.Popen(
+            [dg_cli, "dev", "--host", "127.0.0.1", "--port", str(args.port)], cwd=PROJECT_ROOT, env=env
+        )
         try:
             return ui.wait()
         except KeyboardInterrupt:

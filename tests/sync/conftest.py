@@ -32,5 +32,3 @@ def harness(tmp_path: Path, sync_emulator_url: str, monkeypatch: pytest.MonkeyPa
             "INSERT INTO accounts VALUES (?, ?, '2026-01-01')", [(f"a{i}", f"Account {i}") for i in range(5)]
         )
     return h
-
-

@@ -1,6 +1,5 @@
 """The sync test harness: a small real warehouse, the emulator on a port, the sync run through Dagster."""
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -8,10 +7,8 @@ from typing import Any
 import dagster as dg
 import duckdb
 import httpx
-import pytest
 
 from userflow_assets.client import UserflowResource
-from userflow_assets.emulator import EmulatorConfig, running_emulator
 from userflow_assets.orchestration.component import build_sync_defs
 from userflow_assets.spec import SyncSpec
 

@@ -4,7 +4,6 @@ import json
 
 import duckdb
 import pytest
-
 from sync_harness import Harness, metadata, user_rows
 
 

@@ -1,10 +1,9 @@
 """A bad spec fails at load, or before the first request, with a message naming the fault."""
 
+import dagster as dg
 import pydantic
 import pytest
 from sync_harness import Harness
-
-import dagster as dg
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:

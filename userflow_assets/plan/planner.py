@@ -53,13 +53,16 @@ def build_plan(
     its action is `migrate`.
     """
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {PLAN_SCHEMA}")
+    params = {"object_type": object_type, "full_resync": full_resync}
+    # Decide on narrow columns first: payloads are only copied for records that will be sent,
+    # so a million unchanged records cost their IDs, not their attributes.
     con.execute(
         f"""
-        CREATE OR REPLACE TABLE {plan_table(object_type)} AS
+        CREATE OR REPLACE TEMP TABLE _decided AS
         WITH current AS (
-            SELECT id, payload_hash, attributes, memberships, primary_id, fallback_id FROM {records_table}
+            SELECT id, payload_hash, primary_id, fallback_id, FALSE AS from_failures FROM {records_table}
             UNION ALL
-            SELECT f.id, f.payload_hash, f.attributes, f.memberships, f.primary_id, f.fallback_id
+            SELECT f.id, f.payload_hash, f.primary_id, f.fallback_id, TRUE
             FROM sync.failures AS f
             WHERE f.object_type = $object_type AND f.id NOT IN (SELECT id FROM {records_table})
         ),
@@ -75,8 +78,8 @@ def build_plan(
               )
         )
         SELECT
-            c.*,
-            s.attributes AS previous_attributes,
+            c.id,
+            c.from_failures,
             CASE
                 WHEN f.id IS NOT NULL THEN 'retry'
                 WHEN s.id IS NULL THEN 'create'
@@ -87,13 +90,34 @@ def build_plan(
             END AS action,
             p.fallback_id AS migrate_from
         FROM current AS c
-        LEFT JOIN sync.records AS s ON s.object_type = $object_type AND s.id = c.id
-        LEFT JOIN sync.failures AS f ON f.object_type = $object_type AND f.id = c.id
+        LEFT JOIN (SELECT id, payload_hash FROM sync.records WHERE object_type = $object_type) AS s ON s.id = c.id
+        LEFT JOIN (SELECT id FROM sync.failures WHERE object_type = $object_type) AS f ON f.id = c.id
         LEFT JOIN pending_links AS p ON p.primary_id = c.id
-        ORDER BY c.id
         """,
-        {"object_type": object_type, "full_resync": full_resync},
+        params,
     )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {plan_table(object_type)} AS
+        WITH sending AS (SELECT * FROM _decided WHERE action <> 'unchanged'),
+        payloads AS (
+            SELECT r.id, r.payload_hash, r.attributes, r.memberships, r.primary_id, r.fallback_id
+            FROM {records_table} AS r SEMI JOIN sending USING (id)
+            UNION ALL
+            SELECT f.id, f.payload_hash, f.attributes, f.memberships, f.primary_id, f.fallback_id
+            FROM sync.failures AS f JOIN sending AS d ON d.id = f.id AND d.from_failures
+            WHERE f.object_type = $object_type
+        )
+        SELECT p.*, s.attributes AS previous_attributes, d.action, d.migrate_from
+        FROM sending AS d
+        JOIN payloads AS p USING (id)
+        LEFT JOIN sync.records AS s ON s.object_type = $object_type AND s.id = d.id
+        UNION ALL
+        SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, action, NULL FROM _decided WHERE action = 'unchanged'
+        """,
+        {"object_type": object_type},
+    )
+    con.execute("DROP TABLE _decided")
     return summarize_plan(con, object_type)
 
 

@@ -56,9 +56,7 @@ async def _stream(con_factory: ConnectionFactory, object_type: str, batch_size: 
             yield planned
 
 
-def _sender(
-    client: UserflowClient, object_type: str, spec: ObjectSpec, prune: bool
-) -> Callable[[PlannedRecord], Any]:
+def _sender(client: UserflowClient, object_type: str, spec: ObjectSpec, prune: bool) -> Callable[[PlannedRecord], Any]:
     async def send(planned: PlannedRecord) -> None:
         record = planned.record
         if planned.action != "migrate":
@@ -116,8 +114,10 @@ async def apply_plan(
     consecutive_failures = 0
     stop: UserflowError | None = None
     results = client.bulk(
-        _stream(con_factory, object_type, batch_size), _sender(client, object_type, spec, prune),
-        total=total, label=f"{object_type}s",
+        _stream(con_factory, object_type, batch_size),
+        _sender(client, object_type, spec, prune),
+        total=total,
+        label=f"{object_type}s",
     )
     try:
         async for result in results:
@@ -155,9 +155,7 @@ async def apply_plan(
     return outcome
 
 
-async def existing_ids(
-    client: UserflowClient, object_type: str, candidates: list[str], known: int
-) -> set[str]:
+async def existing_ids(client: UserflowClient, object_type: str, candidates: list[str], known: int) -> set[str]:
     """Which of `candidates` exist in Userflow: one GET each when they are few, else one listing
     (100 per page) when that costs fewer requests than the GETs would."""
     estimated_pages = (known + len(candidates)) // 100 + 1

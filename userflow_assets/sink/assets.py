@@ -100,7 +100,12 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
         client_counters = {k: v - counters_before.get(k, 0) for k, v in userflow.metadata().items()}
         with sync_db.get_connection() as con:
             cursor = store.advance_cursor(con, object_type, context.run_id)
-            counts = {**outcome.confirmed, "failed": outcome.failed, "skipped": summary.counts["skipped"], "rejected": rejected}
+            counts = {
+                **outcome.confirmed,
+                "failed": outcome.failed,
+                "skipped": summary.counts["skipped"],
+                "rejected": rejected,
+            }
             store.finish_run(con, context.run_id, object_type, "success", json.dumps(counts))
         elapsed = time.monotonic() - started
         sent = sum(outcome.confirmed.values()) + outcome.failed
@@ -112,7 +117,9 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
                 "unchanged": summary.counts.get("unchanged", 0),
                 "migrated": outcome.migrations,
                 "failed": outcome.failed,
-                "failure_examples": dg.MetadataValue.md("\n".join(f"- {e}" for e in outcome.failure_examples) or "none"),
+                "failure_examples": dg.MetadataValue.md(
+                    "\n".join(f"- {e}" for e in outcome.failure_examples) or "none"
+                ),
                 "cursor": cursor.isoformat() if cursor else "none",
                 "duration_s": round(elapsed, 3),
                 "records_per_s": round(sent / elapsed, 2) if elapsed else 0.0,

@@ -8,7 +8,7 @@ Every write here is a transaction: a process killed mid-write leaves the previou
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 import pandas as pd
@@ -82,7 +82,7 @@ RECORD_COLUMNS = ["id", "payload_hash", "attributes", "memberships", "primary_id
 
 def utcnow() -> datetime:
     """Naive UTC, the convention of every timestamp in the state."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,7 @@ def load_query(path: Path) -> SourceQuery:
     if unknown:
         listed = ", ".join(f"${n}" for n in unknown)
         raise QueryError(
-            f"{path}: unknown parameter {listed}; the only parameter a source query may use "
-            f"is ${CURSOR_PARAMETER}"
+            f"{path}: unknown parameter {listed}; the only parameter a source query may use is ${CURSOR_PARAMETER}"
         )
     return SourceQuery(path=path, text=text, uses_cursor=bool(names))
 
@@ -49,7 +48,7 @@ def query_parameters(sql: str) -> set[str]:
     """Names of `$name` parameters, found by DuckDB's own tokenizer (so not in strings or comments)."""
     tokens = duckdb.tokenize(sql)
     names: set[str] = set()
-    for (pos, kind), (next_pos, next_kind) in zip(tokens, tokens[1:]):
+    for (pos, kind), (next_pos, next_kind) in zip(tokens, tokens[1:], strict=False):
         is_dollar = kind == duckdb.token_type.operator and sql[pos] == "$"
         if is_dollar and next_pos == pos + 1 and next_kind == duckdb.token_type.identifier:
             end = next_pos

@@ -35,7 +35,9 @@ class WarehouseResource(dg.ConfigurableResource):
     """A DuckDB warehouse file and the folder of source queries run against it."""
 
     database: str = Field(description="Path of the warehouse DuckDB file; relative paths are from the project folder.")
-    sql_dir: str = Field(default="sql", description="Folder holding the source queries (users.sql, groups.sql, events.sql).")
+    sql_dir: str = Field(
+        default="sql", description="Folder holding the source queries (users.sql, groups.sql, events.sql)."
+    )
 
     def database_path(self) -> Path:
         return project_path(self.database)

@@ -1,0 +1,149 @@
+"""Query -> plan at scale: 1,000,000 warehouse users, 1% of them changed since the last sync.
+
+Prints a markdown table: time and peak memory from the warehouse query to a finished plan,
+for the incremental read a scheduled sync does, and for a full read (the first run after a
+spec change, or `full_refresh`). Each measurement runs in a fresh process so its peak
+resident memory is its own. Targets: at most 5 s and 1.5 GB.
+
+    .venv/bin/python benchmarks/plan_scale.py [--users 1000000] [--keep DIR]
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from userflow_assets.plan.planner import build_plan
+from userflow_assets.sample import generate_warehouse
+from userflow_assets.spec import SyncSpec
+from userflow_assets.state import store
+from userflow_assets.transform import build_records
+from userflow_assets.transform.assets import records_table, rejected_table
+from userflow_assets.warehouse.resources import WarehouseResource
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_SECONDS = 5.0
+TARGET_BYTES = 1.5e9
+LAG = timedelta(minutes=60)
+
+
+def shipped_spec() -> SyncSpec:
+    """The users part of the shipped defs.yaml (it has no templates)."""
+    raw = yaml.safe_load((ROOT / "userflow_assets/defs/userflow_sync/defs.yaml").read_text())
+    return SyncSpec.model_validate({"users": raw["attributes"]["users"]})
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory. (ru_maxrss would include the parent's, kept across exec.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def query_to_plan(workdir: Path, full: bool) -> dict[str, float]:
+    """The work of warehouse_users, userflow_user_records and the sink's plan, as the assets do it."""
+    spec = shipped_spec().users
+    warehouse = WarehouseResource(database=str(workdir / "warehouse.duckdb"), sql_dir=str(ROOT / "sql"))
+    started = time.perf_counter()
+    with duckdb.connect(str(workdir / "state.duckdb")) as con:
+        query = warehouse.load_query(spec.query)
+        last = None if full else store.cursor(con, "user", "bench")
+        staged = warehouse.stage(con, query, "warehouse_users", since=last - LAG if last else None)
+        staged_at = time.perf_counter()
+        result = build_records(con, spec, "user", "staging.warehouse_users", records_table("user"), rejected_table("user"))
+        transformed_at = time.perf_counter()
+        summary = build_plan(con, "user", records_table("user"))
+    finished = time.perf_counter()
+    return {
+        "rows_read": staged.row_count,
+        "records": result.records,
+        "to_send": summary.to_send,
+        "query_s": staged_at - started,
+        "transform_s": transformed_at - staged_at,
+        "plan_s": finished - transformed_at,
+        "total_s": finished - started,
+        "peak_rss_bytes": peak_rss(),
+    }
+
+
+def prepare(workdir: Path, users: int) -> None:
+    """A warehouse of `users`, a state that has synced all of it, then 1% of users changed."""
+    generate_warehouse(workdir / "warehouse.duckdb", users=users)
+    spec = shipped_spec().users
+    warehouse = WarehouseResource(database=str(workdir / "warehouse.duckdb"), sql_dir=str(ROOT / "sql"))
+    with duckdb.connect(str(workdir / "state.duckdb")) as con:
+        store.ensure_schema(con)
+        read_at = store.utcnow()
+        warehouse.stage(con, warehouse.load_query(spec.query), "warehouse_users", since=None)
+        build_records(con, spec, "user", "staging.warehouse_users", records_table("user"), rejected_table("user"))
+        con.execute(
+            f"""
+            INSERT INTO sync.records
+            SELECT 'user', id, payload_hash, attributes, memberships, primary_id, fallback_id, now(), 'setup'
+            FROM {records_table('user')}
+            """
+        )
+        store.record_read(con, "user", read_at, None, "bench", "setup")
+        store.advance_cursor(con, "user", "setup")
+    with duckdb.connect(str(workdir / "warehouse.duckdb")) as con:
+        # Later than the cursor by more than the late-arrival lag, as a real change would be.
+        con.execute(
+            "UPDATE users SET plan = 'enterprise', updated_at = now()::TIMESTAMP + INTERVAL 2 HOUR "
+            "WHERE hash(user_id) % 100 = 0 AND plan <> 'enterprise'"
+        )
+
+
+def measure(workdir: Path, full: bool) -> dict[str, float]:
+    args = [sys.executable, __file__, "--measure", "full" if full else "incremental", "--keep", str(workdir)]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def baseline_rss() -> int:
+    """Resident memory of a process that only imports the code location, to read the rest against."""
+    code = "import sys; sys.path.insert(0, 'benchmarks'); import plan_scale; print(plan_scale.peak_rss())"
+    return int(subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--keep", type=Path, help="work folder (kept); default: a temporary one")
+    parser.add_argument("--measure", choices=["incremental", "full"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(query_to_plan(args.keep, full=args.measure == "full")))
+        return 0
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="plan_scale_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    prepare(workdir, args.users)
+    print(f"prepared {args.users:,} users with 1% changed in {time.perf_counter() - started:.1f}s ({workdir})")
+    base = baseline_rss()
+    rows = []
+    for label, full in (("incremental read (scheduled sync)", False), ("full read (spec change, full_refresh)", True)):
+        m = measure(workdir, full)
+        ok = m["total_s"] <= TARGET_SECONDS and m["peak_rss_bytes"] <= TARGET_BYTES
+        rows.append(
+            f"| {label} | {m['rows_read']:,} | {m['to_send']:,} | {m['query_s']:.2f} | {m['transform_s']:.2f} | "
+            f"{m['plan_s']:.2f} | **{m['total_s']:.2f}** | {m['peak_rss_bytes'] / 1e6:,.0f} | "
+            f"{(m['peak_rss_bytes'] - base) / 1e6:,.0f} | {'yes' if ok else 'no'} |"
+        )
+    print(f"\nQuery -> plan, {args.users:,} users, 1% changed (targets: <= {TARGET_SECONDS:.0f} s, <= 1.5 GB)\n")
+    print("| path | rows read | to send | query s | transform s | plan s | total s | peak RSS MB | above import MB | within targets |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
