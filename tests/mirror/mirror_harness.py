@@ -1,0 +1,162 @@
+"""The mirror test harness: an emulator on a port whose store the test can reach, the mirror
+(and, for drift, the sync) run through dg.materialize, and the warehouse read back."""
+
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from userflow_assets.client import UserflowResource
+from userflow_assets.emulator.runtime import Emulator
+from userflow_assets.emulator.store import format_time
+from userflow_assets.mirror import build_mirror_defs
+from userflow_assets.orchestration.component import build_sync_defs
+from userflow_assets.spec import SyncSpec
+from userflow_assets.state.resources import StateDatabase
+
+KEY = "uf_test_mirror_key"
+HEADERS = {"Authorization": f"Bearer {KEY}", "Userflow-Version": "2020-01-03"}
+
+USERS_SQL = "SELECT user_id, email, name, plan, seats, account_id FROM users"
+GROUPS_SQL = "SELECT account_id, name FROM accounts"
+WAREHOUSE_DDL = """
+CREATE TABLE users (user_id VARCHAR, email VARCHAR, name VARCHAR, plan VARCHAR, seats INTEGER, account_id VARCHAR);
+CREATE TABLE accounts (account_id VARCHAR, name VARCHAR);
+"""
+
+
+@contextmanager
+def serve(app: Starlette) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free loopback port in a thread (so the test keeps the app's
+    store at hand); yield its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the emulator failed to start")
+            thread.join(0.02)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def add_sessions(emulator: Emulator, count: int, start: datetime, user_prefix: str = "bulk-user") -> list[str]:
+    """`count` unfinished welcome-survey sessions, one minute apart from `start` (content
+    sessions cannot be created through the API, so they go straight into the store)."""
+    store = emulator.store
+    ids = []
+    for n in range(count):
+        session_id = f"cs-x{len(store.content_sessions) + 1:05d}"
+        created = format_time(start + timedelta(minutes=n))
+        store.content_sessions[session_id] = {
+            "object": "content_session", "id": session_id, "content_id": "flow-welcome-survey",
+            "version_id": "flow-welcome-survey-v1", "user_id": f"{user_prefix}-{n}", "group_id": None,
+            "is_preview": False, "completed": False, "completed_at": None, "progress": 0,
+            "created_at": created, "last_activity_at": created, "task_completions": [], "_answers": [],
+        }
+        ids.append(session_id)
+    return ids
+
+
+@dataclass
+class MirrorHarness:
+    root: Path
+    url: str
+    emulator: Emulator
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def state_db(self) -> Path:
+        return self.root / "state" / "state.duckdb"
+
+    def resources(self) -> dict[str, Any]:
+        return {
+            "userflow": UserflowResource(api_key=KEY, base_url=self.url, max_attempts=2, max_retry_time_s=2),
+            "sync_db": StateDatabase(database=str(self.state_db)),
+        }
+
+    def mirror(
+        self,
+        assets: Sequence[str] | None = None,
+        sessions: dict[str, Any] | None = None,
+        raise_on_error: bool = True,
+    ) -> dg.ExecuteInProcessResult:
+        """Materialize the mirror (or only `assets`) with its checks; `sessions` is the sessions asset's config."""
+        defs = build_mirror_defs(str(self.warehouse))
+        selection = dg.AssetSelection.assets(*assets) if assets else dg.AssetSelection.all()
+        ops = {"mirror_content_sessions": {"config": sessions}} if sessions else {}
+        return dg.materialize(
+            [*defs.assets, *(defs.asset_checks or [])],  # type: ignore[list-item]
+            resources={**(defs.resources or {}), **self.resources()},
+            selection=selection,
+            run_config={"ops": ops} if ops else None,
+            raise_on_error=raise_on_error,
+        )
+
+    def sync(self) -> dg.ExecuteInProcessResult:
+        """The sync (groups and users) from the warehouse tables into the emulator."""
+        spec = SyncSpec.model_validate(
+            {
+                "warehouse": {"database": str(self.warehouse), "sql_dir": str(self.root / "sql")},
+                "state_database": str(self.state_db),
+                "userflow": {"base_url": self.url},
+                "groups": {"query": "groups.sql", "id_column": "account_id", "mapping": {"name": "name"}},
+                "users": {
+                    "query": "users.sql",
+                    "id_column": "user_id",
+                    "mapping": {"email": "email", "name": "name", "plan": "plan", "seats": "seats"},
+                    "memberships": {"column": "account_id"},
+                },
+            }
+        )
+        defs = build_sync_defs(spec)
+        return dg.materialize(
+            [*defs.assets, *(defs.asset_checks or [])],  # type: ignore[list-item]
+            resources={**(defs.resources or {}), **self.resources()},
+        )
+
+    def sql(self, statement: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        with duckdb.connect(str(self.warehouse)) as con:
+            cursor = con.execute(statement, params or [])
+            return cursor.fetchall() if cursor.description else []
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(method, f"{self.url}{path}", headers=HEADERS, timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def requests(self, endpoint: str) -> int:
+        """Successful requests to `endpoint` (e.g. `GET /users`) since the last reset."""
+        by_endpoint = httpx.get(f"{self.url}/__emulator/requests", timeout=30).json()["by_endpoint"]
+        return int(by_endpoint.get(endpoint, {}).get("200", 0))
+
+
+def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
+    events = result.asset_materializations_for_node(asset)
+    assert events, f"{asset} was not materialized"
+    return {k: v.value for k, v in events[-1].metadata.items()}
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
