@@ -21,7 +21,7 @@ import enum
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +194,7 @@ def _sessions_asset(schema: str) -> dg.AssetsDefinition:
                 **_table_metadata(mirror_db, schema, t.CONTENT_SESSIONS, counts),
                 "mode": mode.value if not walk.unordered else ReadMode.full.value,
                 "sessions_read": walk.read,
-                "read_since": cutoff.isoformat() if cutoff else "none",
+                "read_since": cutoff.astimezone(UTC).isoformat() if cutoff else "none",
                 "userflow_requests": _requests(userflow) - before,
             }
         )
