@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +48,8 @@ class Result:
     rate_limited: int
     ok_after_warmup: int
     final_rate_per_s: float
+    client_cpu: float = 0.0  # share of one core used by this process
+    server_cpu: float = 0.0  # share of one core used by the emulator
 
     @property
     def per_s(self) -> float:
@@ -58,8 +60,23 @@ class Result:
         return self.rate_limited / self.requests if self.requests else 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a process (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Emulator:
+    base_url: str
+    pid: int
+
+
 @contextmanager
-def emulator_process() -> Iterator[str]:
+def emulator_process() -> Iterator[Emulator]:
     """The emulator CLI in a child process, so its CPU is not the client's."""
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
@@ -72,7 +89,7 @@ def emulator_process() -> Iterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the emulator did not start")
                 time.sleep(0.05)
-            yield f"http://127.0.0.1:{port_file.read_text().strip()}"
+            yield Emulator(f"http://127.0.0.1:{port_file.read_text().strip()}", process.pid)
         finally:
             process.terminate()
             process.wait(timeout=15)
@@ -144,38 +161,50 @@ async def run_bare(base_url: str, seconds: float) -> Result:
 
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     elapsed = time.monotonic() - started
-    return Result("bare httpx", elapsed, ok, ok, 0, ok, 0.0)
+    return Result("bare httpx loop", elapsed, ok, ok, 0, ok, 0.0)
+
+
+async def measured(emulator: Emulator, run: Awaitable[Result]) -> Result:
+    """`run`'s result with the CPU share each side used while it ran."""
+    client_before, server_before = time.process_time(), cpu_seconds(emulator.pid)
+    result = await run
+    result.client_cpu = (time.process_time() - client_before) / result.seconds
+    result.server_cpu = (cpu_seconds(emulator.pid) - server_before) / result.seconds
+    return result
 
 
 async def main(seconds: float, bare_seconds: float, limits: tuple[int, ...]) -> None:
     rows: list[str] = []
-    with emulator_process() as base_url:
+    with emulator_process() as emulator:
+        base_url = emulator.base_url
         for limit in limits:
             await configure(base_url, limit)
-            result = await run_client(base_url, seconds, f"limit {limit}/s")
+            result = await measured(emulator, run_client(base_url, seconds, f"limit {limit}/s"))
             server = await server_counts(base_url)
             steady = result.ok_after_warmup / (result.seconds - WARMUP_S)
             rows.append(
                 f"| {limit}/s | {result.seconds:.1f} | {result.per_s:.1f} | {result.per_s / limit:.3f} "
                 f"| {steady / limit:.3f} | {100 * result.share_429:.2f}% "
-                f"| {server.get('200', 0)} / {server.get('429', 0)} | {result.final_rate_per_s:.1f} |"
+                f"| {server.get('200', 0)} / {server.get('429', 0)} | {result.final_rate_per_s:.1f} "
+                f"| {100 * result.client_cpu:.0f}% / {100 * result.server_cpu:.0f}% |"
             )
         await configure(base_url, None)
-        client = await run_client(base_url, bare_seconds, "no limit")
+        client = await measured(emulator, run_client(base_url, bare_seconds, "client"))
         await configure(base_url, None)
-        bare = await run_bare(base_url, bare_seconds)
+        bare = await measured(emulator, run_bare(base_url, bare_seconds))
     print(f"Emulator on a loopback port in its own process, {LATENCY_MS:.0f} ms latency, 1 s sliding window;")
     print(f"client defaults (starts at 500/min, limit not told), max_concurrency={CONCURRENCY}; "
           f"steady = after the first {WARMUP_S:.0f} s.\n")
     print("| server limit | seconds | achieved req/s | achieved / limit | steady / limit | answered 429 "
-          "| server 200 / 429 | adapted rate at end (req/s) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| server 200 / 429 | adapted rate at end (req/s) | CPU client / emulator |")
+    print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print()
-    print("| no limit | seconds | req/s | ratio to bare httpx |")
-    print("|---|---|---|---|")
-    print(f"| client | {client.seconds:.1f} | {client.per_s:.1f} | {client.per_s / bare.per_s:.3f} |")
-    print(f"| bare httpx loop | {bare.seconds:.1f} | {bare.per_s:.1f} | 1.000 |")
+    print("| no limit | seconds | req/s | ratio to bare httpx | CPU client / emulator |")
+    print("|---|---|---|---|---|")
+    for row, ratio in ((client, client.per_s / bare.per_s), (bare, 1.0)):
+        print(f"| {row.label} | {row.seconds:.1f} | {row.per_s:.1f} | {ratio:.3f} "
+              f"| {100 * row.client_cpu:.0f}% / {100 * row.server_cpu:.0f}% |")
 
 
 if __name__ == "__main__":
