@@ -25,6 +25,7 @@ from userflow_assets.plan.planner import build_plan
 from userflow_assets.sample import generate_warehouse
 from userflow_assets.spec import SyncSpec
 from userflow_assets.state import store
+from userflow_assets.state.resources import StateDatabase
 from userflow_assets.transform import build_records
 from userflow_assets.transform.assets import records_table, rejected_table
 from userflow_assets.warehouse.resources import WarehouseResource
@@ -54,7 +55,7 @@ def query_to_plan(workdir: Path, full: bool) -> dict[str, float]:
     spec = shipped_spec().users
     warehouse = WarehouseResource(database=str(workdir / "warehouse.duckdb"), sql_dir=str(ROOT / "sql"))
     started = time.perf_counter()
-    with duckdb.connect(str(workdir / "state.duckdb")) as con:
+    with StateDatabase(database=str(workdir / "state.duckdb")).get_connection() as con:
         query = warehouse.load_query(spec.query)
         last = None if full else store.cursor(con, "user", "bench")
         staged = warehouse.stage(con, query, "warehouse_users", since=last - LAG if last else None)

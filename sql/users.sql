@@ -1,11 +1,19 @@
 -- One row per user, with the user's company memberships (account and role) as a list.
 -- $LAST_SYNC_TIMESTAMP is bound as a parameter: a full read binds the earliest timestamp.
-WITH memberships AS (
+-- A user is read when its row or one of its memberships changed; the filter comes first,
+-- so an incremental read aggregates only the memberships of the users it reads.
+WITH selected AS (
+    SELECT *
+    FROM users
+    WHERE updated_at > $LAST_SYNC_TIMESTAMP
+       OR user_id IN (SELECT user_id FROM account_memberships WHERE updated_at > $LAST_SYNC_TIMESTAMP)
+),
+memberships AS (
     SELECT
         user_id,
-        list({'account_id': account_id, 'role': role} ORDER BY account_id) AS memberships,
-        max(updated_at) AS memberships_updated_at
+        list({'account_id': account_id, 'role': role} ORDER BY account_id) AS memberships
     FROM account_memberships
+    WHERE user_id IN (SELECT user_id FROM selected)
     GROUP BY user_id
 )
 SELECT
@@ -27,6 +35,5 @@ SELECT
     u.account_ids,
     u.bio,
     m.memberships
-FROM users AS u
+FROM selected AS u
 LEFT JOIN memberships AS m ON m.user_id = u.user_id
-WHERE greatest(u.updated_at, coalesce(m.memberships_updated_at, u.updated_at)) > $LAST_SYNC_TIMESTAMP
