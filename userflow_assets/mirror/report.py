@@ -4,8 +4,13 @@ from collections.abc import Sequence
 from typing import Any
 
 
+MAX_CELL = 80
+
+
 def _cell(value: Any) -> str:
     text = "" if value is None else str(value)
+    if len(text) > MAX_CELL:  # a long attributes JSON would swamp the metadata view
+        text = text[: MAX_CELL - 1] + "…"
     return text.replace("|", "\\|").replace("\n", " ")
 
 
