@@ -1,9 +1,8 @@
 """userflow_drift: Userflow (through the mirror) against the sync state, after a real sync."""
 
+import dagster as dg
 import duckdb
 from mirror_harness import WAREHOUSE_DDL, MirrorHarness, metadata
-
-import dagster as dg
 
 DRIFT_ASSETS = ["mirror_users", "mirror_groups", "userflow_drift"]
 

@@ -156,11 +156,13 @@ def test_staged_rows_go_in_chunks_and_a_failure_mid_walk_keeps_the_old_tables(tm
         staged.add("users", [("a", None, None, "{}", "2024-01-01T00:00:00Z")])
         staged.add("groups", [("g", "G", "{}", None)])
         assert staged.replace() == {"users": 1, "groups": 1}
-    with pytest.raises(RuntimeError, match="walk broke"):
-        with StagedTables(db, "userflow", [USERS, GROUPS], "run-2", chunk_rows=2) as staged:
-            staged.add("users", [(f"b{i}", None, None, "{}", None) for i in range(5)])
-            assert staged.chunks_written == 1  # the first five rows already reached the staging table
-            raise RuntimeError("walk broke")
+    with (
+        pytest.raises(RuntimeError, match="walk broke"),
+        StagedTables(db, "userflow", [USERS, GROUPS], "run-2", chunk_rows=2) as staged,
+    ):
+        staged.add("users", [(f"b{i}", None, None, "{}", None) for i in range(5)])
+        assert staged.chunks_written == 1  # the rows already reached the staging table
+        raise RuntimeError("walk broke")
     with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
         assert con.execute("SELECT id FROM userflow.users").fetchall() == [("a",)]
         tables = con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()

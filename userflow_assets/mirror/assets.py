@@ -33,7 +33,13 @@ from userflow_assets.mirror import read
 from userflow_assets.mirror import tables as t
 from userflow_assets.mirror.drift import KINDS, drift_samples, write_drift
 from userflow_assets.mirror.report import markdown_table
-from userflow_assets.mirror.store import MirrorDatabase, StagedTables, qualified, table_exists, transaction
+from userflow_assets.mirror.store import (
+    MirrorDatabase,
+    StagedTables,
+    qualified,
+    table_exists,
+    transaction,
+)
 from userflow_assets.settings import project_path
 from userflow_assets.warehouse.resources import quote_literal
 

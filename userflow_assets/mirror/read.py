@@ -56,7 +56,7 @@ class SessionWalk:
 
 
 def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return datetime.fromisoformat(value)  # 3.11+ reads the Z suffix
 
 
 async def read_sessions(client: UserflowClient, staged: StagedTables, cutoff: datetime | None) -> SessionWalk:

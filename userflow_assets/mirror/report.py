@@ -3,7 +3,6 @@
 from collections.abc import Sequence
 from typing import Any
 
-
 MAX_CELL = 80
 
 

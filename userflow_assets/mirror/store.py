@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import dagster as dg
 import duckdb
@@ -113,7 +114,7 @@ class StagedTables:
     def target(self, table: str) -> str:
         return qualified(self.schema, table)
 
-    def __enter__(self) -> "StagedTables":
+    def __enter__(self) -> Self:
         with self.db.connect() as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(self.schema)}")
             for name, table in self.tables.items():
