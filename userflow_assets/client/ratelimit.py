@@ -159,11 +159,30 @@ class AdaptiveRateLimiter:
             return self._try_grant_locked()[0]
 
     async def _pace(self) -> tuple[bool, float]:
-        """Wait in line for a rate slot. Only the head of the line sleeps, and it re-reads the
-        rate after every sleep, so a changed rate applies at once rather than after slots
-        reserved at the old one."""
-        await self._become_head()
-        slept = False  # queueing behind others is not the rate holding us back; sleeping is
+        """Take a rate slot: at once if one is free and nobody waits, else in line.
+
+        Only the head of the line sleeps, and it re-reads the rate after every sleep, so a
+        changed rate applies at once rather than after slots reserved at the old one. On its
+        way out the head grants every slot already due to those behind it in one go, so a busy
+        event loop is not limited to one grant per iteration.
+        Returns (whether the rate held this request back, the rate).
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if not self._head_taken:
+                delay, rate = self._try_grant_locked()
+                if delay <= 0:
+                    return False, rate
+                self._head_taken = True
+                waiter = None
+            else:
+                waiter = loop.create_future()
+                self._pace_waiters.append((loop, waiter))
+        if waiter is not None:
+            granted = await self._wait_in_line(loop, waiter)
+            if granted is not None:
+                return granted
+        slept = False
         try:
             while True:
                 with self._lock:
@@ -173,7 +192,7 @@ class AdaptiveRateLimiter:
                 slept = True
                 await asyncio.sleep(delay)
         finally:
-            self._pass_head()
+            self._pass_head(slept)
 
     def _try_grant_locked(self) -> tuple[float, float]:
         """(0, rate) and the slot is taken, or (seconds to wait, rate)."""
@@ -198,43 +217,43 @@ class AdaptiveRateLimiter:
             self._window.append(now)
         return 0.0, self._rate
 
-    async def _become_head(self) -> bool:
-        """Take the head of the pacing line; True if we had to queue for it."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if not self._head_taken:
-                self._head_taken = True
-                return False
-            waiter: asyncio.Future[int] = loop.create_future()
-            self._pace_waiters.append((loop, waiter))
+    async def _wait_in_line(
+        self, loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[tuple[bool, float] | None]
+    ) -> tuple[bool, float] | None:
+        """A granted slot, or None when made head of the line."""
         try:
-            await waiter
+            return await waiter
         except asyncio.CancelledError:
             with self._lock:
                 if (loop, waiter) in self._pace_waiters:
                     self._pace_waiters.remove((loop, waiter))
                     raise
-            if waiter.done() and not waiter.cancelled():
-                self._pass_head()  # the head was handed to us just as we were cancelled
+            if waiter.done() and not waiter.cancelled() and waiter.result() is None:
+                self._pass_head(False)  # made head just as we were cancelled: pass it on
             raise
-        return True
 
-    def _pass_head(self) -> None:
+    def _pass_head(self, slept: bool) -> None:
+        """Grant the slots already due to the waiters in front, then hand the head on."""
         with self._lock:
             while self._pace_waiters:
                 loop, waiter = self._pace_waiters.popleft()
+                delay, rate = self._try_grant_locked()
+                result = (slept, rate) if delay <= 0 else None
                 try:
-                    loop.call_soon_threadsafe(self._hand_head, waiter)
-                    return
+                    loop.call_soon_threadsafe(self._resolve_waiter, waiter, result)
                 except RuntimeError:  # that loop is closed
                     continue
+                if result is None:
+                    return
             self._head_taken = False
 
-    def _hand_head(self, waiter: asyncio.Future[int]) -> None:
-        if waiter.cancelled():
-            self._pass_head()
-        else:
-            waiter.set_result(0)
+    def _resolve_waiter(
+        self, waiter: asyncio.Future[tuple[bool, float] | None], result: tuple[bool, float] | None
+    ) -> None:
+        if not waiter.cancelled():
+            waiter.set_result(result)
+        elif result is None:
+            self._pass_head(False)  # it was to be the head: the next one is
 
     async def _acquire_slot(self) -> tuple[int, bool]:
         loop = asyncio.get_running_loop()
