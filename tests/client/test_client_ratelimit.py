@@ -144,3 +144,18 @@ async def test_unknown_limit_is_learned_from_429s(port_target: Target) -> None:
     assert outcomes["200"] == 240
     assert outcomes.get("429", 0) <= 24  # at most 10% while it learns a limit it was not told
     assert 30 * 60 <= meta["userflow_rate_per_minute"] <= 44 * 60
+
+
+async def test_cancelled_waiters_do_not_block_the_line() -> None:
+    limiter = AdaptiveRateLimiter(initial_per_minute=600, max_concurrency=4)  # 10/s
+    first = await limiter.acquire()
+    assert first.paced is False
+    waiting = [asyncio.create_task(limiter.acquire()) for _ in range(3)]
+    await asyncio.sleep(0)  # let them queue: one sleeps at the head, two wait behind it
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    limiter.release()
+    ticket = await asyncio.wait_for(limiter.acquire(), timeout=2.0)
+    assert ticket.in_flight == 1
+    assert limiter.snapshot().in_flight == 1
