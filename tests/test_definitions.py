@@ -15,6 +15,14 @@ BIN = Path(sys.executable).parent
 
 
 SINKS = {"userflow_groups", "userflow_users"}
+MIRROR_READS = {
+    "mirror_users",
+    "mirror_groups",
+    "mirror_attribute_definitions",
+    "mirror_event_definitions",
+    "mirror_content",
+    "mirror_content_sessions",
+}
 
 
 def test_definitions_are_loadable() -> None:
@@ -31,11 +39,14 @@ def test_asset_snapshot() -> None:
         "userflow_group_records",
         "userflow_user_records",
         *SINKS,
+        *MIRROR_READS,
+        "checklist_dropoff",
+        "userflow_drift",
     }
     for key in graph.get_all_asset_keys():
         pools = graph.get(key).pools or set()
         # Exactly the assets that call Userflow share its budget.
-        assert pools == ({"userflow_api"} if key.to_user_string() in SINKS else set()), key
+        assert pools == ({"userflow_api"} if key.to_user_string() in SINKS | MIRROR_READS else set()), key
     users = dg.AssetKey("userflow_users")
     assert dg.AssetKey("userflow_groups") in graph.get(users).parent_keys, "groups are written before users"
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
@@ -45,7 +56,12 @@ def test_asset_snapshot() -> None:
         spec.key.name for checks_def in defs.asset_checks or [] for spec in checks_def.check_specs if spec.blocking
     }
     assert blocking == {"ids_unique_and_present", "rejected_share"}
-    assert defs.resolve_job_def("userflow_sync") is not None
+    sync_job = defs.resolve_job_def("userflow_sync")
+    assert {key.to_user_string() for key in sync_job.asset_layer.executable_asset_keys} == keys - MIRROR_READS - {
+        "checklist_dropoff",
+        "userflow_drift",
+    }
+    assert defs.resolve_job_def("userflow_mirror") is not None
 
 
 def test_spec_templates_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import dagster as dg
 import httpx
 
 from userflow_assets.emulator import EmulatorConfig, running_emulator
+from userflow_assets.mirror import MIRROR_JOB
 from userflow_assets.orchestration.component import SYNC_JOB
 from userflow_assets.sample import generate_warehouse
 from userflow_assets.settings import PROJECT_ROOT
@@ -49,10 +50,10 @@ def ensure_warehouse(path: Path) -> None:
     print(f"  tables: {summary['tables']}")
 
 
-def launch_sync(env: dict[str, str]) -> None:
+def launch(job: str, env: dict[str, str]) -> None:
     dg_cli = str(Path(sys.executable).with_name("dg"))
     subprocess.run(
-        [dg_cli, "launch", "--job", SYNC_JOB],
+        [dg_cli, "launch", "--job", job],
         cwd=PROJECT_ROOT,
         env=env,
         check=True,
@@ -77,13 +78,17 @@ def emulator_summary(base_url: str) -> tuple[str, int]:
     return held, int(requests["total"])
 
 
-def run_once(label: str, env: dict[str, str], base_url: str, requests_before: int) -> int:
-    started = time.monotonic()
+def run_job(label: str, job: str, env: dict[str, str]) -> None:
     try:
-        launch_sync(env)
+        launch(job, env)
     except subprocess.CalledProcessError as error:
         sys.stderr.write(error.stderr.decode(errors="replace")[-4000:])
         raise SystemExit(f"{label} failed; the Dagster UI (`make dev`) shows the run's events") from None
+
+
+def run_once(label: str, env: dict[str, str], base_url: str, requests_before: int) -> int:
+    started = time.monotonic()
+    run_job(label, SYNC_JOB, env)
     held, total = emulator_summary(base_url)
     print(f"{label}: {time.monotonic() - started:.1f}s, {total - requests_before} requests")
     with dg.DagsterInstance.get() as instance:
@@ -91,6 +96,22 @@ def run_once(label: str, env: dict[str, str], base_url: str, requests_before: in
             print(sink_summary(instance, asset))
     print(f"  emulator holds {held}")
     return total
+
+
+def print_read_side() -> None:
+    """What the userflow_mirror job brought back: checklist drop-off and drift."""
+    with dg.DagsterInstance.get() as instance:
+        for asset, field in (("checklist_dropoff", "dropoff"), ("userflow_drift", None)):
+            event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+            if event is None or event.asset_materialization is None:
+                print(f"Read side: {asset} not materialized")
+                continue
+            metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+            if field:
+                print(f"Read side: checklist drop-off (where users stopped)\n{metadata[field]}")
+            else:
+                counts = {k: v for k, v in metadata.items() if isinstance(v, int)}
+                print(f"Read side: drift report {counts}")
 
 
 def main() -> int:
@@ -111,6 +132,8 @@ def main() -> int:
         os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
         total = run_once("First sync", env, base_url, 0)
         second = run_once("Second sync (warehouse unchanged)", env, base_url, total)
+        run_job("Read side", MIRROR_JOB, env)
+        print_read_side()
     print("Emulator stopped.")
     if second != total:
         print(f"Unexpected: the second sync sent {second - total} requests")

@@ -210,6 +210,13 @@ class UserflowSpec(dg.Model, dg.Resolvable):
         return None if value is None else _at_least(value, 1, "requests_per_minute and max_concurrency")
 
 
+class MirrorSpec(dg.Model, dg.Resolvable):
+    """The read side: Userflow's users, groups, definitions, content and sessions copied back."""
+
+    enabled: bool = Field(default=False, description="Build the mirror assets and the userflow_mirror job.")
+    schema_name: str = Field(default="userflow", description="Schema of the warehouse file the tables go into.")
+
+
 class SyncSpec(dg.Model):
     """The whole spec: where to read, where to write, where to keep state, and each object to sync."""
 
@@ -218,6 +225,7 @@ class SyncSpec(dg.Model):
     state_database: str = Field(default="data/state.duckdb", description="The sync state DuckDB file (ours).")
     users: ObjectSpec
     groups: ObjectSpec | None = None
+    mirror: MirrorSpec = Field(default_factory=MirrorSpec)
 
     @field_validator("state_database")
     @classmethod

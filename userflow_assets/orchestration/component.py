@@ -5,6 +5,7 @@ from datetime import timedelta
 import dagster as dg
 
 from userflow_assets.client import UserflowResource
+from userflow_assets.mirror import build_mirror_defs
 from userflow_assets.settings import project_path
 from userflow_assets.sink.assets import build_sink_defs
 from userflow_assets.spec import SyncSpec
@@ -38,6 +39,11 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
             build_sink_defs(object_type, object_spec, upstream),
         ]
         upstream = [f"userflow_{object_type}s"]
+    if spec.mirror.enabled:
+        sinks = [f"userflow_{object_type}s" for object_type, object_spec in objects if object_spec is not None]
+        parts.append(
+            build_mirror_defs(str(project_path(spec.warehouse.database)), spec.mirror.schema_name, after=sinks)
+        )
     resources = {
         "warehouse": WarehouseResource(
             database=str(project_path(spec.warehouse.database)), sql_dir=str(project_path(spec.warehouse.sql_dir))
@@ -54,7 +60,7 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
     # would spend longer importing than an unchanged sync spends working.
     job = dg.define_asset_job(
         SYNC_JOB,
-        selection=dg.AssetSelection.all(),
+        selection=dg.AssetSelection.all() - dg.AssetSelection.groups("userflow_mirror"),
         executor_def=dg.in_process_executor,
         description="Warehouse to Userflow: groups, then users.",
     )
