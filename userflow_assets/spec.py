@@ -160,12 +160,23 @@ class ObjectSpec(dg.Model, dg.Resolvable):
         description="An attribute that became null or left the mapping: clear (send null once) or keep.",
     )
     max_rejected_fraction: float = 0.05
+    deletes: Literal["ignore", "delete"] = Field(
+        default="ignore",
+        description="delete: records that left the query's result since the last full read are deleted in Userflow.",
+    )
+    max_delete_fraction: float = Field(
+        default=0.05, description="A run that would delete more than this share of synced records stops first."
+    )
+    remove_memberships: bool = Field(
+        default=False,
+        description="With pruning off, remove a membership that left the warehouse by its own request.",
+    )
 
-    @field_validator("max_rejected_fraction")
+    @field_validator("max_rejected_fraction", "max_delete_fraction")
     @classmethod
     def _fraction(cls, value: float) -> float:
         if not 0 <= value <= 1:
-            raise ValueError(f"max_rejected_fraction must be between 0 and 1, got {value}")
+            raise ValueError(f"fractions must be between 0 and 1, got {value}")
         return value
 
     @model_validator(mode="after")
@@ -177,6 +188,69 @@ class ObjectSpec(dg.Model, dg.Resolvable):
         if not produced:
             raise ValueError("mapping (or transform.outputs) must produce at least one attribute")
         return self
+
+
+class EventsSpec(dg.Model, dg.Resolvable):
+    """Product events sent to Userflow to trigger flows; each warehouse event is sent once."""
+
+    query: str = Field(default="events.sql", description="SQL file in the sql folder.")
+    key_column: str = Field(description="The column that identifies an event (e.g. event_id): sent once per key.")
+    name: str = Field(description="SQL expression for the event name (case-sensitive in Userflow).")
+    user_id: str | None = Field(default=None, description="SQL expression for the user ID.")
+    group_id: str | None = Field(default=None, description="SQL expression for the group ID.")
+    time: str | None = Field(default=None, description="SQL expression for when it happened (backdates the event).")
+    attributes: dict[str, str] = Field(default_factory=dict, description="Event attribute -> SQL expression.")
+    filter: Filter | None = None
+    delivery: Literal["at_least_once", "at_most_once"] = Field(
+        default="at_least_once",
+        description="After a timeout or dropped connection the event may or may not have been recorded: "
+        "at_least_once sends it again (possible duplicate), at_most_once does not (possible loss).",
+    )
+    max_rejected_fraction: float = 0.05
+
+    @model_validator(mode="after")
+    def _someone(self) -> "EventsSpec":
+        if not self.user_id and not self.group_id:
+            raise ValueError("events need user_id or group_id (or both)")
+        return self
+
+
+SchedulePeriod = Literal["5m", "15m", "30m", "1h", "2h", "3h", "6h", "8h", "12h", "24h"]
+
+
+class ScheduleSpec(dg.Model, dg.Resolvable):
+    """When the sync runs by itself (seed periods 5m..24h, from a start minute of the day)."""
+
+    period: SchedulePeriod = "1h"
+    start_minute: int = Field(default=0, description="Minute of the day (0-1439) of the first run.")
+    enabled: bool = Field(default=False, description="Running when the code location loads (else: off until started).")
+
+    @field_validator("start_minute")
+    @classmethod
+    def _minute_of_day(cls, value: int) -> int:
+        if not 0 <= value < 24 * 60:
+            raise ValueError(f"start_minute must be a minute of the day (0-1439), got {value}")
+        return value
+
+
+class SensorSpec(dg.Model, dg.Resolvable):
+    """A sync when the warehouse changed: a cheap probe per source query, compared tick to tick."""
+
+    enabled: bool = False
+    interval_seconds: int = Field(default=60, description="Seconds between probes.")
+    probes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Object (users, groups, events) -> a SQL query returning one row that changes when the "
+        "source does; default: count(*) and max(updated_at) of the source query's result.",
+    )
+
+
+class BackfillSpec(dg.Model, dg.Resolvable):
+    """Historical users synced in slices by signup date, each slice a partition in the UI."""
+
+    signup_column: str = Field(default="signed_up_at", description="Column of users.sql the slices are cut on.")
+    partition: Literal["monthly", "daily"] = "monthly"
+    start: str | None = Field(default=None, description="First slice (YYYY-MM-DD); default: the earliest signup.")
 
 
 class WarehouseSpec(dg.Model, dg.Resolvable):
@@ -225,7 +299,11 @@ class SyncSpec(dg.Model):
     state_database: str = Field(default="data/state.duckdb", description="The sync state DuckDB file (ours).")
     users: ObjectSpec
     groups: ObjectSpec | None = None
+    events: EventsSpec | None = None
     mirror: MirrorSpec = Field(default_factory=MirrorSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    sensor: SensorSpec = Field(default_factory=SensorSpec)
+    backfill: BackfillSpec = Field(default_factory=BackfillSpec)
 
     @field_validator("state_database")
     @classmethod
