@@ -15,7 +15,7 @@ import duckdb
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.state.store import Record
 
-ACTIONS_TO_SEND = ("create", "update", "retry", "migrate")
+ACTIONS_TO_SEND = ("create", "update", "retry", "migrate", "delete")
 PLAN_SCHEMA = "plan"
 
 
@@ -29,6 +29,7 @@ class PlannedRecord:
     action: str
     previous_attributes: str | None
     migrate_from: str | None
+    previous_memberships: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,17 +109,49 @@ def build_plan(
             FROM sync.failures AS f JOIN sending AS d ON d.id = f.id AND d.from_failures
             WHERE f.object_type = $object_type
         )
-        SELECT p.*, s.attributes AS previous_attributes, d.action, d.migrate_from
+        SELECT p.*, s.attributes AS previous_attributes, d.action, d.migrate_from,
+               s.memberships AS previous_memberships
         FROM sending AS d
         JOIN payloads AS p USING (id)
         LEFT JOIN sync.records AS s ON s.object_type = $object_type AND s.id = d.id
         UNION ALL
-        SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, action, NULL FROM _decided WHERE action = 'unchanged'
+        SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, action, NULL, NULL FROM _decided WHERE action = 'unchanged'
         """,
         {"object_type": object_type},
     )
     con.execute("DROP TABLE _decided")
     return summarize_plan(con, object_type)
+
+
+def plan_deletes(
+    con: duckdb.DuckDBPyConnection,
+    object_type: str,
+    staging_table: str,
+    id_columns: list[str],
+) -> int:
+    """Add `delete` for synced records that left the query's result, after a full read.
+
+    Conservative: an ID is deleted only when it appears nowhere in the staged rows, neither
+    as an ID nor as a fallback ID, so a row that was rejected or filtered out this time, or
+    whose ID column briefly went null, is never deleted.
+    """
+    seen = " UNION ALL ".join(
+        f'SELECT CAST("{column.replace(chr(34), chr(34) * 2)}" AS VARCHAR) AS id FROM {staging_table}'
+        for column in id_columns
+    )
+    con.execute(
+        f"""
+        INSERT INTO {plan_table(object_type)} (id, action)
+        SELECT s.id, 'delete' FROM sync.records AS s
+        WHERE s.object_type = $object_type
+          AND s.id NOT IN (SELECT id FROM ({seen}) WHERE id IS NOT NULL)
+          AND s.id NOT IN (SELECT id FROM {plan_table(object_type)})
+        """,
+        {"object_type": object_type},
+    )
+    return con.execute(
+        f"SELECT count(*) FROM {plan_table(object_type)} WHERE action = 'delete'"
+    ).fetchone()[0]
 
 
 def summarize_plan(con: duckdb.DuckDBPyConnection, object_type: str) -> PlanSummary:
@@ -146,7 +179,7 @@ def planned_batches(
             rows = con.execute(
                 f"""
                 SELECT id, payload_hash, attributes, memberships, primary_id, fallback_id,
-                       action, previous_attributes, migrate_from
+                       action, previous_attributes, migrate_from, previous_memberships
                 FROM {plan_table(object_type)}
                 WHERE action IN ({placeholders}) AND (? OR id > ?)
                 ORDER BY id LIMIT ?
@@ -156,7 +189,13 @@ def planned_batches(
         if not rows:
             return
         yield [
-            PlannedRecord(Record(*row[:6]), action=row[6], previous_attributes=row[7], migrate_from=row[8])
+            PlannedRecord(
+                Record(*row[:6]),
+                action=row[6],
+                previous_attributes=row[7],
+                migrate_from=row[8],
+                previous_memberships=row[9],
+            )
             for row in rows
         ]
         after, first = rows[-1][0], False
@@ -176,8 +215,8 @@ def plan_preview(con: duckdb.DuckDBPyConnection, object_type: str, limit: int = 
     return "\n".join(lines)
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _md(text: str | None) -> str:
+    return (text or "").replace("|", "\\|").replace("\n", " ")
 
 
 def request_attributes(attributes: str, previous: str | None, nulls: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ anything else is kept as a failure with its error and retried by the next run. A
 forbidden key stops the whole run at once, since no other record can succeed either.
 """
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -44,7 +45,10 @@ class SyncAborted(RuntimeError):
 
 @dataclass
 class ApplyOutcome:
-    confirmed: dict[str, int] = field(default_factory=lambda: {"create": 0, "update": 0, "retry": 0, "migrate": 0})
+    confirmed: dict[str, int] = field(
+        default_factory=lambda: {"create": 0, "update": 0, "retry": 0, "migrate": 0, "delete": 0}
+    )
+    memberships_removed: int = 0
     failed: int = 0
     migrations: int = 0
     failure_examples: list[str] = field(default_factory=list)
@@ -56,17 +60,37 @@ async def _stream(con_factory: ConnectionFactory, object_type: str, batch_size: 
             yield planned
 
 
-def _sender(client: UserflowClient, object_type: str, spec: ObjectSpec, prune: bool) -> Callable[[PlannedRecord], Any]:
+def removed_groups(previous: str | None, current: str | None) -> list[str]:
+    """Groups the user was confirmed in last time that the warehouse no longer lists."""
+    if not previous:
+        return []
+    still = {item["id"] for item in json.loads(current or "[]")}
+    return sorted(item["id"] for item in json.loads(previous) if item["id"] not in still)
+
+
+def _sender(
+    client: UserflowClient, object_type: str, spec: ObjectSpec, prune: bool, outcome: ApplyOutcome
+) -> Callable[[PlannedRecord], Any]:
+    delete = client.delete_user if object_type == "user" else client.delete_group
+    # Without pruning, a membership that left the warehouse needs a request of its own.
+    remove_left = object_type == "user" and spec.remove_memberships and not prune and spec.memberships is not None
+
     async def send(planned: PlannedRecord) -> None:
         record = planned.record
+        if planned.action == "delete":
+            await delete(record.id)
+            return
         if planned.action != "migrate":
             attributes = request_attributes(record.attributes, planned.previous_attributes, spec.nulls)
             if object_type == "user":
                 await client.upsert_user(record.id, attributes, **user_groups_fields(record.memberships, spec, prune))
             else:
                 await client.upsert_group(record.id, attributes)
+            if remove_left:
+                for group_id in removed_groups(planned.previous_memberships, record.memberships):
+                    await client.remove_membership(record.id, group_id)
+                    outcome.memberships_removed += 1
         if planned.migrate_from and spec.on_primary_id == "migrate":
-            delete = client.delete_user if object_type == "user" else client.delete_group
             await delete(planned.migrate_from)
 
     return send
@@ -79,7 +103,10 @@ def _settle(
     run_id: str,
     results: list[BulkResult[PlannedRecord, None]],
 ) -> None:
-    confirmed = [r.item.record for r in results if r.ok]
+    upserts = [r for r in results if r.item.action != "delete"]
+    confirmed = [r.item.record for r in upserts if r.ok]
+    # A delete that failed is planned again by the next full read; it has no payload to keep.
+    deleted = [r.item.record.id for r in results if r.ok and r.item.action == "delete"]
     failed = [
         store.Failure(
             r.item.record,
@@ -87,11 +114,11 @@ def _settle(
             code=getattr(r.error, "code", None),
             message=str(r.error),
         )
-        for r in results
+        for r in upserts
         if not r.ok
     ]
-    migrated = [r.item for r in results if r.ok and r.item.migrate_from]
-    forget = [p.migrate_from for p in migrated if spec.on_primary_id == "migrate"]
+    migrated = [r.item for r in upserts if r.ok and r.item.migrate_from]
+    forget = [p.migrate_from for p in migrated if spec.on_primary_id == "migrate"] + deleted
     with store.transaction(con):
         store.checkpoint(con, object_type, run_id, confirmed, failed, forget=forget, in_transaction=True)
         for planned in migrated:
@@ -115,7 +142,7 @@ async def apply_plan(
     stop: UserflowError | None = None
     results = client.bulk(
         _stream(con_factory, object_type, batch_size),
-        _sender(client, object_type, spec, prune),
+        _sender(client, object_type, spec, prune, outcome),
         total=total,
         label=f"{object_type}s",
     )

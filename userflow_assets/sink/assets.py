@@ -7,10 +7,11 @@ import time
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 
 from userflow_assets.client import UserflowResource
-from userflow_assets.plan.planner import PlanSummary, build_plan, plan_preview, summarize_plan
+from userflow_assets.plan.planner import PlanSummary, build_plan, plan_deletes, plan_preview, summarize_plan
 from userflow_assets.sink.apply import apply_plan, existing_ids, mark_skipped, update_mode_candidates
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.state import store
@@ -45,6 +46,35 @@ def _plan_metadata(summary: PlanSummary, preview: str) -> dict[str, Any]:
     }
 
 
+def _plan_deletes_or_stop(con: duckdb.DuckDBPyConnection, object_type: str, spec: ObjectSpec) -> int:
+    """Plan deletes after a full read, or stop the run before any request when a guard trips."""
+    staged, full_read = con.execute(
+        f"SELECT (SELECT count(*) FROM staging.warehouse_{object_type}s), "
+        "(SELECT since IS NULL FROM sync.reads WHERE object_type = ?)",
+        [object_type],
+    ).fetchone()
+    if not full_read:
+        return 0  # only a full read can tell that a record left the query's result
+    synced = con.execute("SELECT count(*) FROM sync.records WHERE object_type = ?", [object_type]).fetchone()[0]
+    if staged == 0 and synced:
+        raise dg.Failure(
+            description=f"The {object_type}s query returned no rows while {synced} {object_type}s are synced; "
+            f"with deletes on this would delete them all, so the run stopped before any request.",
+            metadata={"synced": synced, "staged_rows": 0},
+        )
+    id_columns = [spec.id_column, *([spec.fallback_id_column] if spec.fallback_id_column else [])]
+    deleting = plan_deletes(con, object_type, f"staging.warehouse_{object_type}s", id_columns)
+    share = deleting / synced if synced else 0.0
+    if share > spec.max_delete_fraction:
+        raise dg.Failure(
+            description=f"{deleting} of {synced} synced {object_type}s ({share:.1%}) left the query's result, "
+            f"more than max_delete_fraction ({spec.max_delete_fraction:.1%}); the run stopped before any "
+            "request. Check the query; raise the limit in the spec if the deletes are intended.",
+            metadata={"deleting": deleting, "synced": synced, "max_delete_fraction": spec.max_delete_fraction},
+        )
+    return deleting
+
+
 def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> dg.Definitions:
     name = f"userflow_{object_type}s"
 
@@ -67,6 +97,9 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
             store.ensure_schema(con)
             build_plan(con, object_type, records_table(object_type), config.full_resync)
             rejected = con.execute(f"SELECT count(*) FROM {rejected_table(object_type)}").fetchone()[0]
+            if spec.deletes == "delete":
+                deleting = _plan_deletes_or_stop(con, object_type, spec)
+                context.log.info(f"{deleting} {object_type}s left the query's result and will be deleted")
             candidates, known = update_mode_candidates(con, object_type) if mode == "update" else ([], 0)
 
         if candidates and not config.dry_run:
@@ -116,6 +149,8 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
                 "updated": outcome.confirmed["update"] + outcome.confirmed["retry"],
                 "unchanged": summary.counts.get("unchanged", 0),
                 "migrated": outcome.migrations,
+                "deleted": outcome.confirmed["delete"],
+                "memberships_removed": outcome.memberships_removed,
                 "failed": outcome.failed,
                 "failure_examples": dg.MetadataValue.md(
                     "\n".join(f"- {e}" for e in outcome.failure_examples) or "none"
