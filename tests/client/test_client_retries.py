@@ -17,6 +17,7 @@ from userflow_assets.client import (
     UserflowNotFoundError,
     UserflowRateLimitError,
     UserflowServerError,
+    UserflowForbiddenError,
     UserflowTransportError,
 )
 from userflow_assets.emulator import EmulatorConfig
@@ -28,7 +29,7 @@ async def _state_counts(target: Target) -> dict[str, int]:
     return (await target.inspect("GET", "/state?counts_only=true"))["counts"]
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "503", "drop_before", "lost_response"])
+@pytest.mark.parametrize("fault", ["429", "500", "502", "503", "504", "drop_before", "lost_response"])
 async def test_upsert_is_retried_until_it_succeeds(target: Target, fault: str) -> None:
     await target.queue_faults(fault, fault, path_prefix="/users")
     async with target.client(**FAST_RETRY) as client:
@@ -92,6 +93,26 @@ async def test_wrong_key_is_not_retried(target: Target) -> None:
             await client.upsert_group("g1")
     assert (caught.value.status, caught.value.code, caught.value.attempts) == (401, "unauthorized", 1)
     assert await target.outcomes("POST /groups") == {"401": 1}
+
+
+async def test_forbidden_is_not_retried(target: Target) -> None:
+    await target.queue_faults("403", path_prefix="/users")
+    async with target.client(**FAST_RETRY) as client:
+        with pytest.raises(UserflowForbiddenError) as caught:
+            await client.upsert_user("u1", {"n": 1})
+    assert (caught.value.status, caught.value.code, caught.value.attempts) == (403, "forbidden", 1)
+    assert await target.outcomes("POST /users") == {"403": 1}
+
+
+@pytest.mark.parametrize("fault", ["502", "504"])
+async def test_gateway_error_on_an_event_is_ambiguous(target: Target, fault: str) -> None:
+    # A gateway may have passed the event on before failing: it may have been recorded.
+    await target.queue_faults(fault, path_prefix="/events")
+    async with target.client(**FAST_RETRY) as client:
+        with pytest.raises(UserflowAmbiguousError) as caught:
+            await client.track_event("signed up", user_id="u1")
+    assert (caught.value.status, caught.value.attempts) == (int(fault), 1)
+    assert await target.outcomes("POST /events") == {fault: 1}
 
 
 async def test_not_found_is_not_retried(target: Target) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
@@ -139,7 +139,10 @@ class ApiEndpoint:
         if handler is None:
             allow = ", ".join(route.handlers)
             raise ApiError(405, f"{request.method} is not allowed on {route.template}", headers={"Allow": allow})
-        raw_body = await request.body() if request.method in _BODY_METHODS else None
+        try:
+            raw_body = await request.body() if request.method in _BODY_METHODS else None
+        except ClientDisconnect:
+            raise _DropConnection from None  # the client gave up (e.g. timed out) mid-request: nothing written
         body = _parse_json(raw_body) if raw_body is not None else None
         if path_id is None and isinstance(body, dict) and isinstance(body.get("id"), str):
             outcome["id"] = body["id"]  # upserts carry the ID in the body
@@ -156,6 +159,12 @@ class ApiEndpoint:
             raise ApiError(500, "internal error (injected by the emulator)")
         if fault == "503":
             raise ApiError(503, "service unavailable (injected by the emulator)")
+        if fault == "403":
+            raise ApiError(403, "this API key may not do that (injected by the emulator)")
+        if fault == "502":
+            raise ApiError(502, "bad gateway (injected by the emulator)", code="bad_gateway")
+        if fault == "504":
+            raise ApiError(504, "gateway timeout (injected by the emulator)", code="gateway_timeout")
         if fault == "429":
             raise self._rate_limited(1.0)
         if fault == "drop_before":

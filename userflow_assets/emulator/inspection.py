@@ -15,7 +15,7 @@
 - `GET /__emulator/config`: the config (api_key shown as `"***"`).
 - `POST /__emulator/config`: partial update, e.g. `{"rate_limit_requests": 50}`; answers
   the new config; 400 `invalid_params` on an unknown field or bad value (nothing changes).
-- `POST /__emulator/faults`: `{"next": ["500", "503", "429", "drop_before",
+- `POST /__emulator/faults`: `{"next": ["500", "503", "429", "403", "502", "504", "drop_before",
   "lost_response"], "path_prefix": "/users"?, "method": "POST"?}` queues outcomes, in
   order, for the next API requests that match (prefix by whole path segments, so `/users`
   matches `/users/x` but not `/users_x`). Queued faults apply after auth and the rate

@@ -15,7 +15,9 @@ from userflow_assets.emulator.config import EmulatorConfig
 from userflow_assets.emulator.content import seed_content
 from userflow_assets.emulator.store import Store, format_time
 
-FAULT_KINDS = ("500", "503", "429", "drop_before", "lost_response")
+# 403, 502 and 504 are queueable only: the real API's own answers a client must handle
+# (a key without the feature, a gateway in front of Userflow) without random injection.
+FAULT_KINDS = ("500", "503", "429", "403", "502", "504", "drop_before", "lost_response")
 REQUEST_LOG_SIZE = 1000
 
 
