@@ -1,0 +1,269 @@
+"""Event assets: `warehouse_events`, `userflow_event_records` and the `userflow_events` sink."""
+
+import asyncio
+import json
+import time
+from datetime import timedelta
+from typing import Any
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from userflow_assets.client import EventDelivery, UserflowError, UserflowResource
+from userflow_assets.events import plan as event_plan
+from userflow_assets.events import state as event_state
+from userflow_assets.events.apply import EventsOutcome, apply_events
+from userflow_assets.events.names import NamedIn, NearDuplicate, near_duplicates
+from userflow_assets.events.transform import build_event_records
+from userflow_assets.sink.apply import SyncAborted
+from userflow_assets.spec import EventsSpec, ObjectSpec
+from userflow_assets.state import store
+from userflow_assets.warehouse.assets import build_warehouse_asset
+
+OBJECT_TYPE = "event"
+RECORDS_ASSET = "userflow_event_records"
+SINK_ASSET = "userflow_events"
+SHOWN_PAIRS = 20
+
+
+class EventsSinkConfig(dg.Config):
+    dry_run: bool = False
+    """Work out and show the plan, send nothing."""
+    batch_size: int = 500
+    """Events per state checkpoint."""
+
+
+def _rejected_preview(rows: list[tuple[Any, ...]]) -> str:
+    lines = ["| row | key | column | reason |", "|---|---|---|---|"]
+    lines += ["| " + " | ".join(event_plan.cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def build_records_asset(spec: EventsSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=RECORDS_ASSET,
+        deps=["warehouse_events"],
+        group_name="transform",
+        kinds={"duckdb"},
+        description="The events to send: the events spec's filter and mapping applied in DuckDB; bad rows are "
+        f"in {event_plan.REJECTED_TABLE} with their reason.",
+    )
+    def _records(context: dg.AssetExecutionContext, sync_db: DuckDBResource) -> dg.MaterializeResult:
+        with sync_db.get_connection() as con:
+            result = build_event_records(
+                con, spec, "staging.warehouse_events", event_plan.RECORDS_TABLE, event_plan.REJECTED_TABLE
+            )
+            rejected_rows = con.execute(
+                f'SELECT source_row, key, "column", reason FROM {event_plan.REJECTED_TABLE} ORDER BY source_row LIMIT 20'
+            ).fetchall()
+        context.log.info(
+            f"{result.records} event records, {result.rejected} rejected, "
+            f"{result.filtered_out} filtered out of {result.source_rows} rows"
+        )
+        by_reason = "\n".join(f"- {reason}: {n}" for reason, n in sorted(result.rejected_by_reason.items()))
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": result.records,
+                "source_rows": result.source_rows,
+                "filtered_out": result.filtered_out,
+                "rejected": result.rejected,
+                "nulled_values": result.nulled_values,
+                "duplicates_merged": result.duplicates_merged,
+                "rejected_by_reason": dg.MetadataValue.md(by_reason or "none"),
+                "rejected_preview": dg.MetadataValue.md(_rejected_preview(rejected_rows)),
+            }
+        )
+
+    return _records
+
+
+def build_rejected_share_check(spec: EventsSpec) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=RECORDS_ASSET, name="rejected_share", blocking=True)
+    def _rejected_share(sync_db: DuckDBResource) -> dg.AssetCheckResult:
+        with sync_db.get_connection() as con:
+            (records,) = con.execute(f"SELECT count(*) FROM {event_plan.RECORDS_TABLE}").fetchone()
+            (rejected,) = con.execute(f"SELECT count(*) FROM {event_plan.REJECTED_TABLE}").fetchone()
+        share = rejected / (records + rejected) if records + rejected else 0.0
+        return dg.AssetCheckResult(
+            passed=share <= spec.max_rejected_fraction,
+            description=f"{rejected} of {records + rejected} events rejected ({share:.2%}); "
+            f"the limit is {spec.max_rejected_fraction:.2%} (events.max_rejected_fraction)",
+            metadata={"rejected": rejected, "rejected_share": share, "limit": spec.max_rejected_fraction},
+        )
+
+    return _rejected_share
+
+
+async def _definitions(userflow: UserflowResource) -> tuple[list[str], list[str]]:
+    """Userflow's event names and user attribute names."""
+    async with userflow.get_client() as client:
+        events = [d["name"] async for d in client.list_event_definitions() if d.get("name")]
+        attributes = [d["name"] async for d in client.list_attribute_definitions(scope="user") if d.get("name")]
+    return events, attributes
+
+
+def name_pairs(
+    event_names: list[str],
+    defined_events: list[str],
+    users_spec: ObjectSpec | None,
+    defined_attributes: list[str],
+    event_attributes: list[str],
+) -> list[NearDuplicate]:
+    """Near-duplicate pairs among our names and between ours and Userflow's definitions."""
+    pairs = near_duplicates(
+        "event",
+        [NamedIn(n, "warehouse") for n in event_names],
+        [NamedIn(n, "Userflow event definition") for n in defined_events],
+    )
+    if users_spec is not None:
+        mapped = [*users_spec.mapping, *(users_spec.transform.outputs if users_spec.transform else [])]
+        pairs += near_duplicates(
+            "user attribute",
+            [NamedIn(n, "users mapping") for n in mapped],
+            [NamedIn(n, "Userflow attribute definition") for n in defined_attributes],
+        )
+    pairs += near_duplicates("event attribute", [NamedIn(n, "events.attributes") for n in event_attributes], [])
+    return pairs
+
+
+def build_event_names_check(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=RECORDS_ASSET,
+        name="event_names",
+        blocking=False,
+        description="Warns on event and attribute names that differ only in case or separators "
+        "(Userflow treats them as different names, so targeting silently misses one).",
+    )
+    def _event_names(sync_db: DuckDBResource, userflow: UserflowResource) -> dg.AssetCheckResult:
+        with sync_db.get_connection() as con:
+            names = [r[0] for r in con.execute(f"SELECT DISTINCT name FROM {event_plan.RECORDS_TABLE}").fetchall()]
+        unavailable = ""
+        try:
+            defined_events, defined_attributes = asyncio.run(_definitions(userflow))
+        except UserflowError as error:  # still compare our own names with each other
+            defined_events, defined_attributes, unavailable = [], [], f"; Userflow's definitions unreadable: {error}"
+        pairs = name_pairs(names, defined_events, users_spec, defined_attributes, list(spec.attributes))
+        listed = [p.describe() for p in pairs]
+        shown = "; ".join(listed[:SHOWN_PAIRS]) + ("; …" if len(listed) > SHOWN_PAIRS else "")
+        head = f"{len(pairs)} near-duplicate name pairs" + (f": {shown}" if pairs else "")
+        return dg.AssetCheckResult(
+            passed=not pairs,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=head + unavailable,
+            metadata={
+                "near_duplicates": len(pairs),
+                "pairs": dg.MetadataValue.md("\n".join(f"- {line}" for line in listed) or "none"),
+                "event_names": len(names),
+                "userflow_event_definitions": len(defined_events),
+                "userflow_user_attribute_definitions": len(defined_attributes),
+            },
+        )
+
+    return _event_names
+
+
+def _outcome_metadata(outcome: EventsOutcome, client_counters: dict[str, float]) -> dict[str, Any]:
+    return {
+        "sent": outcome.sent,
+        "failed": outcome.failed,
+        # At least once: retried after no answer (the client's own retry, or the next run's).
+        "possible_duplicates": int(client_counters.get("userflow_possible_duplicates", 0)) + outcome.ambiguous_resend,
+        "possible_losses": outcome.possible_losses,
+        "requests": int(client_counters.get("userflow_requests", 0)),
+        "failure_examples": dg.MetadataValue.md("\n".join(f"- {e}" for e in outcome.failure_examples) or "none"),
+    }
+
+
+def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.AssetsDefinition:
+    delivery = EventDelivery(spec.delivery)
+    upstream = ["userflow_users"] if users_spec is not None else []
+
+    @dg.asset(
+        name=SINK_ASSET,
+        deps=[RECORDS_ASSET, *upstream],
+        group_name="userflow",
+        kinds={"userflow"},
+        pool="userflow_api",
+        description="Events sent to Userflow, each once: its key is recorded after Userflow confirmed it. "
+        f"Delivery when no answer comes: {spec.delivery}.",
+    )
+    def _sink(
+        context: dg.AssetExecutionContext, config: EventsSinkConfig, sync_db: DuckDBResource, userflow: UserflowResource
+    ) -> dg.MaterializeResult:
+        started = time.monotonic()
+        run_id = context.run.run_id
+        with sync_db.get_connection() as con:
+            store.ensure_schema(con)
+            event_state.ensure_schema(con)
+            event_plan.build_plan(con, delivery is EventDelivery.AT_LEAST_ONCE, users_spec is not None)
+            summary = event_plan.summarize(con)
+            preview = event_plan.preview(con)
+            (rejected,) = con.execute(f"SELECT count(*) FROM {event_plan.REJECTED_TABLE}").fetchone()
+            waiting = event_plan.waiting_events(con)
+        plan_meta = {
+            **{f"plan_{action}": n for action, n in summary.counts.items()},
+            "plan_preview": dg.MetadataValue.md(preview),
+        }
+        context.log_event(dg.AssetObservation(asset_key=context.asset_key, metadata=plan_meta))
+        context.log.info(f"Plan for {SINK_ASSET} ({spec.delivery}): {summary.counts}, {summary.already_sent} already sent")
+        base = {
+            **plan_meta,
+            "delivery": spec.delivery,
+            "already_sent": summary.already_sent,
+            "waiting": summary.counts["waiting"],
+            "rejected": int(rejected),
+            "dry_run": config.dry_run,
+        }
+        if config.dry_run:
+            return dg.MaterializeResult(metadata=base)
+
+        with sync_db.get_connection() as con:
+            store.start_run(con, run_id, OBJECT_TYPE)
+            # Held events are kept in the state, so they go out once their user is synced even
+            # if their warehouse rows are never read again.
+            event_state.checkpoint(con, run_id, [], [event_state.Pending(e, "waiting") for e in waiting])
+        counters_before = userflow.metadata()
+        try:
+            outcome = asyncio.run(_apply(userflow, sync_db, run_id, delivery, summary.to_send, config.batch_size))
+        except SyncAborted:
+            with sync_db.get_connection() as con:
+                store.finish_run(con, run_id, OBJECT_TYPE, "stopped", json.dumps({}))
+            raise
+        client_counters = {k: v - counters_before.get(k, 0) for k, v in userflow.metadata().items()}
+        result = _outcome_metadata(outcome, client_counters)
+        with sync_db.get_connection() as con:
+            # Every staged event is settled now: sent, recorded as owed, held, or rejected.
+            cursor = store.advance_cursor(con, OBJECT_TYPE, run_id)
+            counts = {k: v for k, v in result.items() if isinstance(v, int)}
+            store.finish_run(con, run_id, OBJECT_TYPE, "success", json.dumps(counts))
+        return dg.MaterializeResult(
+            metadata={
+                **base,
+                **result,
+                "cursor": cursor.isoformat() if cursor else "none",
+                "duration_s": round(time.monotonic() - started, 3),
+            }
+        )
+
+    return _sink
+
+
+async def _apply(
+    userflow: UserflowResource, sync_db: DuckDBResource, run_id: str, delivery: EventDelivery, total: int, batch_size: int
+) -> EventsOutcome:
+    async with userflow.get_client() as client:
+        return await apply_events(
+            client, sync_db.get_connection, run_id, delivery=delivery, total=total, batch_size=batch_size
+        )
+
+
+def build_events_defs(spec: EventsSpec, *, users_spec: ObjectSpec | None, late_arrival: timedelta) -> dg.Definitions:
+    """`warehouse_events` -> `userflow_event_records` (checks `rejected_share`, `event_names`) ->
+    `userflow_events`, which runs after `userflow_users` when users are synced."""
+    warehouse_asset = build_warehouse_asset(
+        OBJECT_TYPE, spec.query, late_arrival, spec.model_dump_json(), f"Events as {spec.query} returns them."
+    )
+    return dg.Definitions(
+        assets=[warehouse_asset, build_records_asset(spec), build_sink_asset(spec, users_spec)],
+        asset_checks=[build_rejected_share_check(spec), build_event_names_check(spec, users_spec)],
+    )

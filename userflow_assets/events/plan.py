@@ -1,0 +1,130 @@
+"""The events' plan: which events this run sends, resends, or holds back, before any request.
+
+Candidates are this read's event records plus every event still owed from earlier runs
+(`sync.pending_events`); a key in `sync.sent_events` is never a candidate again. An event
+whose user is not synced and was rejected or failed upstream waits: sending it would make
+Userflow create that user empty. Once waiting, it keeps waiting until the user is confirmed,
+because an incremental read stops listing the user among the rejected rows once its row
+stops changing, while the user is still missing in Userflow.
+"""
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+import duckdb
+
+from userflow_assets.events.state import Event
+
+PLAN_TABLE = "plan.events"
+RECORDS_TABLE = "transform.event_records"
+REJECTED_TABLE = "transform.event_rejected"
+USER_REJECTED_TABLE = "transform.user_rejected"
+ACTIONS = ("send", "retry", "resend", "waiting")
+TO_SEND = ("send", "retry", "resend")
+
+ConnectionFactory = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+
+
+@dataclass(frozen=True)
+class EventPlanSummary:
+    counts: dict[str, int]  # action -> events
+    already_sent: int  # records of this read whose key Userflow has (or may have, at most once)
+
+    @property
+    def to_send(self) -> int:
+        return sum(self.counts[a] for a in TO_SEND)
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    (n,) = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+        "AND table_schema = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return n > 0
+
+
+def _upstream_bad_users(con: duckdb.DuckDBPyConnection) -> str:
+    """SQL listing user IDs rejected by the users transform or waiting in the users' failures."""
+    failed = "SELECT id FROM sync.failures WHERE object_type = 'user'"
+    if table_exists(con, "transform", "user_rejected"):
+        return f"SELECT id FROM {USER_REJECTED_TABLE} WHERE id IS NOT NULL UNION ALL {failed}"
+    return failed
+
+
+def build_plan(con: duckdb.DuckDBPyConnection, at_least_once: bool, hold_for_users: bool) -> None:
+    """Replace `plan.events`: one row per event to send or hold, in the order it goes out."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS plan")
+    bad_users = _upstream_bad_users(con) if hold_for_users else "SELECT NULL::VARCHAR AS id WHERE false"
+    users_known = "SELECT id FROM sync.records WHERE object_type = 'user'"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {PLAN_TABLE} AS
+        WITH candidates AS (
+            SELECT key, name, user_id, group_id, time, attributes, payload_hash FROM {RECORDS_TABLE}
+            UNION ALL
+            SELECT key, name, user_id, group_id, time, attributes, payload_hash FROM sync.pending_events
+            WHERE key NOT IN (SELECT key FROM {RECORDS_TABLE})
+        ), classified AS (
+            SELECT c.*, p.status AS owed,
+                {hold_for_users} AND c.user_id IS NOT NULL
+                AND c.user_id NOT IN ({users_known})
+                AND (c.user_id IN ({bad_users}) OR coalesce(p.status = 'waiting', false)) AS held
+            FROM candidates c LEFT JOIN sync.pending_events p ON p.key = c.key
+            WHERE c.key NOT IN (SELECT key FROM sync.sent_events)
+        )
+        SELECT key, name, user_id, group_id, time, attributes, payload_hash,
+            CASE WHEN held THEN 'waiting' WHEN owed = 'failed' THEN 'retry'
+                 WHEN owed = 'ambiguous' THEN 'resend' ELSE 'send' END AS action,
+            row_number() OVER (ORDER BY time NULLS LAST, key) AS seq
+        FROM classified
+        -- At most once: an event that went unanswered is never sent again.
+        WHERE {at_least_once} OR owed IS DISTINCT FROM 'ambiguous' OR held
+        """
+    )
+
+
+def summarize(con: duckdb.DuckDBPyConnection) -> EventPlanSummary:
+    found = dict(con.execute(f"SELECT action, count(*) FROM {PLAN_TABLE} GROUP BY action").fetchall())
+    (already,) = con.execute(
+        f"SELECT count(*) FROM {RECORDS_TABLE} WHERE key IN (SELECT key FROM sync.sent_events)"
+    ).fetchone()
+    return EventPlanSummary({a: int(found.get(a, 0)) for a in ACTIONS}, int(already))
+
+
+def preview(con: duckdb.DuckDBPyConnection, limit: int = 10) -> str:
+    rows = con.execute(
+        f"SELECT action, key, name, user_id, group_id, time FROM {PLAN_TABLE} ORDER BY seq LIMIT ?", [limit]
+    ).fetchall()
+    lines = ["| action | key | name | user_id | group_id | time |", "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return (text[:59] + "…" if len(text) > 60 else text).replace("|", "\\|").replace("\n", " ")
+
+
+def waiting_events(con: duckdb.DuckDBPyConnection) -> list[Event]:
+    return [Event(*row) for row in con.execute(
+        f"SELECT key, name, user_id, group_id, time, attributes, payload_hash FROM {PLAN_TABLE} "
+        "WHERE action = 'waiting' ORDER BY seq"
+    ).fetchall()]
+
+
+def planned_batches(con_factory: ConnectionFactory, batch_size: int) -> Iterator[list[tuple[str, Event]]]:
+    """The events to send, `batch_size` at a time, each read with a short-lived connection."""
+    after = 0
+    while True:
+        with con_factory() as con:
+            rows = con.execute(
+                f"SELECT seq, action, key, name, user_id, group_id, time, attributes, payload_hash "
+                f"FROM {PLAN_TABLE} WHERE action IN ('send', 'retry', 'resend') AND seq > ? ORDER BY seq LIMIT ?",
+                [after, batch_size],
+            ).fetchall()
+        if not rows:
+            return
+        after = rows[-1][0]
+        yield [(row[1], Event(*row[2:])) for row in rows]
