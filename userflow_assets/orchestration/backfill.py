@@ -1,0 +1,293 @@
+"""Backfill of historical users: users.sql cut into slices by signup date, one partition each.
+
+`userflow_users_by_signup` runs the regular stages on one slice (or a range of slices): the
+source query wrapped in a signup-range filter (bound, never pasted), staged and transformed
+under the slice's own table names, then planned against and applied to the SAME sync state
+as `userflow_users`, so a user already confirmed with the same payload is not sent again and
+a user the regular sync sends later is compared with what the backfill confirmed.
+
+It never moves the regular sync's incremental cursor (it writes neither `sync.reads` nor
+`sync.cursors`): a user changed while a backfill runs has an `updated_at` after the last
+regular read, so the next regular sync reads it and sends its newest data.
+
+Its one step is in the `userflow_api` pool: the read, plan and apply of a slice happen
+while it holds the API budget, and a queued backfill run waits in the run queue (no process
+started) until the pool has a free slot.
+"""
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from userflow_assets.client import UserflowResource
+from userflow_assets.plan.planner import build_plan, plan_preview, summarize_plan
+from userflow_assets.settings import project_path
+from userflow_assets.sink.apply import apply_plan, existing_ids, mark_skipped, update_mode_candidates
+from userflow_assets.spec import SyncSpec
+from userflow_assets.state import store
+from userflow_assets.transform import build_records
+from userflow_assets.warehouse.queries import SourceQuery
+from userflow_assets.warehouse.resources import WarehouseResource, quote_identifier, quote_literal
+
+BACKFILL_ASSET = "userflow_users_by_signup"
+BACKFILL_JOB = "userflow_users_backfill"
+BACKFILL_GROUP = "backfill"
+# The first slice when neither the spec nor the warehouse says (the warehouse file is missing).
+DEFAULT_START = date(2020, 1, 1)
+# Slices per run of a backfill launched from the UI (BackfillPolicy.multi_run): a quarter of
+# monthly slices or a month of daily ones. Each run holds the API pool for its whole range,
+# so the regular sync waits at most that long for its turn, while ten years of history is
+# 40 runs (monthly) or about 120 (daily), not 120 or 3,650.
+PARTITIONS_PER_RUN = {"monthly": 3, "daily": 31}
+
+SLICE_START, SLICE_END = "UF_SLICE_START", "UF_SLICE_END"
+
+
+@dataclass(frozen=True)
+class SlicedQuery(SourceQuery):
+    """The source query restricted to signups in [start, end); the bounds are bound parameters."""
+
+    start: datetime = datetime(1, 1, 1)
+    end: datetime = datetime(1, 1, 1)
+
+    def parameters(self, since: datetime | None) -> dict[str, datetime]:
+        return {**super().parameters(since), SLICE_START: self.start, SLICE_END: self.end}
+
+
+def sliced_query(query: SourceQuery, column: str, start: datetime, end: datetime) -> SlicedQuery:
+    signup = quote_identifier(column)
+    # The newline keeps a trailing line comment in the file from swallowing the parenthesis.
+    text = f"SELECT * FROM (\n{query.text}\n) AS uf_source WHERE {signup} >= ${SLICE_START} AND {signup} < ${SLICE_END}"
+    return SlicedQuery(path=query.path, text=text, uses_cursor=query.uses_cursor, start=start, end=end)
+
+
+@dataclass(frozen=True)
+class SliceTables:
+    """The slice's own staging, records and rejected tables, beside (never over) the regular sync's."""
+
+    suffix: str
+
+    @staticmethod
+    def for_window(start: datetime, end: datetime) -> "SliceTables":
+        return SliceTables(f"{start:%Y%m%d}_{end:%Y%m%d}")
+
+    @property
+    def staging_name(self) -> str:
+        return f"backfill_users_{self.suffix}"
+
+    @property
+    def staging(self) -> str:
+        return f"staging.{self.staging_name}"
+
+    @property
+    def records(self) -> str:
+        return f"transform.backfill_user_records_{self.suffix}"
+
+    @property
+    def rejected(self) -> str:
+        return f"transform.backfill_user_rejected_{self.suffix}"
+
+
+def earliest_signup(warehouse: WarehouseResource, query_file: str, column: str) -> datetime | None:
+    """The earliest signup users.sql returns, or None when it cannot be read: the code location
+    must load (and show why in the asset's description) even with no warehouse yet."""
+    try:
+        query = warehouse.load_query(query_file)
+        path = warehouse.database_path()
+        if not path.is_file():
+            return None
+        with duckdb.connect(":memory:") as con:
+            con.execute("SET TimeZone='UTC'")
+            con.execute(f"ATTACH {quote_literal(str(path))} AS warehouse (READ_ONLY)")
+            con.execute("USE warehouse")
+            row = con.execute(
+                f"SELECT min({quote_identifier(column)}) FROM (\n{query.text}\n)", query.parameters(None)
+            ).fetchone()
+    except Exception:  # noqa: BLE001 - a locked, missing or broken warehouse only moves the first slice
+        return None
+    value = row[0] if row else None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    return datetime.combine(value, datetime.min.time()) if isinstance(value, date) else None
+
+
+def partitions_start(spec: SyncSpec) -> tuple[date, str]:
+    """The first slice's day and where it came from: the spec, the warehouse, or the default."""
+    if spec.backfill.start:
+        return date.fromisoformat(spec.backfill.start), "backfill.start"
+    warehouse = WarehouseResource(
+        database=str(project_path(spec.warehouse.database)), sql_dir=str(project_path(spec.warehouse.sql_dir))
+    )
+    earliest = earliest_signup(warehouse, spec.users.query, spec.backfill.signup_column)
+    if earliest is not None:
+        return earliest.date(), "the earliest signup in the warehouse"
+    return DEFAULT_START, "the default (the warehouse could not be read when the code location loaded)"
+
+
+def build_partitions(spec: SyncSpec, first: date) -> dg.TimeWindowPartitionsDefinition:
+    """Monthly or daily slices in UTC from the one holding `first`, up to and including the
+    current one (a slice still filling is rerun later, or left to the regular sync)."""
+    if spec.backfill.partition == "daily":
+        return dg.DailyPartitionsDefinition(start_date=first.isoformat(), timezone="UTC", end_offset=1)
+    return dg.MonthlyPartitionsDefinition(start_date=first.replace(day=1).isoformat(), timezone="UTC", end_offset=1)
+
+
+class BackfillConfig(dg.Config):
+    dry_run: bool = False
+    """Work out and show each slice's plan, send nothing."""
+    full_resync: bool = False
+    """Send every user of the slice, even those the sync state says Userflow already has."""
+    batch_size: int = 500
+    """Records per state checkpoint."""
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _stage_and_transform(
+    con: duckdb.DuckDBPyConnection,
+    spec: SyncSpec,
+    warehouse: WarehouseResource,
+    tables: SliceTables,
+    start: datetime,
+    end: datetime,
+) -> dict[str, Any]:
+    store.ensure_schema(con)
+    con.execute("SET TimeZone='UTC'")  # signup bounds are UTC, also against a TIMESTAMPTZ column
+    source = sliced_query(warehouse.load_query(spec.users.query), spec.backfill.signup_column, start, end)
+    warehouse.stage(con, source, tables.staging_name, since=None)
+    result = build_records(con, spec.users, "user", tables.staging, tables.records, tables.rejected)
+    con.execute(f"DROP TABLE IF EXISTS {tables.staging}")
+    if result.rejected == 0:
+        con.execute(f"DROP TABLE IF EXISTS {tables.rejected}")
+    return {
+        "source_rows": result.source_rows,
+        "records": result.records,
+        "rejected": result.rejected,
+        "filtered_out": result.filtered_out,
+    }
+
+
+async def _existing(userflow: UserflowResource, candidates: list[str], known: int) -> set[str]:
+    async with userflow.get_client() as client:
+        return await existing_ids(client, "user", candidates, known)
+
+
+async def _apply(
+    userflow: UserflowResource, sync_db: DuckDBResource, spec: SyncSpec, run_id: str, total: int, batch_size: int
+) -> Any:
+    async with userflow.get_client() as client:
+        return await apply_plan(
+            client,
+            sync_db.get_connection,
+            "user",
+            spec.users,
+            run_id,
+            prune=spec.users.prune_memberships,
+            total=total,
+            batch_size=batch_size,
+        )
+
+
+def build_backfill_defs(spec: SyncSpec) -> dg.Definitions:
+    """`userflow_users_by_signup` (group `backfill`, pool `userflow_api`) and the job
+    `userflow_users_backfill` for `dagster job backfill`; resources come from the sync's."""
+    first, origin = partitions_start(spec)
+    partitions = build_partitions(spec, first)
+    per_run = PARTITIONS_PER_RUN[spec.backfill.partition]
+    column = spec.backfill.signup_column
+
+    @dg.asset(
+        name=BACKFILL_ASSET,
+        group_name=BACKFILL_GROUP,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=per_run),
+        pool="userflow_api",
+        deps=["userflow_groups"] if spec.groups is not None else [],
+        kinds={"userflow", "duckdb"},
+        description=f"Historical users in {spec.backfill.partition} slices of `{column}` (UTC) from "
+        f"{first.isoformat()} ({origin}); sent through the same sync state as userflow_users, so users "
+        "Userflow already has unchanged are not sent again. Users with no signup date are left to the "
+        f"regular sync. A backfill from the UI runs up to {per_run} slices per run.",
+    )
+    def _users_by_signup(
+        context: dg.AssetExecutionContext,
+        config: BackfillConfig,
+        warehouse: WarehouseResource,
+        sync_db: DuckDBResource,
+        userflow: UserflowResource,
+    ) -> dg.MaterializeResult:
+        started = time.monotonic()
+        window = context.partition_time_window
+        start, end = _naive_utc(window.start), _naive_utc(window.end)
+        tables = SliceTables.for_window(start, end)
+        with sync_db.get_connection() as con:
+            counts = _stage_and_transform(con, spec, warehouse, tables, start, end)
+        share = counts["rejected"] / (counts["records"] + counts["rejected"]) if counts["rejected"] else 0.0
+        if share > spec.users.max_rejected_fraction:
+            raise dg.Failure(
+                description=f"{counts['rejected']} rejected users in signups {start:%Y-%m-%d}..{end:%Y-%m-%d} "
+                f"({share:.2%}), above users.max_rejected_fraction; nothing was sent. Reasons: {tables.rejected}",
+                metadata=counts,
+            )
+        mode = spec.users.mode
+        with sync_db.get_connection() as con:
+            build_plan(con, "user", tables.records, config.full_resync)
+            candidates, known = update_mode_candidates(con, "user") if mode == "update" else ([], 0)
+        if candidates and not config.dry_run:
+            found = asyncio.run(_existing(userflow, candidates, known))
+            with sync_db.get_connection() as con:
+                mark_skipped(con, "user", candidates, found)
+        with sync_db.get_connection() as con:
+            summary = summarize_plan(con, "user")
+            preview = plan_preview(con, "user")
+            store.start_run(con, context.run_id, "user")
+        base: dict[str, Any] = {
+            "signups_from": start.isoformat(),
+            "signups_before": end.isoformat(),
+            **counts,
+            **{f"plan_{action}": n for action, n in summary.counts.items()},
+            "plan_preview": dg.MetadataValue.md(preview),
+            "dry_run": config.dry_run,
+        }
+        context.log.info(f"Users who signed up in [{start:%Y-%m-%d}, {end:%Y-%m-%d}): plan {summary.counts}")
+        if config.dry_run:
+            with sync_db.get_connection() as con:
+                con.execute(f"DROP TABLE IF EXISTS {tables.records}")
+            return dg.MaterializeResult(metadata=base)
+
+        before = userflow.metadata()
+        outcome = asyncio.run(_apply(userflow, sync_db, spec, context.run_id, summary.to_send, config.batch_size))
+        client_counters = {k: v - before.get(k, 0) for k, v in userflow.metadata().items()}
+        sent = {**outcome.confirmed, "failed": outcome.failed, "skipped": summary.counts["skipped"]}
+        with sync_db.get_connection() as con:
+            # No store.advance_cursor: the regular sync's cursor is its own (module docstring).
+            store.finish_run(con, context.run_id, "user", "success", json.dumps(sent))
+            con.execute(f"DROP TABLE IF EXISTS {tables.records}")
+        return dg.MaterializeResult(
+            metadata={
+                **base,
+                "created": outcome.confirmed["create"],
+                "updated": outcome.confirmed["update"] + outcome.confirmed["retry"],
+                "unchanged": summary.counts.get("unchanged", 0),
+                "failed": outcome.failed,
+                "duration_s": round(time.monotonic() - started, 3),
+                **client_counters,
+            }
+        )
+
+    job = dg.define_asset_job(
+        BACKFILL_JOB,
+        selection=[BACKFILL_ASSET],
+        executor_def=dg.in_process_executor,
+        description="Historical users by signup date; launch a backfill of its partitions.",
+    )
+    return dg.Definitions(assets=[_users_by_signup], jobs=[job])
