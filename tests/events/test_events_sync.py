@@ -19,3 +19,92 @@ def test_events_sent_once_across_reruns(events_harness: EventsHarness) -> None:
     assert (third["sent"], third["already_sent"], third["requests"]) == (0, 30, 0)
     assert h.event_posts() == 30
     assert h.state("SELECT status, count(*) FROM sync.sent_events GROUP BY status") == [("sent", 30)]
+
+
+def test_key_revoked_mid_run_then_rerun_sends_each_event_once(events_harness: EventsHarness) -> None:
+    h = events_harness
+    h.add_events(event_rows(60))
+    h.revoker.revoke_after = 25  # the 26th POST /events and later meet a rotated key
+    stopped = h.run(raise_on_error=False, events_config={"batch_size": 10})
+    assert not stopped.success
+    recorded = h.state("SELECT key FROM sync.sent_events WHERE status = 'sent' ORDER BY key")
+    # Requests in flight when the key changed still report: every confirmed event is recorded.
+    assert [r[0] for r in recorded] == h.event_refs()
+    assert 0 < len(recorded) <= 25
+    assert h.state("SELECT count(*) FROM sync.pending_events") == [(0,)]  # a refused key is no event's fault
+    assert h.state("SELECT count(*) FROM sync.cursors WHERE object_type = 'event'") == [(0,)]
+
+    h.revoker.reset()
+    rerun = metadata(h.run(events_config={"batch_size": 10}), "userflow_events")
+    assert (rerun["sent"], rerun["already_sent"]) == (60 - len(recorded), len(recorded))
+    assert h.event_refs() == [f"evt_{i:04d}" for i in range(60)]
+    assert h.state("SELECT count(*) FROM sync.cursors WHERE object_type = 'event'") == [(1,)]
+
+
+def test_at_least_once_resends_after_a_lost_response(events_harness: EventsHarness) -> None:
+    h = events_harness
+    h.add_events(event_rows(5))
+    h.faults(["lost_response"], "/events")
+    result = metadata(h.run(max_concurrency=1), "userflow_events")
+    assert (result["sent"], result["possible_duplicates"], result["possible_losses"], result["requests"]) == (5, 1, 0, 6)
+    refs = h.event_refs()
+    assert len(refs) == 6 and set(refs) == {f"evt_{i:04d}" for i in range(5)}  # the first one twice
+    assert refs.count("evt_0000") == 2
+
+    rerun = metadata(h.run(read={"full_refresh": True}), "userflow_events")
+    assert (rerun["sent"], rerun["already_sent"], rerun["requests"]) == (0, 5, 0)
+
+
+def test_at_least_once_owes_an_event_whose_every_attempt_went_unanswered(events_harness: EventsHarness) -> None:
+    h = events_harness
+    h.add_events(event_rows(5))
+    h.faults(["lost_response", "lost_response"], "/events")  # both attempts of the first event
+    first = metadata(h.run(max_concurrency=1), "userflow_events")
+    assert (first["sent"], first["failed"], first["possible_duplicates"]) == (4, 0, 1)
+    assert h.state("SELECT key, status, attempts FROM sync.pending_events") == [("evt_0000", "ambiguous", 1)]
+    assert h.event_refs().count("evt_0000") == 2  # both attempts were applied
+
+    # The warehouse row is not read again (the cursor moved): the state alone resends it.
+    rerun = metadata(h.run(), "userflow_events")
+    assert (rerun["plan_resend"], rerun["sent"], rerun["possible_duplicates"]) == (1, 1, 0)
+    assert h.event_refs().count("evt_0000") == 3
+    assert h.state("SELECT count(*) FROM sync.pending_events") == [(0,)]
+
+
+def test_at_most_once_never_resends_an_unanswered_event(events_harness: EventsHarness) -> None:
+    h = events_harness
+    h.add_events(event_rows(5))
+    h.faults(["lost_response"], "/events")
+    spec = h.spec(delivery="at_most_once")
+    result = metadata(h.run(spec, max_concurrency=1), "userflow_events")
+    assert (result["sent"], result["possible_duplicates"], result["possible_losses"], result["requests"]) == (4, 0, 1, 5)
+    assert h.event_refs() == [f"evt_{i:04d}" for i in range(5)]  # the lost answer's event was applied, once
+    assert h.state("SELECT key FROM sync.sent_events WHERE status = 'possibly_lost'") == [("evt_0000",)]
+
+    rerun = metadata(h.run(spec, read={"full_refresh": True}), "userflow_events")
+    assert (rerun["sent"], rerun["already_sent"], rerun["requests"]) == (0, 5, 0)
+    assert h.event_posts() == 5
+
+
+def test_events_wait_for_a_user_that_failed_upstream(events_harness: EventsHarness) -> None:
+    h = events_harness
+    h.run()  # users, groups; no events yet
+    h.sql("INSERT INTO users VALUES ('u100', 'new@example.com', 'New', now()::TIMESTAMP)")
+    h.add_events([("evt_new", "u100", None, "Signed Up", "2026-01-02 00:00:00", "{}"), *event_rows(3)])
+    # Landed now, after the last read: within the read's late-arrival window.
+    h.sql("UPDATE events SET occurred_at = now()::TIMESTAMP")
+    h.faults(["500", "500"], "/users")  # both attempts of the one user upsert
+    first = h.run()
+    assert metadata(first, "userflow_users")["failed"] == 1
+    events = metadata(first, "userflow_events")
+    assert (events["sent"], events["waiting"], events["plan_waiting"]) == (3, 1, 1)
+    assert "u100" not in {u["id"] for u in h.emulator("state")["users"]}  # no empty user was created
+    assert h.state("SELECT key, status FROM sync.pending_events") == [("evt_new", "waiting")]
+
+    second = h.run()
+    released = metadata(second, "userflow_events")
+    assert (released["sent"], released["waiting"]) == (1, 0)
+    users = {u["id"]: u for u in h.emulator("state")["users"]}
+    assert users["u100"]["attributes"]["email"] == "new@example.com"
+    assert h.event_refs() == ["evt_0000", "evt_0001", "evt_0002", "evt_new"]
+    assert [e["user_id"] for e in h.events() if e["attributes"]["event_ref"] == "evt_new"] == ["u100"]
