@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from userflow_assets import failpoints
 from userflow_assets.client import (
     BulkResult,
     UserflowAuthError,
@@ -166,10 +167,13 @@ async def apply_plan(
                         f"{consecutive_failures} requests in a row failed, so Userflow looks unreachable; "
                         f"the last error: {result.error}"
                     )
+            if len(pending) == batch_size // 2:
+                failpoints.reach("mid_batch")
             if len(pending) >= batch_size:
                 with con_factory() as con:
                     _settle(con, object_type, spec, run_id, pending)
                 pending = []
+                failpoints.reach("between_batches")
     finally:
         await results.aclose()  # type: ignore[attr-defined]
         # A stopped run still records what Userflow confirmed; an auth failure is not a record's fault.

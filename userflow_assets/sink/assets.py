@@ -10,6 +10,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from userflow_assets import failpoints
 from userflow_assets.client import UserflowResource
 from userflow_assets.plan.planner import PlanSummary, build_plan, plan_deletes, plan_preview, summarize_plan
 from userflow_assets.sink.apply import apply_plan, existing_ids, mark_skipped, update_mode_candidates
@@ -110,6 +111,7 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
             summary = summarize_plan(con, object_type)
             plan_md = plan_preview(con, object_type)
             store.start_run(con, context.run_id, object_type)
+        failpoints.reach("plan")
         plan_meta = _plan_metadata(summary, plan_md)
         context.log_event(dg.AssetObservation(asset_key=context.asset_key, metadata=plan_meta))
         context.log.info(f"Plan for {name} (mode {mode}): {summary.counts}")

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
+from userflow_assets import failpoints
+
 SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS sync;
 CREATE TABLE IF NOT EXISTS sync.records (
@@ -186,6 +188,7 @@ def checkpoint(
                 "DELETE FROM sync.records WHERE object_type = ? AND id IN (SELECT id FROM _forget)",
                 [object_type],
             )
+            failpoints.reach("state_write")  # everything written, nothing committed
         finally:
             for name in ("_confirmed", "_failed", "_forget"):
                 con.unregister(name)

@@ -10,7 +10,9 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
+from userflow_assets import failpoints
 from userflow_assets.settings import project_path
+from userflow_assets.state.store import transaction
 from userflow_assets.warehouse.queries import QueryError, SourceQuery, load_query
 
 STAGING_SCHEMA = "staging"
@@ -66,7 +68,9 @@ class WarehouseResource(dg.ConfigurableResource):
         try:
             con.execute("USE warehouse")
             # The newline keeps a trailing line comment in the file from swallowing the parenthesis.
-            con.execute(f"CREATE OR REPLACE TABLE {target} AS (\n{query.text}\n)", query.parameters(since))
+            with transaction(con):
+                con.execute(f"CREATE OR REPLACE TABLE {target} AS (\n{query.text}\n)", query.parameters(since))
+                failpoints.reach("query")
         except duckdb.Error as error:
             raise QueryError(f"{query.path}: {error}") from error
         finally:
