@@ -51,15 +51,13 @@ def _default_probe(con: duckdb.DuckDBPyConnection, source: str, params: dict[str
 def _probe_one(con: duckdb.DuckDBPyConnection, warehouse: WarehouseResource, target: ProbeTarget) -> list[str | None]:
     if target.probe_sql is not None:
         origin = f"sensor.probes.{target.name}"
-        sql = target.probe_sql.strip().rstrip(";")
-        params = _parameters(sql, origin)
+        source, params = None, _parameters(target.probe_sql, origin)
     else:
         query = warehouse.load_query(target.query_file)
-        origin = str(query.path)
-        params = query.parameters(None)
-        sql = _default_probe(con, query.text, params)
+        origin, source, params = str(query.path), query.text, query.parameters(None)
     try:
-        row = con.execute(sql, params).fetchone()
+        sql = _default_probe(con, source, params) if source is not None else target.probe_sql
+        row = con.execute(str(sql).strip().rstrip(";"), params).fetchone()
     except duckdb.Error as error:
         raise QueryError(f"{origin}: {error}") from error
     return [] if row is None else [None if v is None else str(v) for v in row]

@@ -1,6 +1,7 @@
 """The sync on a clock: a cron built from the spec's period and start minute (UTC)."""
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from userflow_assets.spec import ScheduleSpec
 
@@ -8,6 +9,9 @@ SCHEDULE_NAME = "userflow_sync_schedule"
 # Every sync run carries this tag, so `concurrency.runs.tag_concurrency_limits` in dagster.yaml
 # can keep two syncs from sharing the staging tables (see deploy/dagster.postgres.yaml).
 SYNC_RUN_TAG = "userflow/sync"
+
+# What `define_asset_job` returns (not exported by dagster), or a resolved job.
+JobTarget = UnresolvedAssetJobDefinition | dg.JobDefinition
 
 PERIOD_MINUTES: dict[str, int] = {
     "5m": 5,
@@ -41,9 +45,7 @@ def cron_for(period: str, start_minute: int) -> str:
     return f"{start_minute % 60} {_steps((start_minute // 60) % hours, hours, 24)} * * *"
 
 
-def build_schedule(
-    schedule: ScheduleSpec, job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition
-) -> dg.ScheduleDefinition:
+def build_schedule(schedule: ScheduleSpec, job: JobTarget) -> dg.ScheduleDefinition:
     """`userflow_sync_schedule`: `job` every period; running on load when `enabled`, else off
     until someone turns it on in the UI (or `dagster schedule start`)."""
     status = dg.DefaultScheduleStatus.RUNNING if schedule.enabled else dg.DefaultScheduleStatus.STOPPED

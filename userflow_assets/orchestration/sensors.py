@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from userflow_assets.orchestration.probes import ProbeError, ProbeTarget, run_probes
-from userflow_assets.orchestration.schedules import SYNC_RUN_TAG
+from userflow_assets.orchestration.schedules import SYNC_RUN_TAG, JobTarget
 from userflow_assets.spec import SyncSpec
 from userflow_assets.warehouse.resources import WarehouseResource
 
@@ -71,7 +71,7 @@ def evaluate_probes(previous: ProbeCursor, probes: Probes) -> tuple[ProbeCursor,
     return ProbeCursor(generation=previous.generation + 1, probes=probes), changed
 
 
-def build_change_sensor(spec: SyncSpec, job: dg.UnresolvedAssetJobDefinition | dg.JobDefinition) -> dg.SensorDefinition:
+def build_change_sensor(spec: SyncSpec, job: JobTarget) -> dg.SensorDefinition:
     """`userflow_warehouse_changes`: probes every source each `sensor.interval_seconds`; runs `job`
     when one changed. Running on load when `sensor.enabled`, else off until turned on."""
     targets = probe_targets(spec)
