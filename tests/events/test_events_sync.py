@@ -108,3 +108,35 @@ def test_events_wait_for_a_user_that_failed_upstream(events_harness: EventsHarne
     assert users["u100"]["attributes"]["email"] == "new@example.com"
     assert h.event_refs() == ["evt_0000", "evt_0001", "evt_0002", "evt_new"]
     assert [e["user_id"] for e in h.events() if e["attributes"]["event_ref"] == "evt_new"] == ["u100"]
+
+
+def test_events_of_a_rejected_user_wait_until_the_user_is_fixed(events_harness: EventsHarness) -> None:
+    h = events_harness
+    h.sql("INSERT INTO users VALUES ('u200', 'not-an-email-but-far-too-long@example.com', 'Long', '2026-01-01')")
+    h.add_events([("evt_200", "u200", None, "Signed Up", "2026-01-01 00:00:00", "{}"), *event_rows(2)])
+    spec = h.spec(users={"output_schema": {"email": {"type": "string", "max_length": 30}}, "max_rejected_fraction": 0.5})
+    first = metadata(h.run(spec), "userflow_events")
+    assert (first["sent"], first["waiting"]) == (2, 1)
+    # The next read no longer lists u200 among the rejected rows; its event keeps waiting.
+    second = metadata(h.run(spec), "userflow_events")
+    assert (second["sent"], second["waiting"], second["requests"]) == (0, 1, 0)
+    assert "u200" not in {u["id"] for u in h.emulator("state")["users"]}
+
+    h.sql("UPDATE users SET email = 'u200@example.com', updated_at = now()::TIMESTAMP WHERE user_id = 'u200'")
+    third = metadata(h.run(spec), "userflow_events")
+    assert (third["sent"], third["waiting"]) == (1, 0)
+    assert h.event_refs() == ["evt_0000", "evt_0001", "evt_200"]
+    assert h.state("SELECT count(*) FROM sync.pending_events") == [(0,)]
+
+
+def test_event_payload_holds_only_what_the_spec_maps(events_harness: EventsHarness) -> None:
+    h = events_harness
+    h.add_events([("evt_x", "u001", "a1", "Project Created", "2026-01-02 03:04:05", '{"plan": null, "n": 1}')])
+    spec = h.spec(attributes={"plan": "json_extract_string(properties, '$.plan')", "n": "(properties::JSON->>'n')::INT"})
+    assert metadata(h.run(spec), "userflow_events")["sent"] == 1
+    (event,) = h.events()
+    assert (event["name"], event["user_id"], event["group_id"]) == ("Project Created", "u001", "a1")
+    assert h.state("SELECT time FROM transform.event_records") == [("2026-01-02T03:04:05Z",)]
+    assert event["time"] == "2026-01-02T03:04:05.000Z"  # the emulator's own rendering of that instant
+    assert event["attributes"] == {"n": 1}  # no key, and a null attribute is left out
+    assert "evt_x" not in str(event)
