@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -13,11 +12,6 @@ from userflow_assets.orchestration.schedules import SYNC_RUN_TAG
 from userflow_assets.orchestration.sensors import SENSOR_NAME, ProbeCursor, build_change_sensor
 
 JOB = dg.define_asset_job("userflow_sync", selection=dg.AssetSelection.all())
-
-
-@pytest.fixture
-def warehouse(tmp_path: Path) -> Warehouse:
-    return Warehouse(tmp_path).create()
 
 
 def tick(sensor: dg.SensorDefinition, warehouse: Warehouse, cursor: str | None) -> Any:

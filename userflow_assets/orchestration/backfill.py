@@ -249,7 +249,7 @@ def build_backfill_defs(spec: SyncSpec) -> dg.Definitions:
         with sync_db.get_connection() as con:
             summary = summarize_plan(con, "user")
             preview = plan_preview(con, "user")
-            store.start_run(con, context.run_id, "user")
+            store.start_run(con, context.run.run_id, "user")
         base: dict[str, Any] = {
             "signups_from": start.isoformat(),
             "signups_before": end.isoformat(),
@@ -265,12 +265,12 @@ def build_backfill_defs(spec: SyncSpec) -> dg.Definitions:
             return dg.MaterializeResult(metadata=base)
 
         before = userflow.metadata()
-        outcome = asyncio.run(_apply(userflow, sync_db, spec, context.run_id, summary.to_send, config.batch_size))
+        outcome = asyncio.run(_apply(userflow, sync_db, spec, context.run.run_id, summary.to_send, config.batch_size))
         client_counters = {k: v - before.get(k, 0) for k, v in userflow.metadata().items()}
         sent = {**outcome.confirmed, "failed": outcome.failed, "skipped": summary.counts["skipped"]}
         with sync_db.get_connection() as con:
             # No store.advance_cursor: the regular sync's cursor is its own (module docstring).
-            store.finish_run(con, context.run_id, "user", "success", json.dumps(sent))
+            store.finish_run(con, context.run.run_id, "user", "success", json.dumps(sent))
             con.execute(f"DROP TABLE IF EXISTS {tables.records}")
         return dg.MaterializeResult(
             metadata={
