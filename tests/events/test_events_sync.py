@@ -1,5 +1,6 @@
 """The events sink against the emulator: each event sent once, across reruns and interruptions."""
 
+import pytest
 from events_harness import EventsHarness, event_rows, metadata
 
 
@@ -55,6 +56,7 @@ def test_at_least_once_resends_after_a_lost_response(events_harness: EventsHarne
     assert (rerun["sent"], rerun["already_sent"], rerun["requests"]) == (0, 5, 0)
 
 
+@pytest.mark.slow  # two runs with exhausted retries
 def test_at_least_once_owes_an_event_whose_every_attempt_went_unanswered(events_harness: EventsHarness) -> None:
     h = events_harness
     h.add_events(event_rows(5))
@@ -86,6 +88,7 @@ def test_at_most_once_never_resends_an_unanswered_event(events_harness: EventsHa
     assert h.event_posts() == 5
 
 
+@pytest.mark.slow  # three runs
 def test_events_wait_for_a_user_that_failed_upstream(events_harness: EventsHarness) -> None:
     h = events_harness
     h.run()  # users, groups; no events yet
@@ -110,6 +113,7 @@ def test_events_wait_for_a_user_that_failed_upstream(events_harness: EventsHarne
     assert [e["user_id"] for e in h.events() if e["attributes"]["event_ref"] == "evt_new"] == ["u100"]
 
 
+@pytest.mark.slow  # three runs
 def test_events_of_a_rejected_user_wait_until_the_user_is_fixed(events_harness: EventsHarness) -> None:
     h = events_harness
     h.sql("INSERT INTO users VALUES ('u200', 'not-an-email-but-far-too-long@example.com', 'Long', '2026-01-01')")

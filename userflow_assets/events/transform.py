@@ -15,11 +15,21 @@ from dataclasses import dataclass, field
 import duckdb
 
 from userflow_assets.spec import EventsSpec, SchemaField
-from userflow_assets.transform.build import nested_message, row_expression, source_columns
+from userflow_assets.transform.build import (
+    nested_message,
+    row_expression,
+    source_columns,
+)
 from userflow_assets.transform.errors import SpecError
 from userflow_assets.transform.filters import compile_filter, find_column
 from userflow_assets.transform.ids import MAX_ID_CHARS, has_control, too_long, usable
-from userflow_assets.transform.sqltext import Params, ident, literal, qualified, table_parts
+from userflow_assets.transform.sqltext import (
+    Params,
+    ident,
+    literal,
+    qualified,
+    table_parts,
+)
 from userflow_assets.transform.types import Kind, ValueType, classify, is_flat
 from userflow_assets.transform.values import COERCED, Check, coerce, value_sql
 
