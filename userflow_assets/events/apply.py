@@ -6,6 +6,7 @@ so every event Userflow confirmed is recorded and never sent again.
 """
 
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -24,6 +25,8 @@ from userflow_assets.events.state import Event, Pending, Sent, checkpoint
 from userflow_assets.sink.apply import MAX_CONSECUTIVE_FAILURES, SyncAborted
 
 Planned = tuple[str, Event]  # (action, event)
+# Also checkpoint this often: a crash resends only events confirmed since the last checkpoint.
+FLUSH_INTERVAL_S = 2.0
 
 
 @dataclass
@@ -101,6 +104,7 @@ async def apply_events(
     stop = _Stop()
     pending: list[Sent | Pending] = []
     consecutive_failures = 0
+    flushed_at = time.monotonic()
     results = client.bulk(_stream(con_factory, batch_size, stop), _sender(client, delivery), total=total, label="events")
     try:
         async for result in results:
@@ -125,9 +129,9 @@ async def apply_events(
                     outcome.failure_examples.append(str(result.error))
                 if consecutive_failures >= MAX_CONSECUTIVE_FAILURES and not stop.reason:
                     stop.error, stop.reason = result.error, "unreachable"
-            if len(pending) >= batch_size:
+            if len(pending) >= batch_size or time.monotonic() - flushed_at >= FLUSH_INTERVAL_S:
                 _save(con_factory, run_id, pending)
-                pending = []
+                pending, flushed_at = [], time.monotonic()
     finally:
         await results.aclose()  # type: ignore[attr-defined]
         _save(con_factory, run_id, pending)

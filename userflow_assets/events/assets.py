@@ -131,6 +131,7 @@ def build_event_names_check(spec: EventsSpec, users_spec: ObjectSpec | None) -> 
         asset=RECORDS_ASSET,
         name="event_names",
         blocking=False,
+        pool="userflow_api",
         description="Warns on event and attribute names that differ only in case or separators "
         "(Userflow treats them as different names, so targeting silently misses one).",
     )
