@@ -87,7 +87,7 @@ def event_rows(n: int, users: int = 10, start: int = 0) -> list[tuple[Any, ...]]
             f"evt_{i:04d}",
             f"u{i % users:03d}",
             f"a{i % 3}",
-            ["Signed Up", "Project Created", "Feature_Activated"][i % 3],
+            ["Signed Up", "Project Created", "Feature_Activated", "feature activated"][i % 4],
             f"2026-01-01 {i // 60 % 24:02d}:{i % 60:02d}:00",
             f'{{"plan": "{["free", "pro"][i % 2]}", "n": {i}}}',
         )

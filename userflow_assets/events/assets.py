@@ -137,7 +137,14 @@ def build_event_names_check(spec: EventsSpec, users_spec: ObjectSpec | None) -> 
     )
     def _event_names(sync_db: DuckDBResource, userflow: UserflowResource) -> dg.AssetCheckResult:
         with sync_db.get_connection() as con:
-            names = [r[0] for r in con.execute(f"SELECT DISTINCT name FROM {event_plan.RECORDS_TABLE}").fetchall()]
+            event_state.ensure_schema(con)
+            # Names sent by earlier runs count too: an incremental read holds only the newest events.
+            names = [
+                r[0]
+                for r in con.execute(
+                    f"SELECT name FROM {event_plan.RECORDS_TABLE} UNION SELECT name FROM sync.sent_events"
+                ).fetchall()
+            ]
         unavailable = ""
         try:
             defined_events, defined_attributes = asyncio.run(_definitions(userflow))
@@ -146,7 +153,7 @@ def build_event_names_check(spec: EventsSpec, users_spec: ObjectSpec | None) -> 
         pairs = name_pairs(names, defined_events, users_spec, defined_attributes, list(spec.attributes))
         listed = [p.describe() for p in pairs]
         shown = "; ".join(listed[:SHOWN_PAIRS]) + ("; …" if len(listed) > SHOWN_PAIRS else "")
-        head = f"{len(pairs)} near-duplicate name pairs" + (f": {shown}" if pairs else "")
+        head = f"{len(pairs)} near-duplicate name pair{'' if len(pairs) == 1 else 's'}" + (f": {shown}" if pairs else "")
         return dg.AssetCheckResult(
             passed=not pairs,
             severity=dg.AssetCheckSeverity.WARN,

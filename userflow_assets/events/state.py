@@ -21,6 +21,7 @@ CREATE SCHEMA IF NOT EXISTS sync;
 CREATE TABLE IF NOT EXISTS sync.sent_events (
     key VARCHAR PRIMARY KEY,
     status VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
     userflow_id VARCHAR,
     payload_hash VARCHAR NOT NULL,
     sent_at TIMESTAMP NOT NULL,
@@ -106,7 +107,7 @@ def checkpoint(con: duckdb.DuckDBPyConnection, run_id: str, sent: Sequence[Sent]
         with transaction(con):
             con.execute(
                 "INSERT OR REPLACE INTO sync.sent_events "
-                "SELECT key, status, userflow_id, payload_hash, ?, ? FROM _sent",
+                "SELECT key, status, name, userflow_id, payload_hash, ?, ? FROM _sent",
                 [now, run_id],
             )
             con.execute("DELETE FROM sync.pending_events WHERE key IN (SELECT key FROM _sent)")
