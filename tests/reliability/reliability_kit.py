@@ -1,0 +1,264 @@
+"""Shared pieces of the reliability tests and `benchmarks/reliability.py`.
+
+A fault gateway around the emulator (random 429s, which the emulator cannot draw by itself),
+a loopback server for it, the sync run in-process through Dagster, the sync run as a
+`dg launch` subprocess, and comparable snapshots of the emulator and the sync state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import httpx
+import uvicorn
+
+from userflow_assets.client import UserflowResource
+from userflow_assets.emulator import EmulatorConfig, create_app
+from userflow_assets.emulator.runtime import Emulator
+from userflow_assets.events import build_events_defs
+from userflow_assets.orchestration.component import SYNC_JOB, build_sync_defs
+from userflow_assets.settings import PROJECT_ROOT
+from userflow_assets.spec import SyncSpec
+
+SOAK_KEY = "uf_reliability_soak_key"
+DG = str(Path(sys.executable).with_name("dg"))
+
+
+class FaultGateway:
+    """ASGI wrapper: before an API request reaches the emulator, with probability `p_429` a 429
+    is queued for it (the emulator draws 5xx and dropped connections itself, not 429s)."""
+
+    def __init__(self, app: Any, p_429: float, seed: int) -> None:
+        self.app = app
+        self.emulator: Emulator = app.state.emulator
+        self.p_429 = p_429
+        self.rng = random.Random(seed)
+        self.injected_429 = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        is_api = scope["type"] == "http" and not scope["path"].startswith("/__emulator")
+        if is_api and self.p_429 and self.rng.random() < self.p_429:
+            self.injected_429 += 1
+            self.emulator.queue_faults(["429"], None, None)  # taken by the next API request
+        await self.app(scope, receive, send)
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free loopback port in a thread; yield its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", backlog=2048)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the server failed to start")
+            thread.join(0.02)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+@contextmanager
+def faulty_emulator(config: EmulatorConfig, p_429: float = 0.0, seed: int = 0) -> Iterator[tuple[str, FaultGateway]]:
+    gateway = FaultGateway(create_app(config), p_429, seed)
+    with serve(gateway) as url:
+        yield url, gateway
+
+
+# ---- snapshots ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What Userflow holds, without server-assigned fields (created_at, event IDs)."""
+
+    users: dict[str, Any]
+    groups: dict[str, Any]
+    memberships: dict[tuple[str, str], Any]
+    event_refs: Counter[str] = field(default_factory=Counter)
+
+    def objects(self) -> tuple[dict[str, Any], dict[str, Any], dict[tuple[str, str], Any]]:
+        return self.users, self.groups, self.memberships
+
+
+def snapshot(url: str) -> Snapshot:
+    state = httpx.get(f"{url}/__emulator/state", timeout=120).json()
+    return Snapshot(
+        users={u["id"]: u["attributes"] for u in state["users"]},
+        groups={g["id"]: g["attributes"] for g in state["groups"]},
+        memberships={(m["user_id"], m["group_id"]): m.get("attributes") for m in state["memberships"]},
+        event_refs=Counter((e.get("attributes") or {}).get("event_ref") for e in state["events"]),
+    )
+
+
+def request_counts(url: str) -> dict[str, Any]:
+    return httpx.get(f"{url}/__emulator/requests", params={"limit": 0}, timeout=60).json()
+
+
+def outcomes(url: str) -> Counter[str]:
+    """Outcomes over every endpoint: status codes as text, `drop_before`, `lost_response`."""
+    total: Counter[str] = Counter()
+    for by_outcome in request_counts(url)["by_endpoint"].values():
+        total.update({k: int(v) for k, v in by_outcome.items()})
+    return total
+
+
+def endpoint_outcomes(url: str, endpoint: str) -> Counter[str]:
+    return Counter({k: int(v) for k, v in request_counts(url)["by_endpoint"].get(endpoint, {}).items()})
+
+
+def state_records(state_db: Path) -> set[tuple[str, str, str]]:
+    """(object_type, id, payload_hash) of every record the state calls synced."""
+    with duckdb.connect(str(state_db), read_only=True) as con:
+        return set(con.execute("SELECT object_type, id, payload_hash FROM sync.records").fetchall())
+
+
+def state_count(state_db: Path, sql: str) -> int:
+    with duckdb.connect(str(state_db), read_only=True) as con:
+        return int(con.execute(sql).fetchone()[0])
+
+
+# ---- the sync in-process (soak) ----------------------------------------------------------
+
+EVENT_SPEC: dict[str, Any] = {
+    "query": "events.sql",
+    "key_column": "event_id",
+    "name": "name",
+    "user_id": "user_id",
+    "group_id": "account_id",
+    "time": "occurred_at",
+    # event_ref names each event in Userflow, so copies of one event can be counted.
+    "attributes": {"event_ref": "event_id"},
+    "delivery": "at_least_once",
+}
+
+
+def project_spec(warehouse: Path, state_db: Path, url: str, events: bool = True) -> SyncSpec:
+    """The shipped spec (defs.yaml) pointed at `warehouse`, `state_db` and `url`, plus events."""
+    import yaml
+
+    raw = yaml.safe_load((PROJECT_ROOT / "userflow_assets/defs/userflow_sync/defs.yaml").read_text())["attributes"]
+    raw["warehouse"]["database"] = str(warehouse)
+    raw["warehouse"]["sql_dir"] = str(PROJECT_ROOT / "sql")
+    raw["state_database"] = str(state_db)
+    raw["userflow"]["base_url"] = url
+    raw["mirror"] = {"enabled": False}
+    if events:
+        raw["events"] = dict(EVENT_SPEC)
+    return SyncSpec.model_validate(raw)
+
+
+def sync_defs(spec: SyncSpec) -> dg.Definitions:
+    """The component's definitions, with the events sink added while the component lacks it."""
+    defs = build_sync_defs(spec)
+    wired = any(a.key == dg.AssetKey("userflow_events") for a in defs.assets or [])  # type: ignore[union-attr]
+    if wired or spec.events is None:
+        return defs
+    lag = timedelta(minutes=spec.warehouse.late_arrival_minutes)
+    return dg.Definitions.merge(defs, build_events_defs(spec.events, users_spec=spec.users, late_arrival=lag))
+
+
+def run_in_process(spec: SyncSpec, url: str, **client: Any) -> dg.ExecuteInProcessResult:
+    defs = sync_defs(spec)
+    resources = dict(defs.resources or {})
+    resources["userflow"] = UserflowResource(api_key=dg.EnvVar("USERFLOW_API_KEY"), base_url=url, **client)
+    return dg.materialize(
+        [*defs.assets, *(defs.asset_checks or [])],  # type: ignore[list-item]
+        resources=resources,
+        raise_on_error=False,
+    )
+
+
+def materialization(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
+    events = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in events[-1].metadata.items()} if events else {}
+
+
+# ---- the sync as a subprocess (crash recovery) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Launcher:
+    """`dg launch --job userflow_sync` in the project, against files of one test."""
+
+    home: Path
+    warehouse: Path
+    url: str
+    key: str
+
+    @classmethod
+    def create(cls, root: Path, warehouse: Path, url: str, key: str) -> Launcher:
+        home = root / "dagster_home"
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        return cls(home, warehouse, url, key)
+
+    def env(self, state_db: Path, failpoint: str | None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "USERFLOW_FAILPOINT"}
+        env.update(
+            DAGSTER_HOME=str(self.home),
+            USERFLOW_WAREHOUSE_PATH=str(self.warehouse),
+            USERFLOW_STATE_DB_PATH=str(state_db),
+            USERFLOW_BASE_URL=self.url,
+            USERFLOW_API_KEY=self.key,
+        )
+        if failpoint:
+            env["USERFLOW_FAILPOINT"] = failpoint
+        return env
+
+    def launch(self, state_db: Path, failpoint: str | None = None, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [DG, "launch", "--job", SYNC_JOB],
+            cwd=PROJECT_ROOT,
+            env=self.env(state_db, failpoint),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.home))
+
+    def held_slots(self) -> list[str]:
+        """Run IDs holding a `userflow_api` pool slot."""
+        with self.instance() as instance:
+            info = instance.event_log_storage.get_concurrency_info("userflow_api")
+            return [slot.run_id for slot in info.claimed_slots]
+
+    def release_dead_runs(self) -> list[str]:
+        """What the daemon's run monitoring does for a run whose process died: mark it failed and
+        free its pool slots. Without it the rerun waits for the dead run's slot forever."""
+        freed: list[str] = []
+        with self.instance() as instance:
+            for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+                instance.report_run_failed(run)
+                instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+                freed.append(run.run_id)
+        return freed
+
+
+def dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
