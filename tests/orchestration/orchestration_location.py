@@ -1,0 +1,69 @@
+"""A code location wired the way `build_sync_defs` wires the schedule, sensor and backfill.
+
+The end-to-end test serves it with `dagster code-server start -f`. The spec is the shipped
+defs.yaml with the warehouse, state and Userflow taken from the environment, the mirror off,
+the rejected-share guard loosened for a small sample, the schedule every 5 minutes through the minute the test chooses (so one tick falls soon
+after the test turns it on), and the sensor on with a short interval.
+"""
+
+import os
+
+import dagster as dg
+import yaml
+
+from userflow_assets.orchestration.backfill import BACKFILL_GROUP, build_backfill_defs
+from userflow_assets.orchestration.component import SYNC_JOB, build_sync_defs
+from userflow_assets.orchestration.schedules import SYNC_RUN_TAG, build_schedule
+from userflow_assets.orchestration.sensors import build_change_sensor
+from userflow_assets.settings import PROJECT_ROOT
+from userflow_assets.spec import SyncSpec
+
+SCHEDULE_MINUTE_VARIABLE = "USERFLOW_E2E_SCHEDULE_START_MINUTE"
+SENSOR_INTERVAL_SECONDS = 5
+
+
+def spec_from_environment() -> SyncSpec:
+    shipped = yaml.safe_load((PROJECT_ROOT / "userflow_assets/defs/userflow_sync/defs.yaml").read_text())
+    attributes = shipped["attributes"]
+    attributes["warehouse"]["database"] = os.environ["USERFLOW_WAREHOUSE_PATH"]
+    attributes["state_database"] = os.environ["USERFLOW_STATE_DB_PATH"]
+    attributes["userflow"]["base_url"] = os.environ["USERFLOW_BASE_URL"]
+    attributes["mirror"] = {"enabled": False}
+    # A 300-user sample still plants at least one dirty row of each kind, which is more than
+    # 5% of its few dozen companies; the guard itself is tested elsewhere.
+    for section in ("users", "groups"):
+        attributes[section]["max_rejected_fraction"] = 0.5
+    attributes["schedule"] = {
+        "period": "5m",
+        "start_minute": int(os.environ.get(SCHEDULE_MINUTE_VARIABLE, "0")),
+        "enabled": False,  # as shipped; the test turns it on from GraphQL, as a user would from the UI
+    }
+    attributes["sensor"] = {"enabled": True, "interval_seconds": SENSOR_INTERVAL_SECONDS}
+    return SyncSpec.model_validate(attributes)
+
+
+def build_location_defs(spec: SyncSpec) -> dg.Definitions:
+    """What component.py's `build_sync_defs` returns once wired: the sync job leaves out the
+    partitioned backfill group; schedule and sensor target the sync job."""
+    sync = build_sync_defs(spec)
+    job = dg.define_asset_job(
+        SYNC_JOB,
+        selection=dg.AssetSelection.all()
+        - dg.AssetSelection.groups("userflow_mirror")
+        - dg.AssetSelection.groups(BACKFILL_GROUP),
+        executor_def=dg.in_process_executor,
+        tags={SYNC_RUN_TAG: "launched"},
+        description="Warehouse to Userflow: groups, then users.",
+    )
+    return dg.Definitions.merge(
+        dg.Definitions(assets=sync.assets, asset_checks=sync.asset_checks, resources=sync.resources),
+        build_backfill_defs(spec),
+        dg.Definitions(
+            jobs=[job], schedules=[build_schedule(spec.schedule, job)], sensors=[build_change_sensor(spec, job)]
+        ),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_location_defs(spec_from_environment())

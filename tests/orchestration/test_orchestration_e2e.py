@@ -1,0 +1,305 @@
+"""End to end: a gRPC code server, the webserver and the daemon on loopback, the emulator, and a
+sample warehouse. Through Dagster's GraphQL API: a backfill of three slices succeeds, a sensor
+tick and a schedule tick each start a sync run that succeeds, a warehouse change starts one
+more, and the emulator ends up holding exactly the users the sync state says it sent.
+
+The schedule is deterministic without waiting for a 5-minute boundary: the code location reads
+its start minute from the environment, the test picks the first minute at least SCHEDULE_LEAD_S
+ahead, and turns the schedule on (it ships off) through GraphQL as soon as the location is
+loaded, so the daemon counts ticks from before that minute.
+"""
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pytest
+import yaml
+from orchestration_harness import KEY, Emulator
+from orchestration_location import SCHEDULE_MINUTE_VARIABLE
+from orchestration_processes import BIN, GraphQL, ProcessGroup, free_port, wait_for
+
+from userflow_assets.emulator import EmulatorConfig, running_emulator
+from userflow_assets.orchestration.backfill import BACKFILL_ASSET
+from userflow_assets.orchestration.schedules import SCHEDULE_NAME, SYNC_RUN_TAG
+from userflow_assets.orchestration.sensors import SENSOR_NAME
+from userflow_assets.sample import generate_warehouse
+from userflow_assets.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+LOCATION = "userflow_e2e"
+LOCATION_FILE = Path(__file__).with_name("orchestration_location.py")
+SLICES = ["2024-05-01", "2024-06-01", "2024-07-01"]
+SCHEDULE_LEAD_S = 60
+CHANGED_PLAN = "e2e-changed"
+
+SENSOR_TICKS = """
+query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { __typename
+  ... on Sensor { sensorState { status ticks(limit: 50) { status runIds skipReason } } } } }"""
+SCHEDULE_TICKS = """
+query($selector: ScheduleSelector!) { scheduleOrError(scheduleSelector: $selector) { __typename
+  ... on Schedule { scheduleState { status ticks(limit: 10) { status runIds timestamp } } } } }"""
+RUN = """
+query($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status jobName tags { key value } } } }"""
+ACTIVE_RUNS = """
+{ runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED]}) { ... on Runs { results { runId } } } }"""
+START_SCHEDULE = """
+mutation($selector: ScheduleSelector!) { startSchedule(scheduleSelector: $selector) { __typename
+  ... on ScheduleStateResult { scheduleState { status } } ... on PythonError { message } } }"""
+LAUNCH_BACKFILL = """
+mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) { __typename
+  ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
+BACKFILL = """
+query($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
+  ... on PartitionBackfill { status } ... on PythonError { message } } }"""
+SLICE_RECORDS = """
+query($key: AssetKeyInput!, $partitions: [String!]) { assetOrError(assetKey: $key) { __typename
+  ... on Asset { assetMaterializations(partitions: $partitions) { partition runId
+    metadataEntries { label ... on IntMetadataEntry { intValue } } } } } }"""
+RUN_ERRORS = """
+query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection { events { __typename
+  ... on MessageEvent { message } ... on ErrorEvent { error { message } } } } } }"""
+LOCATIONS = """
+{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { __typename
+  ... on PythonError { message } } } } } }"""
+
+TERMINAL_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+
+def next_schedule_tick(now: datetime) -> datetime:
+    """The first whole minute at least SCHEDULE_LEAD_S from now."""
+    ahead = now + timedelta(seconds=SCHEDULE_LEAD_S)
+    return ahead.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def write_instance(home: Path) -> None:
+    """The project's dagster.yaml plus one line of run queue: sync runs one at a time (their tag)."""
+    config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    config["concurrency"]["runs"]["tag_concurrency_limits"] = [{"key": SYNC_RUN_TAG, "limit": 1}]
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    # Create the SQLite storage once here: the webserver and the daemon racing to create it
+    # can both stamp its schema version.
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
+
+
+def write_workspace(path: Path, grpc_port: int) -> None:
+    """deploy/workspace.grpc.yaml, pointed at this test's code server."""
+    workspace = yaml.safe_load((PROJECT_ROOT / "deploy" / "workspace.grpc.yaml").read_text())
+    server = workspace["load_from"][0]["grpc_server"]
+    server.update(host="127.0.0.1", port=grpc_port, location_name=LOCATION)
+    path.write_text(yaml.safe_dump(workspace))
+
+
+@pytest.fixture
+def emulator_url() -> Iterator[str]:
+    with running_emulator(EmulatorConfig(api_key=KEY, seed_content=False)) as url:
+        yield url
+
+
+class Dagster:
+    """The GraphQL questions the test asks, on top of one webserver."""
+
+    def __init__(self, graphql: GraphQL) -> None:
+        self.graphql = graphql
+        self.selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
+
+    def sensor_run_ids(self) -> list[str]:
+        data = self.graphql(SENSOR_TICKS, {"selector": {**self.selector, "sensorName": SENSOR_NAME}})
+        ticks = data["sensorOrError"]["sensorState"]["ticks"]
+        return [run_id for tick in reversed(ticks) for run_id in tick["runIds"]]
+
+    def schedule_ticks(self) -> list[dict[str, Any]]:
+        data = self.graphql(SCHEDULE_TICKS, {"selector": {**self.selector, "scheduleName": SCHEDULE_NAME}})
+        return data["scheduleOrError"]["scheduleState"]["ticks"]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        return self.graphql(RUN, {"runId": run_id})["runOrError"]
+
+    def finished_run(self, run_id: str, timeout_s: float) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            run = self.run(run_id)
+            return run if run["status"] in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+        return wait_for(f"run {run_id} to finish", done, timeout_s)
+
+    def errors(self, run_id: str) -> str:
+        """What went wrong in a run, for a failing assertion's message."""
+        events = self.graphql(RUN_ERRORS, {"runId": run_id})["logsForRun"]["events"]
+        return "\n".join(
+            f"{e['__typename']}: {e.get('message')} {(e.get('error') or {}).get('message', '')}"
+            for e in events
+            if "Failure" in e["__typename"] or e.get("error")
+        )
+
+    def active_runs(self) -> list[str]:
+        return [r["runId"] for r in self.graphql(ACTIVE_RUNS)["runsOrError"]["results"]]
+
+
+def change_user(warehouse: Path) -> str:
+    """Give one synced user a new plan, as the product would (new updated_at); retried while a
+    run has the warehouse open for reading."""
+
+    def attempt() -> str | None:
+        try:
+            with duckdb.connect(str(warehouse)) as con:
+                user_id = con.execute(
+                    "SELECT user_id FROM users WHERE user_id LIKE 'usr_%' AND role <> 'billing' "
+                    "AND email IS NOT NULL ORDER BY user_id LIMIT 1"
+                ).fetchone()[0]
+                con.execute(
+                    "UPDATE users SET plan = ?, updated_at = now()::TIMESTAMP WHERE user_id = ?",
+                    [CHANGED_PLAN, user_id],
+                )
+                return str(user_id)
+        except duckdb.IOException:
+            return None
+
+    return wait_for("the warehouse to accept a write", attempt, 60, every_s=0.5)
+
+
+@pytest.mark.timeout(480)
+def test_backfill_schedule_and_sensor_through_a_real_deployment(tmp_path: Path, emulator_url: str) -> None:
+    warehouse, state_db, home = tmp_path / "warehouse.duckdb", tmp_path / "state" / "state.duckdb", tmp_path / "home"
+    generate_warehouse(warehouse, users=300)
+    write_instance(home)
+    grpc_port, web_port = free_port(), free_port()
+    write_workspace(tmp_path / "workspace.yaml", grpc_port)
+    tick_at = next_schedule_tick(datetime.now(UTC))
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "USERFLOW_WAREHOUSE_PATH": str(warehouse),
+        "USERFLOW_STATE_DB_PATH": str(state_db),
+        "USERFLOW_BASE_URL": emulator_url,
+        "USERFLOW_API_KEY": KEY,
+        SCHEDULE_MINUTE_VARIABLE: str(tick_at.hour * 60 + tick_at.minute),
+    }
+    group = ProcessGroup(tmp_path / "logs", env)
+    emulator = Emulator(emulator_url)
+    try:
+        group.start(
+            "code-server",
+            [
+                str(BIN / "dagster"),
+                "code-server",
+                "start",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(grpc_port),
+                "-f",
+                str(LOCATION_FILE),
+                "--location-name",
+                LOCATION,
+            ],
+            cwd=tmp_path,
+        )
+        group.start(
+            "webserver",
+            [
+                str(BIN / "dagster-webserver"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(web_port),
+                "-w",
+                str(tmp_path / "workspace.yaml"),
+            ],
+            cwd=tmp_path,
+        )
+        group.start(
+            "daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(tmp_path / "workspace.yaml")], cwd=tmp_path
+        )
+        dagster = Dagster(GraphQL(f"http://127.0.0.1:{web_port}/graphql"))
+
+        def location_loaded() -> bool | None:
+            group.check_alive()
+            entries = dagster.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
+            kinds = {e["name"]: (e["locationOrLoadError"] or {}).get("__typename") for e in entries}
+            return True if kinds.get(LOCATION) == "RepositoryLocation" else None
+
+        wait_for("the webserver to load the code location from the code server", location_loaded, 120)
+        assert datetime.now(UTC) < tick_at - timedelta(seconds=5), f"started too slowly for the {tick_at:%H:%M} tick"
+        selector = {**dagster.selector, "scheduleName": SCHEDULE_NAME}
+        started = dagster.graphql(START_SCHEDULE, {"selector": selector})["startSchedule"]
+        assert started["__typename"] == "ScheduleStateResult", started
+        assert started["scheduleState"]["status"] == "RUNNING"
+
+        # A backfill of three slices, as the UI launches it (an asset backfill the daemon runs).
+        launched = dagster.graphql(
+            LAUNCH_BACKFILL,
+            {"params": {"assetSelection": [{"path": [BACKFILL_ASSET]}], "partitionNames": SLICES}},
+        )["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        backfill_id = launched["backfillId"]
+
+        # The sensor's first tick (no cursor yet) starts a sync run.
+        first_sensor_run = wait_for("a sensor tick with a run", lambda: (dagster.sensor_run_ids() or [None])[0], 90)
+        run = dagster.finished_run(first_sensor_run, 180)
+        assert (run["status"], run["jobName"]) == ("SUCCESS", "userflow_sync"), dagster.errors(first_sensor_run)
+        assert {"key": SYNC_RUN_TAG, "value": "sensor"} in run["tags"]
+
+        # A warehouse change: the next probe differs, and exactly one more sensor run follows.
+        user_id = change_user(warehouse)
+        second_sensor_run = wait_for(
+            "a sensor tick with a run after the change",
+            lambda: next((r for r in dagster.sensor_run_ids() if r != first_sensor_run), None),
+            90,
+        )
+        assert dagster.finished_run(second_sensor_run, 180)["status"] == "SUCCESS", dagster.errors(second_sensor_run)
+        assert emulator.users()[user_id]["attributes"]["plan"] == CHANGED_PLAN
+
+        def backfill_done() -> str | None:
+            status = dagster.graphql(BACKFILL, {"id": backfill_id})["partitionBackfillOrError"]["status"]
+            return status if status in TERMINAL_BACKFILL else None
+
+        assert wait_for("the backfill to finish", backfill_done, 240) == "COMPLETED_SUCCESS", group.tail()
+
+        # The schedule's tick at the minute chosen above starts a sync run.
+        def schedule_run() -> str | None:
+            group.check_alive()
+            ticks = [t for t in dagster.schedule_ticks() if t["runIds"]]
+            return ticks[0]["runIds"][0] if ticks else None
+
+        wait_seconds = (tick_at - datetime.now(UTC)).total_seconds() + 90
+        scheduled = wait_for(f"the schedule's tick at {tick_at:%H:%M} UTC", schedule_run, max(wait_seconds, 30))
+        run = dagster.finished_run(scheduled, 180)
+        assert (run["status"], run["jobName"]) == ("SUCCESS", "userflow_sync"), dagster.errors(scheduled)
+        assert {"key": SYNC_RUN_TAG, "value": "schedule"} in run["tags"]
+        assert {"key": "dagster/schedule_name", "value": SCHEDULE_NAME} in run["tags"]
+
+        wait_for("every run to finish", lambda: True if not dagster.active_runs() else None, 120)
+        # No change since the second sensor run: no third sensor run.
+        assert len(dagster.sensor_run_ids()) == 2
+
+        # Every slice is materialized; the runs' record counts (a run may cover several slices)
+        # add up to the users of those months the emulator holds.
+        slices = dagster.graphql(SLICE_RECORDS, {"key": {"path": [BACKFILL_ASSET]}, "partitions": SLICES})
+        records_by_run: dict[str, int] = {}
+        materialized: set[str] = set()
+        for event in slices["assetOrError"]["assetMaterializations"]:
+            entries = {e["label"]: e.get("intValue") for e in event["metadataEntries"]}
+            records_by_run[event["runId"]] = entries["records"]
+            materialized.add(event["partition"])
+        assert sorted(materialized) == SLICES
+        held = emulator.users()
+        months = tuple(key[:7] for key in SLICES)
+        in_slices = [u for u in held.values() if str(u["attributes"].get("signed_up_at", "")).startswith(months)]
+        assert len(in_slices) == sum(records_by_run.values()) > 0
+
+        with duckdb.connect(str(state_db), read_only=True) as con:
+            synced = {r[0] for r in con.execute("SELECT id FROM sync.records WHERE object_type = 'user'").fetchall()}
+        # Users Userflow holds attributes for are exactly those the state records as synced; the
+        # others are users events named that the filter keeps out (billing), which an event creates empty.
+        assert {user_id for user_id, user in held.items() if user["attributes"]} == synced
+        assert len(synced) > 250
+    finally:
+        group.close()
+    assert all(p.poll() is not None for p in group.processes.values())
