@@ -1,5 +1,5 @@
 """End to end: a gRPC code server, the webserver and the daemon on loopback, the emulator, and a
-sample warehouse. Through Dagster's GraphQL API: a backfill of three slices succeeds, a sensor
+sample warehouse. Through Dagster's GraphQL API (and `dagster job backfill`): backfills succeed, a sensor
 tick and a schedule tick each start a sync run that succeeds, a warehouse change starts one
 more, and the emulator ends up holding exactly the users the sync state says it sent.
 
@@ -10,6 +10,8 @@ loaded, so the daemon counts ticks from before that minute.
 """
 
 import os
+import re
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +26,7 @@ from orchestration_location import SCHEDULE_MINUTE_VARIABLE
 from orchestration_processes import BIN, GraphQL, ProcessGroup, free_port, wait_for
 
 from userflow_assets.emulator import EmulatorConfig, running_emulator
-from userflow_assets.orchestration.backfill import BACKFILL_ASSET
+from userflow_assets.orchestration.backfill import BACKFILL_ASSET, BACKFILL_JOB
 from userflow_assets.orchestration.schedules import SCHEDULE_NAME, SYNC_RUN_TAG
 from userflow_assets.orchestration.sensors import SENSOR_NAME
 from userflow_assets.sample import generate_warehouse
@@ -34,7 +36,8 @@ pytestmark = pytest.mark.slow
 
 LOCATION = "userflow_e2e"
 LOCATION_FILE = Path(__file__).with_name("orchestration_location.py")
-SLICES = ["2024-05-01", "2024-06-01", "2024-07-01"]
+SLICES = ["2024-05-01", "2024-06-01", "2024-07-01"]  # from GraphQL, as the UI launches a backfill
+CLI_SLICES = ["2024-08-01", "2024-09-01"]  # with `dagster job backfill`: one run per slice
 SCHEDULE_LEAD_S = 60
 CHANGED_PLAN = "e2e-changed"
 
@@ -46,6 +49,9 @@ query($selector: ScheduleSelector!) { scheduleOrError(scheduleSelector: $selecto
   ... on Schedule { scheduleState { status ticks(limit: 10) { status runIds timestamp } } } } }"""
 RUN = """
 query($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status jobName tags { key value } } } }"""
+BACKFILL_RUNS = """
+query($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
+  ... on Runs { results { runId status } } } }"""
 ACTIVE_RUNS = """
 { runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED]}) { ... on Runs { results { runId } } } }"""
 START_SCHEDULE = """
@@ -240,6 +246,31 @@ def test_backfill_schedule_and_sensor_through_a_real_deployment(tmp_path: Path, 
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         backfill_id = launched["backfillId"]
 
+        # The same from the command line: runs the daemon's run queue lets through one pool slot at a time.
+        cli = subprocess.run(
+            [
+                str(BIN / "dagster"),
+                "job",
+                "backfill",
+                "-j",
+                BACKFILL_JOB,
+                "--partitions",
+                ",".join(CLI_SLICES),
+                "--noprompt",
+                "-w",
+                str(tmp_path / "workspace.yaml"),
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert cli.returncode == 0, cli.stderr[-3000:]
+        cli_backfill = re.search(r"Launched backfill job `([^`]+)`", cli.stdout)
+        assert cli_backfill is not None, cli.stdout
+
         # The sensor's first tick (no cursor yet) starts a sync run.
         first_sensor_run = wait_for("a sensor tick with a run", lambda: (dagster.sensor_run_ids() or [None])[0], 90)
         run = dagster.finished_run(first_sensor_run, 180)
@@ -262,6 +293,19 @@ def test_backfill_schedule_and_sensor_through_a_real_deployment(tmp_path: Path, 
 
         assert wait_for("the backfill to finish", backfill_done, 240) == "COMPLETED_SUCCESS", group.tail()
 
+        def cli_runs_done() -> list[str] | None:
+            runs = dagster.graphql(BACKFILL_RUNS, {"id": cli_backfill.group(1)})["runsOrError"]["results"]
+            statuses = [r["status"] for r in runs]
+            return (
+                statuses
+                if len(runs) == len(CLI_SLICES)
+                and "SUCCESS" in statuses
+                and set(statuses) <= {"SUCCESS", "FAILURE", "CANCELED"}
+                else None
+            )
+
+        assert wait_for("the command-line backfill's runs", cli_runs_done, 240) == ["SUCCESS"] * len(CLI_SLICES)
+
         # The schedule's tick at the minute chosen above starts a sync run.
         def schedule_run() -> str | None:
             group.check_alive()
@@ -281,16 +325,17 @@ def test_backfill_schedule_and_sensor_through_a_real_deployment(tmp_path: Path, 
 
         # Every slice is materialized; the runs' record counts (a run may cover several slices)
         # add up to the users of those months the emulator holds.
-        slices = dagster.graphql(SLICE_RECORDS, {"key": {"path": [BACKFILL_ASSET]}, "partitions": SLICES})
+        every_slice = SLICES + CLI_SLICES
+        slices = dagster.graphql(SLICE_RECORDS, {"key": {"path": [BACKFILL_ASSET]}, "partitions": every_slice})
         records_by_run: dict[str, int] = {}
         materialized: set[str] = set()
         for event in slices["assetOrError"]["assetMaterializations"]:
             entries = {e["label"]: e.get("intValue") for e in event["metadataEntries"]}
             records_by_run[event["runId"]] = entries["records"]
             materialized.add(event["partition"])
-        assert sorted(materialized) == SLICES
+        assert sorted(materialized) == every_slice
         held = emulator.users()
-        months = tuple(key[:7] for key in SLICES)
+        months = tuple(key[:7] for key in every_slice)
         in_slices = [u for u in held.values() if str(u["attributes"].get("signed_up_at", "")).startswith(months)]
         assert len(in_slices) == sum(records_by_run.values()) > 0
 
