@@ -14,7 +14,7 @@ from userflow_assets.settings import PROJECT_ROOT
 BIN = Path(sys.executable).parent
 
 
-SINKS = {"userflow_groups", "userflow_users"}
+SINKS = {"userflow_groups", "userflow_users", "userflow_events"}
 MIRROR_READS = {
     "mirror_users",
     "mirror_groups",
@@ -38,6 +38,8 @@ def test_asset_snapshot() -> None:
         "warehouse_users",
         "userflow_group_records",
         "userflow_user_records",
+        "warehouse_events",
+        "userflow_event_records",
         *SINKS,
         *MIRROR_READS,
         "checklist_dropoff",
@@ -49,6 +51,7 @@ def test_asset_snapshot() -> None:
         assert pools == ({"userflow_api"} if key.to_user_string() in SINKS | MIRROR_READS else set()), key
     users = dg.AssetKey("userflow_users")
     assert dg.AssetKey("userflow_groups") in graph.get(users).parent_keys, "groups are written before users"
+    assert users in graph.get(dg.AssetKey("userflow_events")).parent_keys, "events wait for their users"
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert ("userflow_user_records", "ids_unique_and_present") in checks
     assert ("userflow_users", "read_back") in checks

@@ -27,7 +27,7 @@ DEMO_DIR = PROJECT_ROOT / "data" / "demo"
 WAREHOUSE = PROJECT_ROOT / "data" / "warehouse.duckdb"
 # A request budget the emulator enforces (and does not tell the client), so the run shows
 # the client finding the limit from 429s and settling under it.
-DEMO_RATE_LIMIT_PER_SECOND = 150
+DEMO_RATE_LIMIT_PER_SECOND = 300
 SINK_FIELDS = (
     "created",
     "updated",
@@ -71,10 +71,21 @@ def sink_summary(instance: dg.DagsterInstance, asset: str) -> str:
     return f"  {asset:16} {shown}"
 
 
+def events_summary(instance: dg.DagsterInstance) -> str:
+    event = instance.get_latest_materialization_event(dg.AssetKey("userflow_events"))
+    if event is None or event.asset_materialization is None:
+        return "  userflow_events  not materialized"
+    metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    fields = ("sent", "already_sent", "waiting", "rejected", "failed", "possible_duplicates", "requests")
+    return "  userflow_events  " + ", ".join(f"{f} {metadata[f]}" for f in fields if f in metadata)
+
+
 def emulator_summary(base_url: str) -> tuple[str, int]:
     counts = httpx.get(f"{base_url}/__emulator/state", params={"counts_only": "true"}, timeout=30).json()["counts"]
     requests = httpx.get(f"{base_url}/__emulator/requests", params={"limit": 0}, timeout=30).json()
-    held = ", ".join(f"{n} {name}" for name, n in counts.items() if name in ("users", "groups", "memberships"))
+    held = ", ".join(
+        f"{n} {name}" for name, n in counts.items() if name in ("users", "groups", "memberships", "events")
+    )
     return held, int(requests["total"])
 
 
@@ -94,6 +105,7 @@ def run_once(label: str, env: dict[str, str], base_url: str, requests_before: in
     with dg.DagsterInstance.get() as instance:
         for asset in ("userflow_groups", "userflow_users"):
             print(sink_summary(instance, asset))
+        print(events_summary(instance))
     print(f"  emulator holds {held}")
     return total
 

@@ -206,6 +206,11 @@ class EventsSpec(dg.Model, dg.Resolvable):
         description="After a timeout or dropped connection the event may or may not have been recorded: "
         "at_least_once sends it again (possible duplicate), at_most_once does not (possible loss).",
     )
+    unknown_users: Literal["wait", "send"] = Field(
+        default="wait",
+        description="An event of a user the sync has not written (filtered out, not in the users query): "
+        "wait until it is, or send anyway and let Userflow create that user empty. Only with users synced.",
+    )
     max_rejected_fraction: float = 0.05
 
     @model_validator(mode="after")

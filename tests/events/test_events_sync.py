@@ -154,3 +154,27 @@ def test_event_payload_holds_only_what_the_spec_maps(events_harness: EventsHarne
     assert event["time"] == "2026-01-02T03:04:05.000Z"  # the emulator's own rendering of that instant
     assert event["attributes"] == {"n": 1}  # no key, and a null attribute is left out
     assert "evt_x" not in str(event)
+
+
+def test_unchanged_rerun_sends_no_request_at_all(events_harness: EventsHarness) -> None:
+    h = events_harness
+    h.add_events(event_rows(12))
+    h.run()
+    before = h.emulator("requests")["total"]
+    rerun = h.run()
+    assert h.emulator("requests")["total"] == before, "not even the name check's definitions are read again"
+    (names,) = [e for e in rerun.get_asset_check_evaluations() if e.check_name == "event_names"]
+    assert not names.passed, "the stored definitions and sent names are still compared"
+
+
+def test_events_of_users_the_sync_never_wrote_wait(events_harness: EventsHarness) -> None:
+    h = events_harness
+    h.add_events(event_rows(4) + [("evt_ghost", "ghost", "a0", "Signed Up", "2026-01-01 05:00:00", "{}")])
+    meta = metadata(h.run(), "userflow_events")
+    assert (meta["sent"], meta["waiting"]) == (4, 1)
+    assert "ghost" not in {u["id"] for u in h.emulator("state")["users"]}, "no empty user was created"
+    # Asked to, the sync sends it anyway, and Userflow creates the user empty.
+    meta = metadata(h.run(h.spec(unknown_users="send")), "userflow_events")
+    assert (meta["sent"], meta["waiting"]) == (1, 0)
+    ghost = next(u for u in h.emulator("state")["users"] if u["id"] == "ghost")
+    assert ghost["attributes"] == {}

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 
 from userflow_assets.client import EventDelivery, UserflowError, UserflowResource
@@ -16,6 +17,7 @@ from userflow_assets.events.apply import EventsOutcome, apply_events
 from userflow_assets.events.names import NamedIn, NearDuplicate, near_duplicates
 from userflow_assets.events.transform import build_event_records
 from userflow_assets.sink.apply import SyncAborted
+from userflow_assets.state.store import transaction
 from userflow_assets.spec import EventsSpec, ObjectSpec
 from userflow_assets.state import store
 from userflow_assets.warehouse.assets import build_warehouse_asset
@@ -126,6 +128,23 @@ def name_pairs(
     return pairs
 
 
+def _stored_definitions(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str]] | None:
+    con.execute("CREATE TABLE IF NOT EXISTS sync.userflow_definitions (kind VARCHAR, name VARCHAR)")
+    rows = con.execute("SELECT kind, name FROM sync.userflow_definitions").fetchall()
+    if not rows:
+        return None
+    return [n for k, n in rows if k == "event" and n], [n for k, n in rows if k == "user_attribute" and n]
+
+
+def _store_definitions(con: duckdb.DuckDBPyConnection, events: list[str], attributes: list[str]) -> None:
+    rows = [("event", n) for n in events] + [("user_attribute", n) for n in attributes]
+    # A marker row keeps "read, and empty" apart from "never read".
+    rows = rows or [("read", "")]
+    with transaction(con):
+        con.execute("DELETE FROM sync.userflow_definitions")
+        con.executemany("INSERT INTO sync.userflow_definitions VALUES (?, ?)", rows)
+
+
 def build_event_names_check(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=RECORDS_ASSET,
@@ -145,11 +164,21 @@ def build_event_names_check(spec: EventsSpec, users_spec: ObjectSpec | None) -> 
                     f"SELECT name FROM {event_plan.RECORDS_TABLE} UNION SELECT name FROM sync.sent_events"
                 ).fetchall()
             ]
+            new_events = con.execute(f"SELECT count(*) FROM {event_plan.RECORDS_TABLE}").fetchone()[0]
+            stored = _stored_definitions(con)
         unavailable = ""
-        try:
-            defined_events, defined_attributes = asyncio.run(_definitions(userflow))
-        except UserflowError as error:  # still compare our own names with each other
-            defined_events, defined_attributes, unavailable = [], [], f"; Userflow's definitions unreadable: {error}"
+        if new_events or stored is None:
+            try:
+                defined_events, defined_attributes = asyncio.run(_definitions(userflow))
+                with sync_db.get_connection() as con:
+                    _store_definitions(con, defined_events, defined_attributes)
+            except UserflowError as error:  # still compare our own names with each other
+                defined_events, defined_attributes = stored or ([], [])
+                unavailable = f"; Userflow's definitions unreadable: {error}"
+        else:
+            # Nothing new to send: the definitions read last time are still the ones to compare
+            # with, and an unchanged sync sends no request at all.
+            defined_events, defined_attributes = stored
         pairs = name_pairs(names, defined_events, users_spec, defined_attributes, list(spec.attributes))
         listed = [p.describe() for p in pairs]
         shown = "; ".join(listed[:SHOWN_PAIRS]) + ("; …" if len(listed) > SHOWN_PAIRS else "")
@@ -203,7 +232,9 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.Asse
         with sync_db.get_connection() as con:
             store.ensure_schema(con)
             event_state.ensure_schema(con)
-            event_plan.build_plan(con, delivery is EventDelivery.AT_LEAST_ONCE, users_spec is not None)
+            event_plan.build_plan(
+                con, delivery is EventDelivery.AT_LEAST_ONCE, users_spec is not None, spec.unknown_users == "wait"
+            )
             summary = event_plan.summarize(con)
             preview = event_plan.preview(con)
             (rejected,) = con.execute(f"SELECT count(*) FROM {event_plan.REJECTED_TABLE}").fetchone()
@@ -229,7 +260,7 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.Asse
             store.start_run(con, run_id, OBJECT_TYPE)
             # Held events are kept in the state, so they go out once their user is synced even
             # if their warehouse rows are never read again.
-            event_state.checkpoint(con, run_id, [], [event_state.Pending(e, "waiting") for e in waiting])
+            event_state.checkpoint(con, run_id, [], [event_state.Pending(e, hold) for e, hold in waiting])
         counters_before = userflow.metadata()
         try:
             outcome = asyncio.run(_apply(userflow, sync_db, run_id, delivery, summary.to_send, config.batch_size))

@@ -53,8 +53,14 @@ def _upstream_bad_users(con: duckdb.DuckDBPyConnection) -> str:
     return failed
 
 
-def build_plan(con: duckdb.DuckDBPyConnection, at_least_once: bool, hold_for_users: bool) -> None:
-    """Replace `plan.events`: one row per event to send or hold, in the order it goes out."""
+def build_plan(
+    con: duckdb.DuckDBPyConnection, at_least_once: bool, hold_for_users: bool, wait_for_unknown: bool = True
+) -> None:
+    """Replace `plan.events`: one row per event to send or hold, in the order it goes out.
+
+    With `wait_for_unknown`, an event of any user the sync has not written waits too (a filtered
+    out or unknown user would otherwise be created empty in Userflow).
+    """
     con.execute("CREATE SCHEMA IF NOT EXISTS plan")
     bad_users = _upstream_bad_users(con) if hold_for_users else "SELECT NULL::VARCHAR AS id WHERE false"
     users_known = "SELECT id FROM sync.records WHERE object_type = 'user'"
@@ -68,17 +74,21 @@ def build_plan(con: duckdb.DuckDBPyConnection, at_least_once: bool, hold_for_use
             WHERE key NOT IN (SELECT key FROM {RECORDS_TABLE})
         ), classified AS (
             SELECT c.*, p.status AS owed,
-                {hold_for_users} AND c.user_id IS NOT NULL
-                AND c.user_id NOT IN ({users_known})
-                AND (c.user_id IN ({bad_users}) OR coalesce(p.status = 'waiting', false)) AS held
+                {hold_for_users} AND c.user_id IS NOT NULL AND c.user_id NOT IN ({users_known}) AS unsynced_user,
+                c.user_id IN ({bad_users}) OR coalesce(p.status = 'waiting', false) AS upstream_problem
             FROM candidates c LEFT JOIN sync.pending_events p ON p.key = c.key
             WHERE c.key NOT IN (SELECT key FROM sync.sent_events)
         )
         SELECT key, name, user_id, group_id, time, attributes, payload_hash,
             CASE WHEN held THEN 'waiting' WHEN owed = 'failed' THEN 'retry'
                  WHEN owed = 'ambiguous' THEN 'resend' ELSE 'send' END AS action,
-            row_number() OVER (ORDER BY time NULLS LAST, key) AS seq
-        FROM classified
+            row_number() OVER (ORDER BY time NULLS LAST, key) AS seq,
+            -- Why it waits: an upstream problem keeps it waiting until the user is synced; an
+            -- unknown user only while the spec says to wait for unknown users.
+            CASE WHEN held AND upstream_problem THEN 'waiting' WHEN held THEN 'waiting_unknown' END AS hold
+        FROM (
+            SELECT *, unsynced_user AND (upstream_problem OR {wait_for_unknown}) AS held FROM classified
+        )
         -- At most once: an event that went unanswered is never sent again.
         WHERE {at_least_once} OR owed IS DISTINCT FROM 'ambiguous' OR held
         """
@@ -107,11 +117,13 @@ def cell(value: object) -> str:
     return (text[:59] + "…" if len(text) > 60 else text).replace("|", "\\|").replace("\n", " ")
 
 
-def waiting_events(con: duckdb.DuckDBPyConnection) -> list[Event]:
-    return [Event(*row) for row in con.execute(
-        f"SELECT key, name, user_id, group_id, time, attributes, payload_hash FROM {PLAN_TABLE} "
+def waiting_events(con: duckdb.DuckDBPyConnection) -> list[tuple[Event, str]]:
+    """Held events with the status they are kept under (`waiting` or `waiting_unknown`)."""
+    rows = con.execute(
+        f"SELECT key, name, user_id, group_id, time, attributes, payload_hash, hold FROM {PLAN_TABLE} "
         "WHERE action = 'waiting' ORDER BY seq"
-    ).fetchall()]
+    ).fetchall()
+    return [(Event(*row[:7]), row[7]) for row in rows]
 
 
 def planned_batches(con_factory: ConnectionFactory, batch_size: int) -> Iterator[list[tuple[str, Event]]]:

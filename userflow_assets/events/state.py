@@ -4,8 +4,9 @@
 (`sent`), or, under at-most-once delivery, sent without an answer (`possibly_lost`).
 `sync.pending_events` holds every event still owed, with its full payload, so it is sent by
 a later run even when its warehouse row is never read again: `failed` (cleanly not
-applied), `ambiguous` (no answer; at-least-once resends it) and `waiting` (its user was
-rejected or failed upstream). Each batch's outcome is one transaction.
+applied), `ambiguous` (no answer; at-least-once resends it), `waiting` (its user was
+rejected or failed upstream) and `waiting_unknown` (its user was never written by the sync,
+held while the spec's `unknown_users` is `wait`). Each batch's outcome is one transaction.
 """
 
 from collections.abc import Sequence
@@ -47,7 +48,7 @@ CREATE TABLE IF NOT EXISTS sync.pending_events (
 """
 
 EVENT_COLUMNS = ["key", "name", "user_id", "group_id", "time", "attributes", "payload_hash"]
-PENDING_STATUSES = ("failed", "ambiguous", "waiting")
+PENDING_STATUSES = ("failed", "ambiguous", "waiting", "waiting_unknown")
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Sent:
 @dataclass(frozen=True)
 class Pending:
     event: Event
-    status: str  # failed | ambiguous | waiting
+    status: str  # failed | ambiguous | waiting | waiting_unknown
     http_status: int | None = None
     code: str | None = None
     message: str | None = None
@@ -97,7 +98,7 @@ def checkpoint(con: duckdb.DuckDBPyConnection, run_id: str, sent: Sequence[Sent]
     done["status"] = [s.status for s in sent]
     done["userflow_id"] = [s.userflow_id for s in sent]
     owed = _events_frame([p.event for p in pending])
-    owed["status"] = [p.status for p in pending]
+    owed["status"] = pd.Series([p.status for p in pending], dtype=object)
     owed["http_status"] = pd.Series([p.http_status for p in pending], dtype="Int64")
     owed["code"] = [p.code for p in pending]
     owed["message"] = [p.message for p in pending]
@@ -115,7 +116,7 @@ def checkpoint(con: duckdb.DuckDBPyConnection, run_id: str, sent: Sequence[Sent]
                 """
                 INSERT INTO sync.pending_events
                 SELECT key, status, name, user_id, group_id, time, attributes, payload_hash,
-                       http_status, code, message, CASE WHEN status = 'waiting' THEN 0 ELSE 1 END, ?, ?, ?
+                       http_status, code, message, CASE WHEN status LIKE 'waiting%' THEN 0 ELSE 1 END, ?, ?, ?
                 FROM _owed
                 ON CONFLICT (key) DO UPDATE SET
                     status = excluded.status, name = excluded.name, user_id = excluded.user_id,

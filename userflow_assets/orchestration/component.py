@@ -5,6 +5,7 @@ from datetime import timedelta
 import dagster as dg
 
 from userflow_assets.client import UserflowResource
+from userflow_assets.events import build_events_defs
 from userflow_assets.mirror import build_mirror_defs
 from userflow_assets.settings import project_path
 from userflow_assets.sink.assets import build_sink_defs
@@ -39,6 +40,8 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
             build_sink_defs(object_type, object_spec, upstream),
         ]
         upstream = [f"userflow_{object_type}s"]
+    if spec.events is not None:
+        parts.append(build_events_defs(spec.events, users_spec=spec.users, late_arrival=lag))
     if spec.mirror.enabled:
         sinks = [f"userflow_{object_type}s" for object_type, object_spec in objects if object_spec is not None]
         parts.append(
@@ -62,7 +65,7 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
         SYNC_JOB,
         selection=dg.AssetSelection.all() - dg.AssetSelection.groups("userflow_mirror"),
         executor_def=dg.in_process_executor,
-        description="Warehouse to Userflow: groups, then users.",
+        description="Warehouse to Userflow: groups, then users, then events.",
     )
     return dg.Definitions.merge(*parts, dg.Definitions(resources=resources, jobs=[job]))
 

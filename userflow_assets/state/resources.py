@@ -1,24 +1,32 @@
 """The code location's own DuckDB file: staging, transform, plan and sync state."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-# DuckDB takes 80% of the machine's memory by default; beyond this it spills to disk, so a
-# million-user sync leaves room for everything else on a laptop.
-DEFAULT_CONNECTION_CONFIG: dict[str, Any] = {"memory_limit": "1GB"}
-
 
 class StateDatabase(DuckDBResource):
-    """DuckDBResource whose file's folder is created on first use (DuckDB only creates the file)."""
+    """DuckDBResource whose file's folder is created on first use (DuckDB only creates the file),
+    with a memory cap."""
 
-    connection_config: dict[str, Any] = Field(
-        default_factory=lambda: dict(DEFAULT_CONNECTION_CONFIG),
-        description="DuckDB settings for every connection; memory_limit caps memory before spilling to disk.",
+    memory_limit: str = Field(
+        default="1GB",
+        description="DuckDB's memory cap on this file (it spills to disk beyond); DuckDB's own default "
+        "is 80% of the machine.",
     )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        # Set after connecting, not as connection config: DuckDB refuses a second connection to
+        # the same file in one process whose config differs, and other code opens this file too.
+        with super().get_connection() as con:
+            con.execute("SET memory_limit = ?", [self.memory_limit])
+            yield con
