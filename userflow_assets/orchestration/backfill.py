@@ -18,6 +18,7 @@ started) until the pool has a free slot.
 import asyncio
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -27,7 +28,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from userflow_assets.client import UserflowResource
-from userflow_assets.plan.planner import build_plan, plan_preview, summarize_plan
+from userflow_assets.plan.planner import PlanSummary, build_plan, plan_preview, summarize_plan
 from userflow_assets.settings import project_path
 from userflow_assets.sink.apply import apply_plan, existing_ids, mark_skipped, update_mode_candidates
 from userflow_assets.spec import SyncSpec
@@ -201,7 +202,23 @@ def build_backfill_defs(spec: SyncSpec) -> dg.Definitions:
     """`userflow_users_by_signup` (group `backfill`, pool `userflow_api`) and the job
     `userflow_users_backfill` for `dagster job backfill`; resources come from the sync's."""
     first, origin = partitions_start(spec)
-    partitions = build_partitions(spec, first)
+    # `backfill_policy` is a beta parameter: the choice is deliberate (module docstring), so its
+    # warning would only repeat in every process that loads the code location.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=dg.BetaWarning)
+        asset = _users_by_signup_asset(spec, build_partitions(spec, first), first, origin)
+    job = dg.define_asset_job(
+        BACKFILL_JOB,
+        selection=[BACKFILL_ASSET],
+        executor_def=dg.in_process_executor,
+        description="Historical users by signup date; launch a backfill of its partitions.",
+    )
+    return dg.Definitions(assets=[asset], jobs=[job])
+
+
+def _users_by_signup_asset(
+    spec: SyncSpec, partitions: dg.TimeWindowPartitionsDefinition, first: date, origin: str
+) -> dg.AssetsDefinition:
     per_run = PARTITIONS_PER_RUN[spec.backfill.partition]
     column = spec.backfill.signup_column
 
@@ -229,28 +246,13 @@ def build_backfill_defs(spec: SyncSpec) -> dg.Definitions:
         window = context.partition_time_window
         start, end = _naive_utc(window.start), _naive_utc(window.end)
         tables = SliceTables.for_window(start, end)
+        run_id = context.run.run_id
         with sync_db.get_connection() as con:
             counts = _stage_and_transform(con, spec, warehouse, tables, start, end)
-        share = counts["rejected"] / (counts["records"] + counts["rejected"]) if counts["rejected"] else 0.0
-        if share > spec.users.max_rejected_fraction:
-            raise dg.Failure(
-                description=f"{counts['rejected']} rejected users in signups {start:%Y-%m-%d}..{end:%Y-%m-%d} "
-                f"({share:.2%}), above users.max_rejected_fraction; nothing was sent. Reasons: {tables.rejected}",
-                metadata=counts,
-            )
-        mode = spec.users.mode
-        with sync_db.get_connection() as con:
-            build_plan(con, "user", tables.records, config.full_resync)
-            candidates, known = update_mode_candidates(con, "user") if mode == "update" else ([], 0)
-        if candidates and not config.dry_run:
-            found = asyncio.run(_existing(userflow, candidates, known))
-            with sync_db.get_connection() as con:
-                mark_skipped(con, "user", candidates, found)
-        with sync_db.get_connection() as con:
-            summary = summarize_plan(con, "user")
-            preview = plan_preview(con, "user")
-            store.start_run(con, context.run.run_id, "user")
-        base: dict[str, Any] = {
+        _stop_on_rejected(spec, counts, tables, start, end)
+        summary, preview = _plan_slice(spec, tables, config, run_id, sync_db, userflow)
+        context.log.info(f"Users who signed up in [{start:%Y-%m-%d}, {end:%Y-%m-%d}): plan {summary.counts}")
+        metadata: dict[str, Any] = {
             "signups_from": start.isoformat(),
             "signups_before": end.isoformat(),
             **counts,
@@ -258,36 +260,70 @@ def build_backfill_defs(spec: SyncSpec) -> dg.Definitions:
             "plan_preview": dg.MetadataValue.md(preview),
             "dry_run": config.dry_run,
         }
-        context.log.info(f"Users who signed up in [{start:%Y-%m-%d}, {end:%Y-%m-%d}): plan {summary.counts}")
-        if config.dry_run:
-            with sync_db.get_connection() as con:
-                con.execute(f"DROP TABLE IF EXISTS {tables.records}")
-            return dg.MaterializeResult(metadata=base)
-
-        before = userflow.metadata()
-        outcome = asyncio.run(_apply(userflow, sync_db, spec, context.run.run_id, summary.to_send, config.batch_size))
-        client_counters = {k: v - before.get(k, 0) for k, v in userflow.metadata().items()}
-        sent = {**outcome.confirmed, "failed": outcome.failed, "skipped": summary.counts["skipped"]}
+        if not config.dry_run:
+            metadata |= _send_slice(spec, summary, config, run_id, sync_db, userflow)
         with sync_db.get_connection() as con:
-            # No store.advance_cursor: the regular sync's cursor is its own (module docstring).
-            store.finish_run(con, context.run.run_id, "user", "success", json.dumps(sent))
             con.execute(f"DROP TABLE IF EXISTS {tables.records}")
-        return dg.MaterializeResult(
-            metadata={
-                **base,
-                "created": outcome.confirmed["create"],
-                "updated": outcome.confirmed["update"] + outcome.confirmed["retry"],
-                "unchanged": summary.counts.get("unchanged", 0),
-                "failed": outcome.failed,
-                "duration_s": round(time.monotonic() - started, 3),
-                **client_counters,
-            }
+        return dg.MaterializeResult(metadata={**metadata, "duration_s": round(time.monotonic() - started, 3)})
+
+    return _users_by_signup
+
+
+def _stop_on_rejected(
+    spec: SyncSpec, counts: dict[str, Any], tables: SliceTables, start: datetime, end: datetime
+) -> None:
+    """The records asset's blocking `rejected_share` check, for a slice: nothing is sent above it."""
+    rejected, records = counts["rejected"], counts["records"]
+    share = rejected / (records + rejected) if rejected else 0.0
+    if share > spec.users.max_rejected_fraction:
+        raise dg.Failure(
+            description=f"{rejected} rejected users in signups {start:%Y-%m-%d}..{end:%Y-%m-%d} ({share:.2%}), "
+            f"above users.max_rejected_fraction; nothing was sent. Reasons: {tables.rejected}",
+            metadata=counts,
         )
 
-    job = dg.define_asset_job(
-        BACKFILL_JOB,
-        selection=[BACKFILL_ASSET],
-        executor_def=dg.in_process_executor,
-        description="Historical users by signup date; launch a backfill of its partitions.",
-    )
-    return dg.Definitions(assets=[_users_by_signup], jobs=[job])
+
+def _plan_slice(
+    spec: SyncSpec,
+    tables: SliceTables,
+    config: BackfillConfig,
+    run_id: str,
+    sync_db: DuckDBResource,
+    userflow: UserflowResource,
+) -> tuple[PlanSummary, str]:
+    """The slice diffed against the shared sync state, as the users sink plans (update mode included)."""
+    with sync_db.get_connection() as con:
+        build_plan(con, "user", tables.records, config.full_resync)
+        candidates, known = update_mode_candidates(con, "user") if spec.users.mode == "update" else ([], 0)
+    if candidates and not config.dry_run:
+        found = asyncio.run(_existing(userflow, candidates, known))
+        with sync_db.get_connection() as con:
+            mark_skipped(con, "user", candidates, found)
+    with sync_db.get_connection() as con:
+        store.start_run(con, run_id, "user")
+        return summarize_plan(con, "user"), plan_preview(con, "user")
+
+
+def _send_slice(
+    spec: SyncSpec,
+    summary: PlanSummary,
+    config: BackfillConfig,
+    run_id: str,
+    sync_db: DuckDBResource,
+    userflow: UserflowResource,
+) -> dict[str, Any]:
+    """Apply the plan through the client, checkpointing each batch in the sync state."""
+    before = userflow.metadata()
+    outcome = asyncio.run(_apply(userflow, sync_db, spec, run_id, summary.to_send, config.batch_size))
+    client_counters = {k: v - before.get(k, 0) for k, v in userflow.metadata().items()}
+    sent = {**outcome.confirmed, "failed": outcome.failed, "skipped": summary.counts["skipped"]}
+    with sync_db.get_connection() as con:
+        # No store.advance_cursor: the regular sync's cursor is its own (module docstring).
+        store.finish_run(con, run_id, "user", "success", json.dumps(sent))
+    return {
+        "created": outcome.confirmed["create"],
+        "updated": outcome.confirmed["update"] + outcome.confirmed["retry"],
+        "unchanged": summary.counts.get("unchanged", 0),
+        "failed": outcome.failed,
+        **client_counters,
+    }
