@@ -170,6 +170,36 @@ def change_user(warehouse: Path) -> str:
     return wait_for("the warehouse to accept a write", attempt, 60, every_s=0.5)
 
 
+def assert_slices_synced(dagster: Dagster, held: dict[str, dict[str, Any]], every_slice: list[str]) -> None:
+    """Every slice is materialized, and the runs' record counts (a run may cover several slices)
+    add up to the users of those months the emulator holds."""
+    slices = dagster.graphql(SLICE_RECORDS, {"key": {"path": [BACKFILL_ASSET]}, "partitions": every_slice})
+    records_by_run: dict[str, int] = {}
+    materialized: set[str] = set()
+    for event in slices["assetOrError"]["assetMaterializations"]:
+        entries = {e["label"]: e.get("intValue") for e in event["metadataEntries"]}
+        records_by_run[event["runId"]] = entries["records"]
+        materialized.add(event["partition"])
+    assert sorted(materialized) == every_slice
+    months = tuple(key[:7] for key in every_slice)
+    in_slices = [u for u in held.values() if str(u["attributes"].get("signed_up_at", "")).startswith(months)]
+    assert len(in_slices) == sum(records_by_run.values()) > 0
+
+
+def start_deployment(group: ProcessGroup, workspace: Path, grpc_port: int, web_port: int) -> None:
+    """The scaled-out shape on loopback: one code server, and a webserver and a daemon loading it."""
+    cwd = workspace.parent
+    group.start(
+        "code-server",
+        [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc_port)]
+        + ["-f", str(LOCATION_FILE), "--location-name", LOCATION],
+        cwd=cwd,
+    )
+    web = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", str(workspace)]
+    group.start("webserver", web, cwd=cwd)
+    group.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], cwd=cwd)
+
+
 @pytest.mark.timeout(480)
 def test_backfill_schedule_and_sensor_through_a_real_deployment(tmp_path: Path, emulator_url: str) -> None:
     warehouse, state_db, home = tmp_path / "warehouse.duckdb", tmp_path / "state" / "state.duckdb", tmp_path / "home"
@@ -190,39 +220,7 @@ def test_backfill_schedule_and_sensor_through_a_real_deployment(tmp_path: Path, 
     group = ProcessGroup(tmp_path / "logs", env)
     emulator = Emulator(emulator_url)
     try:
-        group.start(
-            "code-server",
-            [
-                str(BIN / "dagster"),
-                "code-server",
-                "start",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(grpc_port),
-                "-f",
-                str(LOCATION_FILE),
-                "--location-name",
-                LOCATION,
-            ],
-            cwd=tmp_path,
-        )
-        group.start(
-            "webserver",
-            [
-                str(BIN / "dagster-webserver"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(web_port),
-                "-w",
-                str(tmp_path / "workspace.yaml"),
-            ],
-            cwd=tmp_path,
-        )
-        group.start(
-            "daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(tmp_path / "workspace.yaml")], cwd=tmp_path
-        )
+        start_deployment(group, tmp_path / "workspace.yaml", grpc_port, web_port)
         dagster = Dagster(GraphQL(f"http://127.0.0.1:{web_port}/graphql"))
 
         def location_loaded() -> bool | None:
@@ -323,21 +321,8 @@ def test_backfill_schedule_and_sensor_through_a_real_deployment(tmp_path: Path, 
         # No change since the second sensor run: no third sensor run.
         assert len(dagster.sensor_run_ids()) == 2
 
-        # Every slice is materialized; the runs' record counts (a run may cover several slices)
-        # add up to the users of those months the emulator holds.
-        every_slice = SLICES + CLI_SLICES
-        slices = dagster.graphql(SLICE_RECORDS, {"key": {"path": [BACKFILL_ASSET]}, "partitions": every_slice})
-        records_by_run: dict[str, int] = {}
-        materialized: set[str] = set()
-        for event in slices["assetOrError"]["assetMaterializations"]:
-            entries = {e["label"]: e.get("intValue") for e in event["metadataEntries"]}
-            records_by_run[event["runId"]] = entries["records"]
-            materialized.add(event["partition"])
-        assert sorted(materialized) == every_slice
         held = emulator.users()
-        months = tuple(key[:7] for key in every_slice)
-        in_slices = [u for u in held.values() if str(u["attributes"].get("signed_up_at", "")).startswith(months)]
-        assert len(in_slices) == sum(records_by_run.values()) > 0
+        assert_slices_synced(dagster, held, SLICES + CLI_SLICES)
 
         with duckdb.connect(str(state_db), read_only=True) as con:
             synced = {r[0] for r in con.execute("SELECT id FROM sync.records WHERE object_type = 'user'").fetchall()}
