@@ -2,13 +2,20 @@
 DuckDB file, and the spec and API faults in runs.yaml run through the whole sync in Dagster."""
 
 import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
+import pydantic
 import pytest
 import yaml
+from bad_inputs_kit import USERS, closed_port_url, failure_messages, html_server, make_spec, make_warehouse, run_sync, synced
 
+from userflow_assets.emulator import EmulatorConfig, running_emulator
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.transform import SpecError, build_records
 
@@ -51,3 +58,82 @@ def test_value_case(tmp_path: Path, case: dict[str, Any]) -> None:
             assert {k: json.loads(v) for k, v in held.items()} == {
                 k: json.loads(v) for k, v in case["memberships"].items()
             }
+
+
+# ---- spec and API faults through the whole sync --------------------------------------------
+
+RUN_CASES: list[dict[str, Any]] = yaml.safe_load((HERE / "runs.yaml").read_text())
+RUN_KEY = "uf_bad_inputs_key"
+
+
+@pytest.fixture(scope="module")
+def bad_inputs_url() -> Iterator[str]:
+    with running_emulator(EmulatorConfig(api_key=RUN_KEY, seed_content=False)) as url:
+        yield url
+
+
+@contextmanager
+def target(kind: str, emulator_url: str) -> Iterator[str]:
+    if kind.startswith("html_"):
+        with html_server(int(kind.removeprefix("html_"))) as (url, _):
+            yield url
+    elif kind == "unreachable":
+        yield closed_port_url()
+    else:
+        yield emulator_url
+
+
+def user_failures(state_db: Path) -> list[tuple[str, str]]:
+    with duckdb.connect(str(state_db), read_only=True) as con:
+        return con.execute("SELECT id, message FROM sync.failures WHERE object_type = 'user' ORDER BY id").fetchall()
+
+
+@pytest.mark.parametrize("case", RUN_CASES, ids=[c["name"] for c in RUN_CASES])
+def test_run_case(tmp_path: Path, case: dict[str, Any], bad_inputs_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    kind = case.get("target", "emulator")
+    monkeypatch.setenv("USERFLOW_API_KEY", "uf_some_other_key" if kind == "wrong_key" else RUN_KEY)
+    httpx.post(f"{bad_inputs_url}/__emulator/reset", timeout=30).raise_for_status()
+    make_warehouse(tmp_path)
+    if "users_sql" in case:
+        (tmp_path / "sql" / "users.sql").write_text(case["users_sql"])
+    with target(kind, bad_inputs_url) as url:
+        if "load_error" in case:
+            with pytest.raises(pydantic.ValidationError, match=re.escape(case["load_error"])):
+                make_spec(tmp_path, url, case.get("users", {}))
+            return
+        result = run_sync(make_spec(tmp_path, url, case.get("users", {})), url)
+    state_db = tmp_path / "state.duckdb"
+    assert result.success is case["success"]
+    failures = failure_messages(result)
+    if "failure" in case:
+        assert len(failures) == 1 and case["failure"] in failures[0], failures
+    assert synced(state_db) == case["synced"]
+    if "user_posts" in case:
+        posts = httpx.get(f"{bad_inputs_url}/__emulator/requests", timeout=30).json()["by_endpoint"]
+        assert sum(posts.get("POST /users", {}).values()) == case["user_posts"]
+    if "failed" in case:
+        assert state_count_failures(state_db) == case["failed"]
+    if "failure_message" in case:
+        expected = [(f"u{i}", case["failure_message"].format(id=f"u{i}")) for i in range(USERS)]
+        assert user_failures(state_db) == sorted(expected)
+
+
+def state_count_failures(state_db: Path) -> int:
+    with duckdb.connect(str(state_db), read_only=True) as con:
+        return int(con.execute("SELECT count(*) FROM sync.failures").fetchone()[0])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="An unreachable base URL does not fail the run: with fewer than MAX_CONSECUTIVE_FAILURES (200) "
+    "records every request fails with ConnectError, each record is stored in sync.failures, and the "
+    "sink and the run end green (only the non-blocking failed_share check fails).",
+)
+def test_unreachable_base_url_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USERFLOW_API_KEY", RUN_KEY)
+    make_warehouse(tmp_path)
+    url = closed_port_url()
+    result = run_sync(make_spec(tmp_path, url, {}), url)
+    assert synced(tmp_path / "state.duckdb") == 0
+    assert state_count_failures(tmp_path / "state.duckdb") == USERS + 1  # nothing lost: all retried next run
+    assert not result.success
