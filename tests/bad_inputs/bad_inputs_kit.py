@@ -62,6 +62,7 @@ def run_sync(spec: SyncSpec, url: str) -> dg.ExecuteInProcessResult:
         [*defs.assets, *(defs.asset_checks or [])],  # type: ignore[list-item]
         resources=resources,
         raise_on_error=False,
+        selection=sync_selection(),
     )
 
 
@@ -133,3 +134,8 @@ def html_server(status: int) -> Iterator[tuple[str, list[str]]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def sync_selection() -> dg.AssetSelection:
+    """What the `userflow_sync` job runs: everything but the read side and the partitioned backfill."""
+    return dg.AssetSelection.all() - dg.AssetSelection.groups("userflow_mirror", "backfill")

@@ -99,6 +99,7 @@ class Snapshot:
     groups: dict[str, Any]
     memberships: dict[tuple[str, str], Any]
     event_refs: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)  # each event's content, copies counted
 
     def objects(self) -> tuple[dict[str, Any], dict[str, Any], dict[tuple[str, str], Any]]:
         return self.users, self.groups, self.memberships
@@ -111,6 +112,7 @@ def snapshot(url: str) -> Snapshot:
         groups={g["id"]: g["attributes"] for g in state["groups"]},
         memberships={(m["user_id"], m["group_id"]): m.get("attributes") for m in state["memberships"]},
         event_refs=Counter((e.get("attributes") or {}).get("event_ref") for e in state["events"]),
+        events=Counter(dump([e[k] for k in ("name", "user_id", "group_id", "time", "attributes")]) for e in state["events"]),
     )
 
 
@@ -134,6 +136,11 @@ def state_records(state_db: Path) -> set[tuple[str, str, str]]:
     """(object_type, id, payload_hash) of every record the state calls synced."""
     with duckdb.connect(str(state_db), read_only=True) as con:
         return set(con.execute("SELECT object_type, id, payload_hash FROM sync.records").fetchall())
+
+
+def sent_event_keys(state_db: Path) -> set[str]:
+    with duckdb.connect(str(state_db), read_only=True) as con:
+        return {r[0] for r in con.execute("SELECT key FROM sync.sent_events").fetchall()}
 
 
 def state_count(state_db: Path, sql: str) -> int:
@@ -166,8 +173,11 @@ def project_spec(warehouse: Path, state_db: Path, url: str, events: bool = True)
     raw["state_database"] = str(state_db)
     raw["userflow"]["base_url"] = url
     raw["mirror"] = {"enabled": False}
-    if events:
-        raw["events"] = dict(EVENT_SPEC)
+    raw["events"] = dict(EVENT_SPEC) if events else None
+    # A small sample plants at least one dirty row of each kind, so its rejected share is high.
+    for name in ("users", "groups", "events"):
+        if raw.get(name):
+            raw[name]["max_rejected_fraction"] = 0.25
     return SyncSpec.model_validate(raw)
 
 
@@ -189,6 +199,7 @@ def run_in_process(spec: SyncSpec, url: str, **client: Any) -> dg.ExecuteInProce
         [*defs.assets, *(defs.asset_checks or [])],  # type: ignore[list-item]
         resources=resources,
         raise_on_error=False,
+        selection=sync_selection(),
     )
 
 
@@ -262,3 +273,128 @@ class Launcher:
 
 def dump(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+# ---- the fault soak ----------------------------------------------------------------------
+
+SOAK_FAULTS: dict[str, float] = {
+    "fault_500": 0.05,
+    "fault_503": 0.05,  # 10% answered 500/503 together
+    "fault_drop_before": 0.02,
+    "fault_lost_response": 0.01,
+}
+SOAK_429 = float(os.environ.get("SOAK_P429", "0.05"))
+SOAK_LATENCY_MS = 50.0
+SOAK_JITTER_MS = 50.0  # 0-100 ms per request
+MAX_SOAK_RUNS = 3  # a record whose every retry failed is retried by the next run (invariant 2)
+
+
+@dataclass
+class SoakResult:
+    reference: Snapshot
+    faulty: Snapshot
+    runs: int
+    injected: Counter[str]  # fault kind -> times the emulator or gateway injected it
+    requests: int
+    lost_event_posts: int  # POST /events whose response was lost after the write
+    dropped_event_posts: int
+    possible_duplicates_reported: int  # summed over the runs' userflow_events metadata
+    successes: list[bool]
+
+    def expected_vs_found(self) -> dict[str, tuple[int, int]]:
+        ref, got = self.reference, self.faulty
+        return {
+            "users": (len(ref.users), sum(got.users.get(k) == v for k, v in ref.users.items())),
+            "groups": (len(ref.groups), sum(got.groups.get(k) == v for k, v in ref.groups.items())),
+            "memberships": (
+                len(ref.memberships),
+                sum(got.memberships.get(k, "missing") == v for k, v in ref.memberships.items()),
+            ),
+            "events": (len(ref.event_refs), sum(1 for k in ref.event_refs if got.event_refs[k] >= 1)),
+        }
+
+    def duplicated_events(self) -> int:
+        return sum(n - 1 for n in self.faulty.event_refs.values() if n > 1)
+
+
+def add_events(warehouse: Path, total: int) -> None:
+    """Top the sample's events up to `total` with copies under new keys (same users and times)."""
+    with duckdb.connect(str(warehouse)) as con:
+        have = int(con.execute("SELECT count(*) FROM events").fetchone()[0])
+        if have >= total:
+            return
+        con.execute(
+            "INSERT INTO events SELECT 'extra_' || row_number() OVER () AS event_id, user_id, account_id, name, "
+            "occurred_at, properties FROM (SELECT * FROM events ORDER BY event_id LIMIT ?)",
+            [total - have],
+        )
+
+
+def converge(spec: SyncSpec, url: str, state_db: Path) -> tuple[int, int, list[bool]]:
+    """Run the sync until nothing waits to be retried; (runs, possible duplicates reported, successes)."""
+    reported, successes = 0, []
+    for run in range(1, MAX_SOAK_RUNS + 1):
+        result = run_in_process(spec, url)
+        successes.append(result.success)
+        reported += int(materialization(result, "userflow_events").get("possible_duplicates", 0))
+        owed = state_count(state_db, "SELECT count(*) FROM sync.failures") + state_count(
+            state_db, "SELECT count(*) FROM sync.pending_events WHERE status NOT LIKE 'waiting%'"
+        )
+        if owed == 0:
+            return run, reported, successes
+    return MAX_SOAK_RUNS, reported, successes
+
+
+def soak(root: Path, users: int, events: int, seed: int = 42) -> SoakResult:
+    """The same warehouse synced to a fault-free emulator and to a faulty one."""
+    from userflow_assets.sample import generate_warehouse
+
+    os.environ["USERFLOW_API_KEY"] = SOAK_KEY
+    warehouse = root / "warehouse.duckdb"
+    generate_warehouse(warehouse, users=users, seed=seed)
+    add_events(warehouse, events)
+    plain = EmulatorConfig(api_key=SOAK_KEY, seed_content=False)
+    with faulty_emulator(plain) as (url, _):
+        state_db = root / "reference" / "state.duckdb"
+        _, _, done = converge(project_spec(warehouse, state_db, url), url, state_db)
+        if done != [True]:
+            raise RuntimeError(f"the fault-free reference run did not converge in one run: {done}")
+        reference = snapshot(url)
+    faulty = EmulatorConfig(
+        api_key=SOAK_KEY,
+        seed_content=False,
+        latency_ms=SOAK_LATENCY_MS,
+        latency_jitter_ms=SOAK_JITTER_MS,
+        fault_seed=seed,
+        **SOAK_FAULTS,
+    )
+    with faulty_emulator(faulty, p_429=SOAK_429, seed=seed) as (url, gateway):
+        state_db = root / "faulty" / "state.duckdb"
+        runs, reported, successes = converge(project_spec(warehouse, state_db, url), url, state_db)
+        seen = outcomes(url)
+        posts = endpoint_outcomes(url, "POST /events")
+        injected = Counter(
+            {
+                "500": seen["500"],
+                "503": seen["503"],
+                "429": gateway.injected_429,
+                "drop_before": seen["drop_before"],
+                "lost_response": seen["lost_response"],
+            }
+        )
+        return SoakResult(
+            reference=reference,
+            faulty=snapshot(url),
+            runs=runs,
+            injected=injected,
+            requests=int(request_counts(url)["total"]),
+            lost_event_posts=posts["lost_response"],
+            dropped_event_posts=posts["drop_before"],
+            possible_duplicates_reported=reported,
+            successes=successes,
+        )
+
+
+def sync_selection() -> dg.AssetSelection:
+    """What the `userflow_sync` job runs: everything but the read side and the partitioned backfill."""
+    return dg.AssetSelection.all() - dg.AssetSelection.groups("userflow_mirror", "backfill")
