@@ -283,7 +283,7 @@ SOAK_FAULTS: dict[str, float] = {
     "fault_drop_before": 0.02,
     "fault_lost_response": 0.01,
 }
-SOAK_429 = float(os.environ.get("SOAK_P429", "0.05"))
+SOAK_429 = 0.05
 SOAK_LATENCY_MS = 50.0
 SOAK_JITTER_MS = 50.0  # 0-100 ms per request
 MAX_SOAK_RUNS = 3  # a record whose every retry failed is retried by the next run (invariant 2)
@@ -345,8 +345,12 @@ def converge(spec: SyncSpec, url: str, state_db: Path) -> tuple[int, int, list[b
     return MAX_SOAK_RUNS, reported, successes
 
 
-def soak(root: Path, users: int, events: int, seed: int = 42) -> SoakResult:
-    """The same warehouse synced to a fault-free emulator and to a faulty one."""
+def soak(
+    root: Path, users: int, events: int, seed: int = 42, p_429: float = SOAK_429, rate_limit_per_s: int | None = None
+) -> SoakResult:
+    """The same warehouse synced to a fault-free emulator and to a faulty one: random 5xx, dropped
+    connections, lost responses and jitter, plus 429s drawn at random (`p_429`) or from the
+    emulator's rate safeguard (`rate_limit_per_s`)."""
     from userflow_assets.sample import generate_warehouse
 
     os.environ["USERFLOW_API_KEY"] = SOAK_KEY
@@ -366,9 +370,11 @@ def soak(root: Path, users: int, events: int, seed: int = 42) -> SoakResult:
         latency_ms=SOAK_LATENCY_MS,
         latency_jitter_ms=SOAK_JITTER_MS,
         fault_seed=seed,
+        rate_limit_requests=rate_limit_per_s,
+        rate_limit_window_s=1.0,
         **SOAK_FAULTS,
     )
-    with faulty_emulator(faulty, p_429=SOAK_429, seed=seed) as (url, gateway):
+    with faulty_emulator(faulty, p_429=p_429, seed=seed) as (url, gateway):
         state_db = root / "faulty" / "state.duckdb"
         runs, reported, successes = converge(project_spec(warehouse, state_db, url), url, state_db)
         seen = outcomes(url)
@@ -377,7 +383,7 @@ def soak(root: Path, users: int, events: int, seed: int = 42) -> SoakResult:
             {
                 "500": seen["500"],
                 "503": seen["503"],
-                "429": gateway.injected_429,
+                "429": seen["429"],
                 "drop_before": seen["drop_before"],
                 "lost_response": seen["lost_response"],
             }

@@ -1,0 +1,31 @@
+"""Fault soak (small; benchmarks/reliability.py runs 10,000 users): the sync under 500/503s,
+429s, dropped connections, lost responses and latency jitter ends with exactly what a
+fault-free run leaves in Userflow; no event is lost, and events are duplicated only by lost
+responses under at_least_once, each counted in the run's metadata."""
+
+from pathlib import Path
+
+import pytest
+from reliability_kit import soak
+
+pytestmark = pytest.mark.slow
+
+USERS = 300
+EVENTS = 600
+# 429s from the emulator's own rate safeguard (a real limit the client adapts to); random 429s
+# at a fixed share slow the client's limiter down to a crawl (see benchmarks/reliability.py).
+RATE_LIMIT_PER_S = 60
+
+
+def test_fault_soak_converges_to_the_fault_free_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USERFLOW_API_KEY", "unused")  # soak() sets its own key
+    result = soak(tmp_path, USERS, EVENTS, seed=5, p_429=0.0, rate_limit_per_s=RATE_LIMIT_PER_S)
+    # Every fault kind actually happened.
+    assert all(result.injected[kind] > 0 for kind in ("500", "503", "drop_before", "lost_response")), result.injected
+    assert result.runs <= 2 and result.successes[-1]
+    assert result.faulty.objects() == result.reference.objects()
+    # No event lost; copies only from lost responses, each one counted.
+    assert set(result.faulty.event_refs) == set(result.reference.event_refs)
+    assert result.duplicated_events() == result.lost_event_posts
+    # The metadata counts every resend after no answer: the lost responses and the drops before.
+    assert result.possible_duplicates_reported == result.lost_event_posts + result.dropped_event_posts
