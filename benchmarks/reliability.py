@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "reliability"))
 
-from reliability_kit import soak  # noqa: E402
+from reliability_kit import soak
 
 
 def pytest_counts(target: str, workdir: Path) -> tuple[int, int]:

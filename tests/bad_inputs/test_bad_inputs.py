@@ -13,7 +13,16 @@ import httpx
 import pydantic
 import pytest
 import yaml
-from bad_inputs_kit import USERS, closed_port_url, failure_messages, html_server, make_spec, make_warehouse, run_sync, synced
+from bad_inputs_kit import (
+    USERS,
+    closed_port_url,
+    failure_messages,
+    html_server,
+    make_spec,
+    make_warehouse,
+    run_sync,
+    synced,
+)
 
 from userflow_assets.emulator import EmulatorConfig, running_emulator
 from userflow_assets.spec import ObjectSpec

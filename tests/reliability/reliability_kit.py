@@ -248,6 +248,7 @@ class Launcher:
             capture_output=True,
             text=True,
             timeout=timeout_s,
+            check=False,  # the caller reads the returncode: -9 is what a crash test expects
         )
 
     def instance(self) -> dg.DagsterInstance:
@@ -374,7 +375,7 @@ def soak(
         rate_limit_window_s=1.0,
         **SOAK_FAULTS,
     )
-    with faulty_emulator(faulty, p_429=p_429, seed=seed) as (url, gateway):
+    with faulty_emulator(faulty, p_429=p_429, seed=seed) as (url, _gateway):
         state_db = root / "faulty" / "state.duckdb"
         runs, reported, successes = converge(project_spec(warehouse, state_db, url), url, state_db)
         seen = outcomes(url)

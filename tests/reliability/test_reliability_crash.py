@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
-from reliability_kit import Launcher, Snapshot, snapshot, state_records
+from reliability_kit import Launcher, Snapshot, sent_event_keys, snapshot, state_records
 
 from userflow_assets.emulator import EmulatorConfig, running_emulator
 from userflow_assets.failpoints import POINTS
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 class Reference:
     emulator: Snapshot
     records: set[tuple[str, str, str]]
+    sent_events: set[str]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory, warehouse: Path, crash_u
     launcher = Launcher.create(root, warehouse, crash_url, KEY)
     done = launcher.launch(root / "state.duckdb")
     assert done.returncode == 0, done.stderr[-3000:]
-    return Reference(snapshot(crash_url), state_records(root / "state.duckdb"))
+    state_db = root / "state.duckdb"
+    return Reference(snapshot(crash_url), state_records(state_db), sent_event_keys(state_db))
 
 
 def synced_ids_held_by_userflow(state_db: Path, held: Snapshot) -> list[str]:
@@ -89,7 +91,9 @@ def test_killed_run_converges_after_rerun(
     assert after.users == reference.emulator.users
     assert after.groups == reference.emulator.groups
     assert after.memberships == reference.emulator.memberships
+    assert after.events == reference.emulator.events  # each event once, as uninterrupted
     assert state_records(state_db) == reference.records
+    assert sent_event_keys(state_db) == reference.sent_events
 
 
 @pytest.mark.xfail(

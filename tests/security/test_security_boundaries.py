@@ -121,9 +121,11 @@ def test_run_against_plain_http_host_fails_before_any_request(tmp_path: Path, mo
 
 def test_resource_allows_plain_http_only_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
     url = "http://userflow.internal.example:8080"
-    with pytest.raises(dg.DagsterResourceFunctionError) as raised:
-        with dg.build_resources({"u": UserflowResource(api_key=KEY, base_url=url)}):
-            pass
+    with (
+        pytest.raises(dg.DagsterResourceFunctionError) as raised,
+        dg.build_resources({"u": UserflowResource(api_key=KEY, base_url=url)}),
+    ):
+        pass
     assert "plain http is allowed only for loopback" in str(raised.value.__cause__)
     with dg.build_resources({"u": UserflowResource(api_key=KEY, base_url=url, allow_insecure_http=True)}) as res:
         assert res.u.base_url == url

@@ -34,17 +34,19 @@ def test_key_appears_nowhere(
     make_warehouse(tmp_path, [f"u{i}" for i in range(30)])
     home = tmp_path / "dagster_home"
     home.mkdir()
-    with running_emulator(EmulatorConfig(api_key=KEY, seed_content=False)) as url:
-        with dg.DagsterInstance.local_temp(str(home)) as instance:
-            monkeypatch.setenv("USERFLOW_API_KEY", KEY)
-            # Every fault the client handles, on users (retried, then some give up) and groups.
-            httpx.post(f"{url}/__emulator/faults", json={"next": FAULTS * 3, "path_prefix": "/users"}).raise_for_status()
-            faulty = run_sync(make_spec(tmp_path, url), url, instance)
-            # A second run with a key Userflow refuses: a 401 that stops the run.
-            monkeypatch.setenv("USERFLOW_API_KEY", WRONG_KEY)
-            refused = run_sync(make_spec(tmp_path, url), url, instance, sink={"full_resync": True})
-            texts = event_texts(instance)
-            seen = httpx.get(f"{url}/__emulator/requests", params={"limit": 1000}).json()
+    with (
+        running_emulator(EmulatorConfig(api_key=KEY, seed_content=False)) as url,
+        dg.DagsterInstance.local_temp(str(home)) as instance,
+    ):
+        monkeypatch.setenv("USERFLOW_API_KEY", KEY)
+        # Every fault the client handles, on users: retried ones, a 403 that stops the run.
+        httpx.post(f"{url}/__emulator/faults", json={"next": FAULTS * 3, "path_prefix": "/users"}).raise_for_status()
+        faulty = run_sync(make_spec(tmp_path, url), url, instance)
+        # A second run with a key Userflow refuses: a 401 that stops the run.
+        monkeypatch.setenv("USERFLOW_API_KEY", WRONG_KEY)
+        refused = run_sync(make_spec(tmp_path, url), url, instance, sink={"full_resync": True})
+        texts = event_texts(instance)
+        seen = httpx.get(f"{url}/__emulator/requests", params={"limit": 1000}).json()
     assert not faulty.success and not refused.success  # a 403, then a 401, stop their runs
     assert any("401" in t for t in texts) and any("403" in t for t in texts)  # the failures did happen
     met = {outcome for by in seen["by_endpoint"].values() for outcome in by}
