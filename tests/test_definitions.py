@@ -44,11 +44,13 @@ def test_asset_snapshot() -> None:
         *MIRROR_READS,
         "checklist_dropoff",
         "userflow_drift",
+        "userflow_users_by_signup",
     }
+    calls_userflow = SINKS | MIRROR_READS | {"userflow_users_by_signup"}
     for key in graph.get_all_asset_keys():
         pools = graph.get(key).pools or set()
         # Exactly the assets that call Userflow share its budget.
-        assert pools == ({"userflow_api"} if key.to_user_string() in SINKS | MIRROR_READS else set()), key
+        assert pools == ({"userflow_api"} if key.to_user_string() in calls_userflow else set()), key
     users = dg.AssetKey("userflow_users")
     assert dg.AssetKey("userflow_groups") in graph.get(users).parent_keys, "groups are written before users"
     assert users in graph.get(dg.AssetKey("userflow_events")).parent_keys, "events wait for their users"
@@ -63,7 +65,9 @@ def test_asset_snapshot() -> None:
     assert {key.to_user_string() for key in sync_job.asset_layer.executable_asset_keys} == keys - MIRROR_READS - {
         "checklist_dropoff",
         "userflow_drift",
+        "userflow_users_by_signup",
     }
+    assert defs.resolve_job_def("userflow_users_backfill") is not None
     assert defs.resolve_job_def("userflow_mirror") is not None
 
 

@@ -107,7 +107,7 @@ class MirrorHarness:
         selection = dg.AssetSelection.assets(*assets) if assets else dg.AssetSelection.all()
         ops = {"mirror_content_sessions": {"config": sessions}} if sessions else {}
         return dg.materialize(
-            [*defs.assets, *(defs.asset_checks or [])],  # type: ignore[list-item]
+            [*(a for a in defs.assets or [] if not a.partitions_def), *(defs.asset_checks or [])],  # type: ignore
             resources={**(defs.resources or {}), **self.resources()},
             selection=selection,
             run_config={"ops": ops} if ops else None,
@@ -132,7 +132,7 @@ class MirrorHarness:
         )
         defs = build_sync_defs(spec)
         return dg.materialize(
-            [*defs.assets, *(defs.asset_checks or [])],  # type: ignore[list-item]
+            [*(a for a in defs.assets or [] if not a.partitions_def), *(defs.asset_checks or [])],  # type: ignore
             resources={**(defs.resources or {}), **self.resources()},
         )
 

@@ -1,4 +1,4 @@
-"""A code location wired the way `build_sync_defs` wires the schedule, sensor and backfill.
+"""The code location for the end-to-end test: `build_sync_defs` with a spec made for the test.
 
 The end-to-end test serves it with `dagster code-server start -f`. The spec is the shipped
 defs.yaml with the warehouse, state and Userflow taken from the environment, the mirror off,
@@ -11,10 +11,7 @@ import os
 import dagster as dg
 import yaml
 
-from userflow_assets.orchestration.backfill import BACKFILL_GROUP, build_backfill_defs
-from userflow_assets.orchestration.component import SYNC_JOB, build_sync_defs
-from userflow_assets.orchestration.schedules import SYNC_RUN_TAG, build_schedule
-from userflow_assets.orchestration.sensors import build_change_sensor
+from userflow_assets.orchestration.component import build_sync_defs
 from userflow_assets.settings import PROJECT_ROOT
 from userflow_assets.spec import SyncSpec
 
@@ -43,25 +40,8 @@ def spec_from_environment() -> SyncSpec:
 
 
 def build_location_defs(spec: SyncSpec) -> dg.Definitions:
-    """What component.py's `build_sync_defs` returns once wired: the sync job leaves out the
-    partitioned backfill group; schedule and sensor target the sync job."""
-    sync = build_sync_defs(spec)
-    job = dg.define_asset_job(
-        SYNC_JOB,
-        selection=dg.AssetSelection.all()
-        - dg.AssetSelection.groups("userflow_mirror")
-        - dg.AssetSelection.groups(BACKFILL_GROUP),
-        executor_def=dg.in_process_executor,
-        tags={SYNC_RUN_TAG: "launched"},
-        description="Warehouse to Userflow: groups, then users.",
-    )
-    return dg.Definitions.merge(
-        dg.Definitions(assets=sync.assets, asset_checks=sync.asset_checks, resources=sync.resources),
-        build_backfill_defs(spec),
-        dg.Definitions(
-            jobs=[job], schedules=[build_schedule(spec.schedule, job)], sensors=[build_change_sensor(spec, job)]
-        ),
-    )
+    """The code location as component.py builds it, for this spec."""
+    return build_sync_defs(spec)
 
 
 @dg.definitions

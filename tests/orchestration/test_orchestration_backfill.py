@@ -54,7 +54,8 @@ def run_backfill(
 
 def run_sync(spec: SyncSpec) -> dg.ExecuteInProcessResult:
     defs = build_sync_defs(spec)
-    return dg.materialize([*defs.assets, *(defs.asset_checks or [])], resources=resources(spec))  # type: ignore[list-item]
+    unpartitioned = [a for a in defs.assets or [] if not a.partitions_def]  # the sync job's assets
+    return dg.materialize([*unpartitioned, *(defs.asset_checks or [])], resources=resources(spec))  # type: ignore
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:

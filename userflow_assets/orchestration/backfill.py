@@ -95,6 +95,10 @@ class SliceTables:
     def rejected(self) -> str:
         return f"transform.backfill_user_rejected_{self.suffix}"
 
+    @property
+    def plan(self) -> str:
+        return f"plan.backfill_user_plan_{self.suffix}"
+
 
 def earliest_signup(warehouse: WarehouseResource, query_file: str, column: str) -> datetime | None:
     """The earliest signup users.sql returns, or None when it cannot be read: the code location
@@ -183,7 +187,13 @@ async def _existing(userflow: UserflowResource, candidates: list[str], known: in
 
 
 async def _apply(
-    userflow: UserflowResource, sync_db: DuckDBResource, spec: SyncSpec, run_id: str, total: int, batch_size: int
+    userflow: UserflowResource,
+    sync_db: DuckDBResource,
+    spec: SyncSpec,
+    run_id: str,
+    total: int,
+    batch_size: int,
+    plan: str,
 ) -> Any:
     async with userflow.get_client() as client:
         return await apply_plan(
@@ -195,6 +205,7 @@ async def _apply(
             prune=spec.users.prune_memberships,
             total=total,
             batch_size=batch_size,
+            plan=plan,
         )
 
 
@@ -261,9 +272,10 @@ def _users_by_signup_asset(
             "dry_run": config.dry_run,
         }
         if not config.dry_run:
-            metadata |= _send_slice(spec, summary, config, run_id, sync_db, userflow)
+            metadata |= _send_slice(spec, tables, summary, config, run_id, sync_db, userflow)
         with sync_db.get_connection() as con:
             con.execute(f"DROP TABLE IF EXISTS {tables.records}")
+            con.execute(f"DROP TABLE IF EXISTS {tables.plan}")
         return dg.MaterializeResult(metadata={**metadata, "duration_s": round(time.monotonic() - started, 3)})
 
     return _users_by_signup
@@ -293,19 +305,21 @@ def _plan_slice(
 ) -> tuple[PlanSummary, str]:
     """The slice diffed against the shared sync state, as the users sink plans (update mode included)."""
     with sync_db.get_connection() as con:
-        build_plan(con, "user", tables.records, config.full_resync)
-        candidates, known = update_mode_candidates(con, "user") if spec.users.mode == "update" else ([], 0)
+        build_plan(con, "user", tables.records, config.full_resync, plan=tables.plan)
+        update = spec.users.mode == "update"
+        candidates, known = update_mode_candidates(con, "user", plan=tables.plan) if update else ([], 0)
     if candidates and not config.dry_run:
         found = asyncio.run(_existing(userflow, candidates, known))
         with sync_db.get_connection() as con:
-            mark_skipped(con, "user", candidates, found)
+            mark_skipped(con, "user", candidates, found, plan=tables.plan)
     with sync_db.get_connection() as con:
         store.start_run(con, run_id, "user")
-        return summarize_plan(con, "user"), plan_preview(con, "user")
+        return summarize_plan(con, "user", plan=tables.plan), plan_preview(con, "user", plan=tables.plan)
 
 
 def _send_slice(
     spec: SyncSpec,
+    tables: SliceTables,
     summary: PlanSummary,
     config: BackfillConfig,
     run_id: str,
@@ -314,7 +328,7 @@ def _send_slice(
 ) -> dict[str, Any]:
     """Apply the plan through the client, checkpointing each batch in the sync state."""
     before = userflow.metadata()
-    outcome = asyncio.run(_apply(userflow, sync_db, spec, run_id, summary.to_send, config.batch_size))
+    outcome = asyncio.run(_apply(userflow, sync_db, spec, run_id, summary.to_send, config.batch_size, tables.plan))
     client_counters = {k: v - before.get(k, 0) for k, v in userflow.metadata().items()}
     sent = {**outcome.confirmed, "failed": outcome.failed, "skipped": summary.counts["skipped"]}
     with sync_db.get_connection() as con:

@@ -7,6 +7,9 @@ import dagster as dg
 from userflow_assets.client import UserflowResource
 from userflow_assets.events import build_events_defs
 from userflow_assets.mirror import build_mirror_defs
+from userflow_assets.orchestration.backfill import BACKFILL_GROUP, build_backfill_defs
+from userflow_assets.orchestration.schedules import SYNC_RUN_TAG, build_schedule
+from userflow_assets.orchestration.sensors import build_change_sensor
 from userflow_assets.settings import project_path
 from userflow_assets.sink.assets import build_sink_defs
 from userflow_assets.spec import SyncSpec
@@ -47,6 +50,7 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
         parts.append(
             build_mirror_defs(str(project_path(spec.warehouse.database)), spec.mirror.schema_name, after=sinks)
         )
+    parts.append(build_backfill_defs(spec))
     resources = {
         "warehouse": WarehouseResource(
             database=str(project_path(spec.warehouse.database)), sql_dir=str(project_path(spec.warehouse.sql_dir))
@@ -63,11 +67,17 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
     # would spend longer importing than an unchanged sync spends working.
     job = dg.define_asset_job(
         SYNC_JOB,
-        selection=dg.AssetSelection.all() - dg.AssetSelection.groups("userflow_mirror"),
+        selection=dg.AssetSelection.all()
+        - dg.AssetSelection.groups("userflow_mirror")
+        - dg.AssetSelection.groups(BACKFILL_GROUP),  # partitioned: it has its own job
         executor_def=dg.in_process_executor,
+        tags={SYNC_RUN_TAG: "launched"},  # dagster.yaml lets one run with this tag go at a time
         description="Warehouse to Userflow: groups, then users, then events.",
     )
-    return dg.Definitions.merge(*parts, dg.Definitions(resources=resources, jobs=[job]))
+    automation = dg.Definitions(
+        schedules=[build_schedule(spec.schedule, job)], sensors=[build_change_sensor(spec, job)]
+    )
+    return dg.Definitions.merge(*parts, dg.Definitions(resources=resources, jobs=[job]), automation)
 
 
 class UserflowSync(dg.Component, SyncSpec, dg.Resolvable):

@@ -20,6 +20,7 @@ PLAN_SCHEMA = "plan"
 
 
 def plan_table(object_type: str) -> str:
+    """The regular sync's plan of `object_type`; a backfill slice passes `plan=` its own table."""
     return f"{PLAN_SCHEMA}.{object_type}_plan"
 
 
@@ -43,7 +44,12 @@ class PlanSummary:
 
 
 def build_plan(
-    con: duckdb.DuckDBPyConnection, object_type: str, records_table: str, full_resync: bool = False
+    con: duckdb.DuckDBPyConnection,
+    object_type: str,
+    records_table: str,
+    full_resync: bool = False,
+    *,
+    plan: str | None = None,
 ) -> PlanSummary:
     """Write `plan.<object>_plan`: each record with create / update / unchanged / retry.
 
@@ -99,7 +105,7 @@ def build_plan(
     )
     con.execute(
         f"""
-        CREATE OR REPLACE TABLE {plan_table(object_type)} AS
+        CREATE OR REPLACE TABLE {plan or plan_table(object_type)} AS
         WITH sending AS (SELECT * FROM _decided WHERE action <> 'unchanged'),
         payloads AS (
             SELECT r.id, r.payload_hash, r.attributes, r.memberships, r.primary_id, r.fallback_id
@@ -120,7 +126,7 @@ def build_plan(
         {"object_type": object_type},
     )
     con.execute("DROP TABLE _decided")
-    return summarize_plan(con, object_type)
+    return summarize_plan(con, object_type, plan=plan)
 
 
 def plan_deletes(
@@ -154,9 +160,9 @@ def plan_deletes(
     ).fetchone()[0]
 
 
-def summarize_plan(con: duckdb.DuckDBPyConnection, object_type: str) -> PlanSummary:
+def summarize_plan(con: duckdb.DuckDBPyConnection, object_type: str, *, plan: str | None = None) -> PlanSummary:
     rows = con.execute(
-        f"SELECT action, count(*), count(migrate_from) FROM {plan_table(object_type)} GROUP BY action"
+        f"SELECT action, count(*), count(migrate_from) FROM {plan or plan_table(object_type)} GROUP BY action"
     ).fetchall()
     counts = Counter({action: 0 for action in (*ACTIONS_TO_SEND, "unchanged", "skipped")})
     counts.update({action: n for action, n, _ in rows})
@@ -164,7 +170,12 @@ def summarize_plan(con: duckdb.DuckDBPyConnection, object_type: str) -> PlanSumm
 
 
 def planned_batches(
-    con_factory: Any, object_type: str, batch_size: int, actions: tuple[str, ...] = ACTIONS_TO_SEND
+    con_factory: Any,
+    object_type: str,
+    batch_size: int,
+    actions: tuple[str, ...] = ACTIONS_TO_SEND,
+    *,
+    plan: str | None = None,
 ) -> Iterator[list[PlannedRecord]]:
     """The records to send, `batch_size` at a time, in ID order.
 
@@ -180,7 +191,7 @@ def planned_batches(
                 f"""
                 SELECT id, payload_hash, attributes, memberships, primary_id, fallback_id,
                        action, previous_attributes, migrate_from, previous_memberships
-                FROM {plan_table(object_type)}
+                FROM {plan or plan_table(object_type)}
                 WHERE action IN ({placeholders}) AND (? OR id > ?)
                 ORDER BY id LIMIT ?
                 """,
@@ -201,11 +212,13 @@ def planned_batches(
         after, first = rows[-1][0], False
 
 
-def plan_preview(con: duckdb.DuckDBPyConnection, object_type: str, limit: int = 10) -> str:
+def plan_preview(
+    con: duckdb.DuckDBPyConnection, object_type: str, limit: int = 10, *, plan: str | None = None
+) -> str:
     """A markdown table of the first records that will be sent, for the asset's metadata."""
     rows = con.execute(
         f"""
-        SELECT action, id, left(attributes, 120) FROM {plan_table(object_type)}
+        SELECT action, id, left(attributes, 120) FROM {plan or plan_table(object_type)}
         WHERE action <> 'unchanged' ORDER BY action, id LIMIT ?
         """,
         [limit],

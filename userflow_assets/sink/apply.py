@@ -55,8 +55,10 @@ class ApplyOutcome:
     failure_examples: list[str] = field(default_factory=list)
 
 
-async def _stream(con_factory: ConnectionFactory, object_type: str, batch_size: int) -> AsyncIterator[PlannedRecord]:
-    for batch in planned_batches(con_factory, object_type, batch_size):
+async def _stream(
+    con_factory: ConnectionFactory, object_type: str, batch_size: int, plan: str | None
+) -> AsyncIterator[PlannedRecord]:
+    for batch in planned_batches(con_factory, object_type, batch_size, plan=plan):
         for planned in batch:
             yield planned
 
@@ -136,13 +138,15 @@ async def apply_plan(
     prune: bool,
     total: int,
     batch_size: int = 500,
+    plan: str | None = None,
 ) -> ApplyOutcome:
+    """Send the plan (`plan.<object>_plan`, or the table named by `plan`) and settle each batch."""
     outcome = ApplyOutcome()
     pending: list[BulkResult[PlannedRecord, None]] = []
     consecutive_failures = 0
     stop: UserflowError | None = None
     results = client.bulk(
-        _stream(con_factory, object_type, batch_size),
+        _stream(con_factory, object_type, batch_size, plan),
         _sender(client, object_type, spec, prune, outcome),
         total=total,
         label=f"{object_type}s",
@@ -204,23 +208,34 @@ async def existing_ids(client: UserflowClient, object_type: str, candidates: lis
     return {item["id"] async for item in listing if item["id"] in wanted}
 
 
-def mark_skipped(con: duckdb.DuckDBPyConnection, object_type: str, candidates: list[str], existing: set[str]) -> int:
+def mark_skipped(
+    con: duckdb.DuckDBPyConnection,
+    object_type: str,
+    candidates: list[str],
+    existing: set[str],
+    *,
+    plan: str | None = None,
+) -> int:
     """Update mode never creates: records Userflow does not have are skipped."""
     missing = pd.DataFrame({"id": [c for c in candidates if c not in existing]}, dtype=object)
     con.register("_missing", missing)
     try:
-        con.execute(f"UPDATE {plan_table(object_type)} SET action = 'skipped' WHERE id IN (SELECT id FROM _missing)")
+        con.execute(
+            f"UPDATE {plan or plan_table(object_type)} SET action = 'skipped' WHERE id IN (SELECT id FROM _missing)"
+        )
     finally:
         con.unregister("_missing")
     return len(missing)
 
 
-def update_mode_candidates(con: duckdb.DuckDBPyConnection, object_type: str) -> tuple[list[str], int]:
+def update_mode_candidates(
+    con: duckdb.DuckDBPyConnection, object_type: str, *, plan: str | None = None
+) -> tuple[list[str], int]:
     """IDs the plan would send that the state has never seen confirmed, and how many it has."""
     candidates = [
         row[0]
         for row in con.execute(
-            f"SELECT id FROM {plan_table(object_type)} WHERE action IN ('create', 'retry') "
+            f"SELECT id FROM {plan or plan_table(object_type)} WHERE action IN ('create', 'retry') "
             "AND previous_attributes IS NULL"
         ).fetchall()
     ]
