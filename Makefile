@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 HOME_CONFIG := $(DAGSTER_HOME)/dagster.yaml
 
-.PHONY: install demo dev test test-fast bench sample clean
+.PHONY: install demo dev test test-fast test-slow bench sample clean
 
 install: $(STAMP) $(HOME_CONFIG)
 
@@ -33,6 +33,9 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: install
+	$(BIN)/python -m pytest -m slow
 
 bench: install
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
