@@ -132,17 +132,17 @@ def state_count_failures(state_db: Path) -> int:
         return int(con.execute("SELECT count(*) FROM sync.failures").fetchone()[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="An unreachable base URL does not fail the run: with fewer than MAX_CONSECUTIVE_FAILURES (200) "
-    "records every request fails with ConnectError, each record is stored in sync.failures, and the "
-    "sink and the run end green (only the non-blocking failed_share check fails).",
-)
 def test_unreachable_base_url_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USERFLOW_API_KEY", RUN_KEY)
     make_warehouse(tmp_path)
     url = closed_port_url()
     result = run_sync(make_spec(tmp_path, url, {}), url)
-    assert synced(tmp_path / "state.duckdb") == 0
-    assert state_count_failures(tmp_path / "state.duckdb") == USERS + 1  # nothing lost: all retried next run
     assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "userflow_groups", "the first sink stops the run: users are not tried in vain"
+    error = failure.step_failure_data.error
+    text = "".join(e.message for e in (error, error.cause) if e) if error else ""
+    assert f"none of 1 requests reached Userflow at {url}" in text
+    assert synced(tmp_path / "state.duckdb") == 0
+    # Nothing lost: the group is kept for the next run, the users were never planned as sent.
+    assert state_count_failures(tmp_path / "state.duckdb") == 1

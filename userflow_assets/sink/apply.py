@@ -17,6 +17,7 @@ import pandas as pd
 from userflow_assets import failpoints
 from userflow_assets.client import (
     BulkResult,
+    UserflowTransportError,
     UserflowAuthError,
     UserflowClient,
     UserflowError,
@@ -50,6 +51,7 @@ class ApplyOutcome:
         default_factory=lambda: {"create": 0, "update": 0, "retry": 0, "migrate": 0, "delete": 0}
     )
     memberships_removed: int = 0
+    unreached: int = 0  # failures where no answer came back at all (connection refused, DNS, ...)
     failed: int = 0
     migrations: int = 0
     failure_examples: list[str] = field(default_factory=list)
@@ -161,6 +163,7 @@ async def apply_plan(
             else:
                 consecutive_failures += 1
                 outcome.failed += 1
+                outcome.unreached += isinstance(result.error, UserflowTransportError)
                 if len(outcome.failure_examples) < 5:
                     outcome.failure_examples.append(str(result.error))
                 if isinstance(result.error, UserflowAuthError | UserflowForbiddenError):
@@ -187,6 +190,12 @@ async def apply_plan(
                 _settle(con, object_type, spec, run_id, keep)
     if stop is not None:
         raise SyncAborted(f"Userflow refused the API key ({stop}); the run stopped and nothing more was sent")
+    if outcome.unreached and outcome.unreached == outcome.failed and not any(outcome.confirmed.values()):
+        # Not one request got an answer: the target is down or misconfigured, not the records bad.
+        raise SyncAborted(
+            f"none of {outcome.failed} requests reached Userflow at {client.base_url} "
+            f"(last error: {outcome.failure_examples[-1]}); every record is kept and retried by the next run"
+        )
     return outcome
 
 
