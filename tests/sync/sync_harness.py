@@ -134,3 +134,14 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
     events = result.asset_materializations_for_node(asset)
     assert events, f"{asset} was not materialized"
     return {k: v.value for k, v in events[-1].metadata.items()}
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """The first failed step's error with every cause, as the run's event log shows it."""
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    error = failure.step_failure_data.error
+    parts = []
+    while error is not None:
+        parts.append(error.message)
+        error = error.cause
+    return "\n".join(parts)

@@ -1,19 +1,8 @@
 """Deletes mirror removals only when enabled, only after a full read, and never past a guard."""
 
-import dagster as dg
-from sync_harness import Harness, metadata
+from sync_harness import Harness, failure_message, metadata
 
 FULL_READ = {"full_refresh": True}
-
-
-def failure_message(result: dg.ExecuteInProcessResult) -> str:
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    error = failure.step_failure_data.error
-    parts = []
-    while error is not None:
-        parts.append(error.message)
-        error = error.cause
-    return "\n".join(parts)
 
 
 def test_deletes_are_off_by_default(harness: Harness) -> None:

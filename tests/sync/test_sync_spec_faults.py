@@ -1,19 +1,8 @@
 """A bad spec fails at load, or before the first request, with a message naming the fault."""
 
-import dagster as dg
 import pydantic
 import pytest
-from sync_harness import Harness
-
-
-def failure_message(result: dg.ExecuteInProcessResult) -> str:
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    error = failure.step_failure_data.error
-    parts = []
-    while error is not None:
-        parts.append(error.message)
-        error = error.cause
-    return "\n".join(parts)
+from sync_harness import Harness, failure_message
 
 
 def test_unknown_operator_fails_at_load(harness: Harness) -> None:

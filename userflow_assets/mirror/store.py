@@ -22,6 +22,7 @@ import pandas as pd
 
 from userflow_assets.mirror.tables import Row, Table
 from userflow_assets.settings import project_path
+from userflow_assets.state.store import transaction
 from userflow_assets.warehouse.resources import quote_identifier
 
 CHUNK_ROWS = 5000
@@ -76,17 +77,6 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
 def create_table_sql(name: str, table: Table) -> str:
     columns = ", ".join(f"{quote_identifier(c)} {t}" for c, t in table.columns)
     return f"CREATE TABLE {name} ({columns})"
-
-
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
 
 
 class StagedTables:
