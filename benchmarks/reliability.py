@@ -69,7 +69,9 @@ def main() -> int:
         lost = sum(expected - found for expected, found in result.expected_vs_found().values())
         rows.append(("lost (missing or different)", str(lost)))
         rows.append(("events duplicated / lost responses on POST /events", f"{result.duplicated_events()} / {result.lost_event_posts}"))
-        rows.append(("possible duplicates in metadata (lost + dropped)", str(result.possible_duplicates_reported)))
+        resent = result.lost_event_posts + result.dropped_event_posts
+        why = f"lost {result.lost_event_posts} + dropped before {result.dropped_event_posts} on POST /events"
+        rows.append(("possible duplicates in metadata / resent events", f"{result.possible_duplicates_reported} / {resent} ({why})"))
         if not args.skip_crash:
             total, handled = pytest_counts("tests/reliability/test_reliability_crash.py", work)
             rows.append(("crash points survived (incl. the xfail pool-slot check)", f"{handled} / {total}"))
