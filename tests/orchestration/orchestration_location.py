@@ -17,6 +17,8 @@ from userflow_assets.spec import SyncSpec
 
 SCHEDULE_MINUTE_VARIABLE = "USERFLOW_E2E_SCHEDULE_START_MINUTE"
 SENSOR_INTERVAL_SECONDS = 5
+# "0" leaves the change sensor out, for tests that count the runs they launch themselves.
+SENSOR_ENABLED_VARIABLE = "USERFLOW_E2E_SENSOR_ENABLED"
 
 
 def spec_from_environment() -> SyncSpec:
@@ -35,7 +37,8 @@ def spec_from_environment() -> SyncSpec:
         "start_minute": int(os.environ.get(SCHEDULE_MINUTE_VARIABLE, "0")),
         "enabled": False,  # as shipped; the test turns it on from GraphQL, as a user would from the UI
     }
-    attributes["sensor"] = {"enabled": True, "interval_seconds": SENSOR_INTERVAL_SECONDS}
+    sensor_enabled = os.environ.get(SENSOR_ENABLED_VARIABLE, "1") != "0"
+    attributes["sensor"] = {"enabled": sensor_enabled, "interval_seconds": SENSOR_INTERVAL_SECONDS}
     return SyncSpec.model_validate(attributes)
 
 

@@ -1,0 +1,153 @@
+"""Two `userflow_sync` runs launched at the same moment for the same API key, through a real
+webserver, daemon (queued run coordinator) and gRPC code server: the pool `userflow_api`
+(limit 1) makes their Userflow-calling steps take turns.
+
+The instance is the project's dagster.yaml without the `userflow/sync` run-tag rule, so both
+runs are let out of the queue together and only the pool can keep their steps apart. The proof
+is read from the runs' event logs: the two runs were in flight at the same time, yet no step
+of one run in pool `userflow_api` (step start to step end) overlapped one of the other, and
+both runs succeeded.
+"""
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import yaml
+from orchestration_harness import KEY
+from orchestration_location import SENSOR_ENABLED_VARIABLE
+from orchestration_processes import GraphQL, ProcessGroup, free_port, wait_for
+from test_orchestration_e2e import LOCATION, LOCATIONS, Dagster, start_deployment, write_workspace
+
+from userflow_assets.emulator import EmulatorConfig, running_emulator
+from userflow_assets.orchestration.component import SYNC_JOB
+from userflow_assets.sample import generate_warehouse
+from userflow_assets.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+POOL = "userflow_api"
+ASSET_POOLS = """
+{ assetNodes { opNames pools jobNames } }"""
+LAUNCH_RUN = """
+mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
+  ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+RUN_EVENTS = """
+query($runId: ID!) { logsForRun(runId: $runId, limit: 10000) { __typename
+  ... on EventConnection { events { __typename
+    ... on MessageEvent { timestamp stepKey eventType message } } } } }"""
+
+STEP_END = {"STEP_SUCCESS", "STEP_FAILURE"}
+RUN_END = {"RUN_SUCCESS", "RUN_FAILURE", "RUN_CANCELED"}
+
+
+def write_pool_instance(home: Path) -> None:
+    """The project's dagster.yaml, its pool limit untouched, without the run-tag rule."""
+    config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+    config["concurrency"]["runs"].pop("tag_concurrency_limits", None)
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    with dg.DagsterInstance.from_config(str(home)):  # create the SQLite storage before two processes race
+        pass
+
+
+def pool_steps(dagster: Dagster) -> set[str]:
+    """The sync job's steps (its in-process executor runs one op per asset) that are in the pool."""
+    nodes = dagster.graphql(ASSET_POOLS)["assetNodes"]
+    return {op for node in nodes if POOL in node["pools"] and SYNC_JOB in node["jobNames"] for op in node["opNames"]}
+
+
+def events_of(dagster: Dagster, run_id: str) -> list[dict[str, Any]]:
+    logs = dagster.graphql(RUN_EVENTS, {"runId": run_id})["logsForRun"]
+    assert logs["__typename"] == "EventConnection", logs
+    return [e for e in logs["events"] if e.get("eventType")]
+
+
+def intervals(events: list[dict[str, Any]], steps: set[str]) -> dict[str, tuple[float, float]]:
+    """Step key -> (start, end) in epoch seconds, for the steps in `steps` that started."""
+    starts = {e["stepKey"]: float(e["timestamp"]) / 1000 for e in events if e["eventType"] == "STEP_START"}
+    ends = {e["stepKey"]: float(e["timestamp"]) / 1000 for e in events if e["eventType"] in STEP_END}
+    assert set(starts) == set(ends), f"steps started but never ended: {set(starts) ^ set(ends)}"
+    return {step: (starts[step], ends[step]) for step in starts if step in steps}
+
+
+def run_window(events: list[dict[str, Any]]) -> tuple[float, float]:
+    start = next(float(e["timestamp"]) / 1000 for e in events if e["eventType"] == "RUN_START")
+    end = next(float(e["timestamp"]) / 1000 for e in events if e["eventType"] in RUN_END)
+    return start, end
+
+
+@pytest.mark.timeout(240)
+def test_two_syncs_launched_at_once_take_turns_in_the_api_pool(tmp_path: Path) -> None:
+    warehouse, state_db, home = tmp_path / "warehouse.duckdb", tmp_path / "state" / "state.duckdb", tmp_path / "home"
+    generate_warehouse(warehouse, users=300)
+    write_pool_instance(home)
+    grpc_port, web_port = free_port(), free_port()
+    write_workspace(tmp_path / "workspace.yaml", grpc_port)
+    # Some latency per request, so each sink step lasts long enough that the other run's steps
+    # would meet it if the pool let them.
+    with running_emulator(EmulatorConfig(api_key=KEY, seed_content=False, latency_ms=5)) as emulator_url:
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "USERFLOW_WAREHOUSE_PATH": str(warehouse),
+            "USERFLOW_STATE_DB_PATH": str(state_db),
+            "USERFLOW_BASE_URL": emulator_url,
+            "USERFLOW_API_KEY": KEY,
+            SENSOR_ENABLED_VARIABLE: "0",  # only the two runs this test launches
+        }
+        group = ProcessGroup(tmp_path / "logs", env)
+        try:
+            start_deployment(group, tmp_path / "workspace.yaml", grpc_port, web_port)
+            dagster = Dagster(GraphQL(f"http://127.0.0.1:{web_port}/graphql"))
+
+            def location_loaded() -> bool | None:
+                group.check_alive()
+                entries = dagster.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
+                kinds = {e["name"]: (e["locationOrLoadError"] or {}).get("__typename") for e in entries}
+                return True if kinds.get(LOCATION) == "RepositoryLocation" else None
+
+            wait_for("the webserver to load the code location", location_loaded, 90)
+            in_pool = pool_steps(dagster)
+            assert {"userflow_groups", "userflow_users"} <= in_pool, in_pool
+
+            params = {"selector": {**dagster.selector, "jobName": SYNC_JOB}, "runConfigData": {}}
+            barrier = threading.Barrier(2)
+
+            def launch(_: int) -> str:
+                barrier.wait(timeout=30)
+                launched = dagster.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
+                assert launched["__typename"] == "LaunchRunSuccess", launched
+                return str(launched["run"]["runId"])
+
+            with ThreadPoolExecutor(2) as pool:
+                run_ids = list(pool.map(launch, range(2)))
+            assert len(set(run_ids)) == 2
+
+            for run_id in run_ids:
+                group.check_alive()
+                run = dagster.finished_run(run_id, 150)
+                assert run["status"] == "SUCCESS", dagster.errors(run_id) + "\n" + group.tail()
+
+            first, second = (events_of(dagster, run_id) for run_id in run_ids)
+            # Both runs were in flight together: the run queue let both through, so it is not what kept them apart.
+            (start_1, end_1), (start_2, end_2) = run_window(first), run_window(second)
+            assert start_1 < end_2 and start_2 < end_1, f"the runs did not overlap: {run_window(first)} {run_window(second)}"
+
+            steps_1, steps_2 = intervals(first, in_pool), intervals(second, in_pool)
+            assert set(steps_1) == set(steps_2) == in_pool, (steps_1, steps_2, in_pool)
+            overlaps = [
+                (a, b)
+                for a, (a_start, a_end) in steps_1.items()
+                for b, (b_start, b_end) in steps_2.items()
+                if a_start < b_end and b_start < a_end
+            ]
+            assert not overlaps, f"steps in pool {POOL} ran at the same time: {overlaps}\n{steps_1}\n{steps_2}"
+        finally:
+            group.close()
+        assert all(p.poll() is not None for p in group.processes.values())
