@@ -27,5 +27,7 @@ def test_fault_soak_converges_to_the_fault_free_state(tmp_path: Path, monkeypatc
     # No event lost; copies only from lost responses, each one counted.
     assert set(result.faulty.event_refs) == set(result.reference.event_refs)
     assert result.duplicated_events() == result.lost_event_posts
-    # The metadata counts every resend after no answer: the lost responses and the drops before.
-    assert result.possible_duplicates_reported == result.lost_event_posts + result.dropped_event_posts
+    # The metadata counts the resends after no answer: at least every real copy, at most every
+    # resend (a drop before the write looks the same to the client as a lost response).
+    resent = result.lost_event_posts + result.dropped_event_posts
+    assert result.lost_event_posts <= result.possible_duplicates_reported <= resent
