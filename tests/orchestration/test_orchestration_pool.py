@@ -148,6 +148,9 @@ def test_two_syncs_launched_at_once_take_turns_in_the_api_pool(tmp_path: Path) -
                 if a_start < b_end and b_start < a_end
             ]
             assert not overlaps, f"steps in pool {POOL} ran at the same time: {overlaps}\n{steps_1}\n{steps_2}"
+            # And the pool did hold a step back (the runs did not just happen to miss each other).
+            blocked = [e for e in first + second if f"blocked by limit for pool {POOL}" in (e["message"] or "")]
+            assert blocked, f"no step waited for pool {POOL}: {steps_1} {steps_2}"
         finally:
             group.close()
         assert all(p.poll() is not None for p in group.processes.values())
