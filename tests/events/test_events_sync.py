@@ -1,5 +1,8 @@
 """The events sink against the emulator: each event sent once, across reruns and interruptions."""
 
+import dataclasses
+import socket
+
 import pytest
 from events_harness import EventsHarness, event_rows, metadata
 
@@ -178,3 +181,21 @@ def test_events_of_users_the_sync_never_wrote_wait(events_harness: EventsHarness
     assert (meta["sent"], meta["waiting"]) == (1, 0)
     ghost = next(u for u in h.emulator("state")["users"] if u["id"] == "ghost")
     assert ghost["attributes"] == {}
+
+
+def test_unreachable_userflow_fails_the_run_and_keeps_every_event(events_harness: EventsHarness) -> None:
+    h = events_harness
+    h.add_events(event_rows(5))
+    with socket.socket() as sock:  # a port nothing listens on once the socket closes
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    offline = dataclasses.replace(h, url=closed)
+    events_only = ["warehouse_events", "userflow_event_records", "userflow_events"]
+    result = offline.run(offline.spec(unknown_users="send"), raise_on_error=False, selection=events_only)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    error = failure.step_failure_data.error
+    text = "".join(e.message for e in (error, error.cause) if e) if error else ""
+    assert f"none of 5 events reached Userflow at {closed}" in text
+    assert h.state("SELECT status, count(*) FROM sync.pending_events GROUP BY status") == [("failed", 5)]
+    assert h.state("SELECT count(*) FROM sync.sent_events") == [(0,)]

@@ -18,6 +18,7 @@ from userflow_assets.client import (
     UserflowClient,
     UserflowError,
     UserflowForbiddenError,
+    UserflowTransportError,
 )
 from userflow_assets.client.types import EventObject
 from userflow_assets.events.plan import ConnectionFactory, planned_batches
@@ -35,6 +36,7 @@ class EventsOutcome:
     failed: int = 0
     ambiguous_resend: int = 0  # at least once: no answer, sent again by the next run
     possible_losses: int = 0  # at most once: no answer, never sent again
+    unreached: int = 0  # refused before sending (connection refused, DNS, ...)
     failure_examples: list[str] = field(default_factory=list)
 
 
@@ -119,6 +121,7 @@ async def apply_events(
                 consecutive_failures = 0
             else:
                 consecutive_failures += 1
+                outcome.unreached += isinstance(result.error, UserflowTransportError)
                 if isinstance(settled, Sent):
                     outcome.possible_losses += 1
                 elif settled.status == "ambiguous":
@@ -141,5 +144,12 @@ async def apply_events(
         raise SyncAborted(
             f"{MAX_CONSECUTIVE_FAILURES} events in a row failed, so Userflow looks unreachable; "
             f"the last error: {stop.error}"
+        )
+    unanswered = outcome.failed + outcome.ambiguous_resend + outcome.possible_losses
+    if outcome.unreached and outcome.unreached == unanswered and not outcome.sent:
+        # Not one event reached Userflow: the target is down or misconfigured, not the events bad.
+        raise SyncAborted(
+            f"none of {unanswered} events reached Userflow at {client.base_url} "
+            f"(last error: {outcome.failure_examples[-1]}); every event is kept for the next run"
         )
     return outcome
