@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# Most tests wait on the emulator, on Dagster processes starting, or on rate limits: two
+# workers use the machine's two cores while the other waits.
+PYTEST_WORKERS ?= 2
 HOME_CONFIG := $(DAGSTER_HOME)/dagster.yaml
 
 .PHONY: install demo dev test test-fast test-slow bench sample clean
@@ -29,13 +32,13 @@ dev: install
 	$(BIN)/python -m userflow_assets.dev
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow"
 
 test-slow: install
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m slow
 
 bench: install
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
