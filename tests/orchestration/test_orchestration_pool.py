@@ -137,7 +137,8 @@ def test_two_syncs_launched_at_once_take_turns_in_the_api_pool(tmp_path: Path) -
             first, second = (events_of(dagster, run_id) for run_id in run_ids)
             # Both runs were in flight together: the run queue let both through, so it is not what kept them apart.
             (start_1, end_1), (start_2, end_2) = run_window(first), run_window(second)
-            assert start_1 < end_2 and start_2 < end_1, f"the runs did not overlap: {run_window(first)} {run_window(second)}"
+            overlapped = start_1 < end_2 and start_2 < end_1
+            assert overlapped, f"the runs did not overlap: {run_window(first)} {run_window(second)}"
 
             steps_1, steps_2 = intervals(first, in_pool), intervals(second, in_pool)
             assert set(steps_1) == set(steps_2) == in_pool, (steps_1, steps_2, in_pool)
