@@ -182,7 +182,7 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
             metadata={"failed": failed, "synced": synced, "failed_share": share},
         )
 
-    @dg.asset_check(asset=_sink, name="read_back")
+    @dg.asset_check(asset=_sink, name="read_back", pool="userflow_api")  # it calls Userflow too
     def _read_back(
         context: dg.AssetCheckExecutionContext, sync_db: DuckDBResource, userflow: UserflowResource
     ) -> dg.AssetCheckResult:
