@@ -14,10 +14,9 @@ from events_harness import (
     WAREHOUSE_DDL,
     EventsHarness,
     KeyRevoker,
-    serve,
 )
 
-from userflow_assets.emulator import EmulatorConfig, create_app
+from userflow_assets.emulator import EmulatorConfig, create_app, serve_app
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +27,7 @@ def events_revoker() -> KeyRevoker:
 
 @pytest.fixture(scope="session")
 def events_emulator_url(events_revoker: KeyRevoker) -> Iterator[str]:
-    with serve(events_revoker) as url:
+    with serve_app(events_revoker) as url:
         yield url
 
 

@@ -1,9 +1,5 @@
 """The events test harness: a small real warehouse with events, the emulator on a port, runs through Dagster."""
 
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +8,6 @@ from typing import Any
 import dagster as dg
 import duckdb
 import httpx
-import uvicorn
 
 from userflow_assets.client import UserflowResource
 from userflow_assets.emulator.runtime import Emulator
@@ -59,25 +54,6 @@ class KeyRevoker:
         await self.app(scope, receive, send)
 
 
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free loopback port in a thread; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the emulator failed to start")
-            thread.join(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def event_rows(n: int, users: int = 10, start: int = 0) -> list[tuple[Any, ...]]:

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from mirror_harness import GROUPS_SQL, KEY, USERS_SQL, MirrorHarness, serve
+from mirror_harness import GROUPS_SQL, KEY, USERS_SQL, MirrorHarness
 from starlette.applications import Starlette
 
-from userflow_assets.emulator import EmulatorConfig, create_app
+from userflow_assets.emulator import EmulatorConfig, create_app, serve_app
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,7 @@ def mirror_app() -> Starlette:
 
 @pytest.fixture(scope="session")
 def mirror_emulator_url(mirror_app: Starlette) -> Iterator[str]:
-    with serve(mirror_app) as url:
+    with serve_app(mirror_app) as url:
         yield url
 
 

@@ -1,10 +1,7 @@
 """The mirror test harness: an emulator on a port whose store the test can reach, the mirror
 (and, for drift, the sync) run through dg.materialize, and the warehouse read back."""
 
-import socket
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,8 +10,6 @@ from typing import Any
 import dagster as dg
 import duckdb
 import httpx
-import uvicorn
-from starlette.applications import Starlette
 
 from userflow_assets.client import UserflowResource
 from userflow_assets.emulator.runtime import Emulator
@@ -35,27 +30,6 @@ CREATE TABLE accounts (account_id VARCHAR, name VARCHAR);
 """
 
 
-@contextmanager
-def serve(app: Starlette) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free loopback port in a thread (so the test keeps the app's
-    store at hand); yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the emulator failed to start")
-            thread.join(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def add_sessions(emulator: Emulator, count: int, start: datetime, user_prefix: str = "bulk-user") -> list[str]:

@@ -11,10 +11,8 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,10 +24,9 @@ from typing import Any
 import dagster as dg
 import duckdb
 import httpx
-import uvicorn
 
 from userflow_assets.client import UserflowResource
-from userflow_assets.emulator import EmulatorConfig, create_app
+from userflow_assets.emulator import EmulatorConfig, create_app, serve_app
 from userflow_assets.emulator.runtime import Emulator
 from userflow_assets.events import build_events_defs
 from userflow_assets.orchestration.component import SYNC_JOB, build_sync_defs
@@ -59,32 +56,12 @@ class FaultGateway:
         await self.app(scope, receive, send)
 
 
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free loopback port in a thread; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", backlog=2048)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the server failed to start")
-            thread.join(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
 
 
 @contextmanager
 def faulty_emulator(config: EmulatorConfig, p_429: float = 0.0, seed: int = 0) -> Iterator[tuple[str, FaultGateway]]:
     gateway = FaultGateway(create_app(config), p_429, seed)
-    with serve(gateway) as url:
+    with serve_app(gateway) as url:
         yield url, gateway
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import RECORDS, ids, load, make_spec, run
+from transform_kit import RECORDS, ids, load, make_spec, run
 
 from userflow_assets.transform import SpecError, TransformResult
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import RECORDS, REJECTED, attributes, ids, load, make_spec, rejected, run
+from transform_kit import RECORDS, REJECTED, attributes, ids, load, make_spec, rejected, run
 
 
 def test_fallback_id_when_primary_is_null_empty_or_blank(con):

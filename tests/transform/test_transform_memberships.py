@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import RECORDS, load, make_spec, rejected, run
+from transform_kit import RECORDS, load, make_spec, rejected, run
 
 from userflow_assets.transform import SpecError
 

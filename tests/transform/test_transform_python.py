@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import transform_functions
-from conftest import attributes, load, make_spec, rejected, run
+from transform_kit import attributes, load, make_spec, rejected, run
 
 from userflow_assets.transform import SpecError, pyfunc
 

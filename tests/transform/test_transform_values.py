@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import RECORDS, attributes, load, make_spec, raw_attributes, rejected, run
+from transform_kit import RECORDS, attributes, load, make_spec, raw_attributes, rejected, run
 
 from userflow_assets.transform import SpecError
 

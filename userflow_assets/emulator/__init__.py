@@ -14,6 +14,6 @@ The emulated endpoints and shapes follow userflow-api.md; see `api.py` (endpoint
 from userflow_assets.emulator.app import create_app
 from userflow_assets.emulator.config import EmulatorConfig
 from userflow_assets.emulator.runtime import Emulator
-from userflow_assets.emulator.server import running_emulator
+from userflow_assets.emulator.server import running_emulator, serve_app
 
-__all__ = ["Emulator", "EmulatorConfig", "create_app", "running_emulator"]
+__all__ = ["Emulator", "EmulatorConfig", "create_app", "running_emulator", "serve_app"]

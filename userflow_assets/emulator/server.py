@@ -25,9 +25,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
-from starlette.applications import Starlette
 
 from userflow_assets.emulator.app import create_app
 from userflow_assets.emulator.config import EmulatorConfig
@@ -59,7 +59,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_config(app: Starlette, log_level: str = "warning") -> uvicorn.Config:
+def _uvicorn_config(app: Any, log_level: str = "warning") -> uvicorn.Config:
     return uvicorn.Config(
         app,
         log_level=log_level,
@@ -75,13 +75,12 @@ def _url(host: str, port: int) -> str:
 
 
 @contextmanager
-def running_emulator(config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve a fresh emulator with uvicorn in a background thread; yield its base URL.
-
-    Returns only once the server accepts connections; stops it cleanly on exit.
+def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve an ASGI app (the emulator, or one wrapping it) with uvicorn in a background thread;
+    yield its base URL. Returns only once the server accepts connections; stops it cleanly on exit.
     """
     sock = _bind(host, port)
-    server = _Server(_uvicorn_config(create_app(config)))
+    server = _Server(_uvicorn_config(app))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="userflow-emulator", daemon=True)
     thread.start()
     try:
@@ -93,6 +92,13 @@ def running_emulator(config: EmulatorConfig | None = None, host: str = "127.0.0.
         server.should_exit = True
         thread.join(timeout=_STARTUP_TIMEOUT_S)
         sock.close()
+
+
+@contextmanager
+def running_emulator(config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve a fresh emulator on a port (see `serve_app`); yield its base URL."""
+    with serve_app(create_app(config), host, port) as url:
+        yield url
 
 
 def build_parser() -> argparse.ArgumentParser:

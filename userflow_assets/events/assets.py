@@ -17,9 +17,10 @@ from userflow_assets.events.apply import EventsOutcome, apply_events
 from userflow_assets.events.names import NamedIn, NearDuplicate, near_duplicates
 from userflow_assets.events.transform import build_event_records
 from userflow_assets.sink.apply import SyncAborted
-from userflow_assets.state.store import transaction
 from userflow_assets.spec import EventsSpec, ObjectSpec
 from userflow_assets.state import store
+from userflow_assets.state.store import transaction
+from userflow_assets.transform.assets import records_metadata, rejected_preview
 from userflow_assets.warehouse.assets import build_warehouse_asset
 
 OBJECT_TYPE = "event"
@@ -33,12 +34,6 @@ class EventsSinkConfig(dg.Config):
     """Work out and show the plan, send nothing."""
     batch_size: int = 500
     """Events per state checkpoint."""
-
-
-def _rejected_preview(rows: list[tuple[Any, ...]]) -> str:
-    lines = ["| row | key | column | reason |", "|---|---|---|---|"]
-    lines += ["| " + " | ".join(event_plan.cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def build_records_asset(spec: EventsSpec) -> dg.AssetsDefinition:
@@ -55,26 +50,12 @@ def build_records_asset(spec: EventsSpec) -> dg.AssetsDefinition:
             result = build_event_records(
                 con, spec, "staging.warehouse_events", event_plan.RECORDS_TABLE, event_plan.REJECTED_TABLE
             )
-            rejected_rows = con.execute(
-                f'SELECT source_row, key, "column", reason FROM {event_plan.REJECTED_TABLE} ORDER BY source_row LIMIT 20'
-            ).fetchall()
+            preview = rejected_preview(con, event_plan.REJECTED_TABLE, key_column="key")
         context.log.info(
             f"{result.records} event records, {result.rejected} rejected, "
             f"{result.filtered_out} filtered out of {result.source_rows} rows"
         )
-        by_reason = "\n".join(f"- {reason}: {n}" for reason, n in sorted(result.rejected_by_reason.items()))
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": result.records,
-                "source_rows": result.source_rows,
-                "filtered_out": result.filtered_out,
-                "rejected": result.rejected,
-                "nulled_values": result.nulled_values,
-                "duplicates_merged": result.duplicates_merged,
-                "rejected_by_reason": dg.MetadataValue.md(by_reason or "none"),
-                "rejected_preview": dg.MetadataValue.md(_rejected_preview(rejected_rows)),
-            }
-        )
+        return dg.MaterializeResult(metadata=records_metadata(result, preview))
 
     return _records
 

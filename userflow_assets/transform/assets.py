@@ -1,5 +1,7 @@
 """Transform assets: the spec applied in DuckDB, with blocking checks before any request."""
 
+from typing import Any
+
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
@@ -18,12 +20,13 @@ def rejected_table(object_type: str) -> str:
     return f"transform.{object_type}_rejected"
 
 
-def rejected_preview(con: duckdb.DuckDBPyConnection, object_type: str) -> str:
+def rejected_preview(con: duckdb.DuckDBPyConnection, table: str, key_column: str = "id") -> str:
+    """The first rejected rows of `table` as a markdown table, for the records asset's metadata."""
     rows = con.execute(
-        f'SELECT source_row, id, "column", reason FROM {rejected_table(object_type)} ORDER BY source_row LIMIT ?',
+        f'SELECT source_row, {key_column}, "column", reason FROM {table} ORDER BY source_row LIMIT ?',
         [REJECTED_PREVIEW_ROWS],
     ).fetchall()
-    lines = ["| row | id | column | reason |", "|---|---|---|---|"]
+    lines = [f"| row | {key_column} | column | reason |", "|---|---|---|---|"]
     lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -31,6 +34,21 @@ def rejected_preview(con: duckdb.DuckDBPyConnection, object_type: str) -> str:
 def _md(value: object) -> str:
     text = "" if value is None else str(value)
     return (text[:80] + "…" if len(text) > 80 else text).replace("|", "\\|").replace("\n", " ")
+
+
+def records_metadata(result: Any, preview: str) -> dict[str, Any]:
+    """A records asset's metadata: counts, rejections by reason and a preview of them."""
+    by_reason = "\n".join(f"- {reason}: {n}" for reason, n in sorted(result.rejected_by_reason.items()))
+    return {
+        "dagster/row_count": result.records,
+        "source_rows": result.source_rows,
+        "filtered_out": result.filtered_out,
+        "rejected": result.rejected,
+        "nulled_values": result.nulled_values,
+        "duplicates_merged": result.duplicates_merged,
+        "rejected_by_reason": dg.MetadataValue.md(by_reason or "none"),
+        "rejected_preview": dg.MetadataValue.md(preview),
+    }
 
 
 def build_records_defs(object_type: str, spec: ObjectSpec) -> dg.Definitions:
@@ -55,24 +73,12 @@ def build_records_defs(object_type: str, spec: ObjectSpec) -> dg.Definitions:
                 records_table(object_type),
                 rejected_table(object_type),
             )
-            preview = rejected_preview(con, object_type)
+            preview = rejected_preview(con, rejected_table(object_type))
         context.log.info(
             f"{result.records} {object_type} records, {result.rejected} rejected, "
             f"{result.filtered_out} filtered out of {result.source_rows} rows"
         )
-        by_reason = "\n".join(f"- {reason}: {n}" for reason, n in sorted(result.rejected_by_reason.items()))
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": result.records,
-                "source_rows": result.source_rows,
-                "filtered_out": result.filtered_out,
-                "rejected": result.rejected,
-                "nulled_values": result.nulled_values,
-                "duplicates_merged": result.duplicates_merged,
-                "rejected_by_reason": dg.MetadataValue.md(by_reason or "none"),
-                "rejected_preview": dg.MetadataValue.md(preview),
-            }
-        )
+        return dg.MaterializeResult(metadata=records_metadata(result, preview))
 
     @dg.asset_check(asset=_records, name="ids_unique_and_present", blocking=True)
     def _ids_unique(sync_db: DuckDBResource) -> dg.AssetCheckResult:
