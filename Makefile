@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PYTEST_WORKERS ?= 2
 HOME_CONFIG := $(DAGSTER_HOME)/dagster.yaml
 
-.PHONY: install demo dev test test-fast test-slow bench sample clean
+.PHONY: install demo dev test test-fast test-slow bench bench-peers sample clean
 
 install: $(STAMP) $(HOME_CONFIG)
 
@@ -40,8 +40,14 @@ test-fast: install
 test-slow: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m slow
 
+# Every benchmark script in turn; benchmarks/peers_compare.py also writes BENCHMARKS.md.
 bench: install
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# Only the comparison with the peers (naive script, drt, bare httpx loop): BENCHMARKS.md.
+# ARGS=--quick for one small run.
+bench-peers: install
+	$(BIN)/python benchmarks/peers_compare.py $(ARGS)
 
 sample: install
 	$(BIN)/python -m userflow_assets.sample --out data/warehouse.duckdb
