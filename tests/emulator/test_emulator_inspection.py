@@ -82,6 +82,7 @@ async def test_config_is_shown_with_the_key_redacted(anonymous: httpx.AsyncClien
         "fault_503": 0.0,
         "fault_drop_before": 0.0,
         "fault_lost_response": 0.0,
+        "fault_429": 0.0,
         "fault_seed": None,
         "delete_status": 200,
         "seed_content": True,

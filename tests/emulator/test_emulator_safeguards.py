@@ -214,6 +214,14 @@ async def test_random_lost_response_writes(emulator_app: Starlette, emulator_cli
     assert set(emulator_app.state.emulator.store.users) == {"u1"}
 
 
+@pytest.mark.parametrize("emulator_config", [EmulatorConfig(fault_429=1.0)])
+async def test_random_429_is_rate_limited_and_never_writes(emulator_app: Starlette, emulator_client: httpx.AsyncClient) -> None:
+    response = await post_user(emulator_client, "u1")
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert emulator_app.state.emulator.store.users == {}
+
+
 async def outcomes(client: httpx.AsyncClient, count: int) -> list[str]:
     seen = []
     for n in range(count):
@@ -225,7 +233,7 @@ async def outcomes(client: httpx.AsyncClient, count: int) -> list[str]:
 
 
 async def test_seeded_random_faults_are_reproducible(emulator_app: Starlette) -> None:
-    config = {"fault_500": 0.2, "fault_503": 0.2, "fault_drop_before": 0.1, "fault_lost_response": 0.1, "fault_seed": 42}
+    config = {"fault_500": 0.2, "fault_503": 0.2, "fault_drop_before": 0.1, "fault_lost_response": 0.1, "fault_429": 0.1, "fault_seed": 42}
     runs = []
     for _ in range(2):
         transport = httpx.ASGITransport(app=emulator_app)
@@ -235,7 +243,7 @@ async def test_seeded_random_faults_are_reproducible(emulator_app: Starlette) ->
             await client.post("/__emulator/reset")
             runs.append(await outcomes(client, 60))
     assert runs[0] == runs[1]
-    assert {"200", "500", "503", "dropped"} <= set(runs[0])
+    assert {"200", "500", "503", "429", "dropped"} <= set(runs[0])
     # About 40 % 5xx and 20 % drops over 60 draws; the seed makes this exact, not flaky.
     assert 10 <= runs[0].count("500") + runs[0].count("503") <= 38
     requests = emulator_app.state.emulator.log.to_json(0)

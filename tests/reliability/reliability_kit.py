@@ -1,7 +1,6 @@
 """Shared pieces of the reliability tests and `benchmarks/reliability.py`.
 
-A fault gateway around the emulator (random 429s, which the emulator cannot draw by itself),
-a loopback server for it, the sync run in-process through Dagster, the sync run as a
+The emulator on a loopback port, the sync run in-process through Dagster, the sync run as a
 `dg launch` subprocess, and comparable snapshots of the emulator and the sync state.
 """
 
@@ -9,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -37,32 +35,11 @@ SOAK_KEY = "uf_reliability_soak_key"
 DG = str(Path(sys.executable).with_name("dg"))
 
 
-class FaultGateway:
-    """ASGI wrapper: before an API request reaches the emulator, with probability `p_429` a 429
-    is queued for it (the emulator draws 5xx and dropped connections itself, not 429s)."""
-
-    def __init__(self, app: Any, p_429: float, seed: int) -> None:
-        self.app = app
-        self.emulator: Emulator = app.state.emulator
-        self.p_429 = p_429
-        self.rng = random.Random(seed)
-        self.injected_429 = 0
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        is_api = scope["type"] == "http" and not scope["path"].startswith("/__emulator")
-        if is_api and self.p_429 and self.rng.random() < self.p_429:
-            self.injected_429 += 1
-            self.emulator.queue_faults(["429"], None, None)  # taken by the next API request
-        await self.app(scope, receive, send)
-
-
-
-
 @contextmanager
-def faulty_emulator(config: EmulatorConfig, p_429: float = 0.0, seed: int = 0) -> Iterator[tuple[str, FaultGateway]]:
-    gateway = FaultGateway(create_app(config), p_429, seed)
-    with serve_app(gateway) as url:
-        yield url, gateway
+def emulator_on_port(config: EmulatorConfig) -> Iterator[str]:
+    """The emulator on a loopback port of this process; yields its base URL."""
+    with serve_app(create_app(config)) as url:
+        yield url
 
 
 # ---- snapshots ---------------------------------------------------------------------------
@@ -336,7 +313,7 @@ def soak(
     generate_warehouse(warehouse, users=users, seed=seed)
     add_events(warehouse, events)
     plain = EmulatorConfig(api_key=SOAK_KEY, seed_content=False)
-    with faulty_emulator(plain) as (url, _):
+    with emulator_on_port(plain) as url:
         state_db = root / "reference" / "state.duckdb"
         _, _, done = converge(project_spec(warehouse, state_db, url), url, state_db)
         if done != [True]:
@@ -350,9 +327,10 @@ def soak(
         fault_seed=seed,
         rate_limit_requests=rate_limit_per_s,
         rate_limit_window_s=1.0,
+        fault_429=p_429,
         **SOAK_FAULTS,
     )
-    with faulty_emulator(faulty, p_429=p_429, seed=seed) as (url, _gateway):
+    with emulator_on_port(faulty) as url:
         state_db = root / "faulty" / "state.duckdb"
         runs, reported, successes = converge(project_spec(warehouse, state_db, url), url, state_db)
         seen = outcomes(url)

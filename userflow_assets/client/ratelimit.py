@@ -12,6 +12,13 @@ flight:
   comes. The rate settles just under whatever the server enforces.
 * a 429 from the concurrency safeguard lowers the cap on requests in flight instead; the cap
   creeps back up additively.
+* 429s that keep coming at the same share however far the rate is cut (a server answering some
+  429s at random) are noise: once requests sent well under the estimated limit draw them, their
+  share is learned and only a share of 429s clearly above it cuts the rate.
+* an overload that no cut ends (every answer a 429 for seconds: a quota counted over a long
+  window, such as a minute) is answered by learning that quota: the successes of the last
+  minute become a per-minute budget enforced like a known rate, tried 10% higher after each
+  minute without a 429 (the next 429 learns it again).
 
 Only requests sent after the last cut can trigger another cut, so the burst of 429s answering
 requests already in flight counts as one signal. Growth happens only while the limiter is what
@@ -38,11 +45,23 @@ DOUBLING_TIME_S = 0.3  # growth speed below the known ceiling
 BACKOFF = 0.8  # multiplicative cut on a 429
 TARGET_FRACTION = 0.95  # where growth stops being fast, relative to the estimated limit
 PROBE_PER_S = 0.01  # additive probe above that, as a share of the ceiling per second
-PROBE_SPEEDUP_S = 5.0  # the probe doubles its slope after this long without a 429
+PROBE_SPEEDUP_S = 5.0  # the probe doubles its slope every this long without a 429
+PROBE_MAX_DOUBLINGS = 5  # at most 32 times the first slope
 PLATEAU_S = 5.0  # after a cut, hold just under the limit this long before probing above it
 CONCURRENCY_BACKOFF = 0.75
 WINDOW_S = 60.0
 SAMPLE_S = 1.0  # successes counted over this long estimate what the server accepts
+SUSTAINED_S = 3.0  # an overload no cut has ended after this long is a quota over a long window
+QUOTA_PROBE = 1.1  # a learned quota grows by this factor after a window without a 429
+RECENT_ANSWERS = 100  # answers since the last cut that decide whether a 429 is noise
+NOISE_EVIDENCE = 400  # answers sent under the limit that measure the noise share (from 1/8 of it)
+NOISE_BELOW = 0.96  # "under": not probing above the estimated limit (TARGET_FRACTION)
+NOISE_MIN = 0.01  # a smaller share of 429s under the limit is not noise worth learning
+NOISE_MIN_429S = 3  # nor are fewer 429s than this
+NOISE_FORGET = 4 * NOISE_EVIDENCE  # answers under the limit without a 429 that end the noise
+NOISE_MAX = 0.5
+NOISE_FLOOR_N = 20
+NOISE_Z = 2.5  # how many standard deviations above the noise share a 429 count must be to cut
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,8 @@ class LimiterSnapshot:
     concurrency_cap: int
     in_flight: int
     fixed_per_minute: float | None
+    learned_per_minute: float | None = None  # a quota learned from a sustained overload
+    noise_share: float = 0.0  # share of 429s learned to come regardless of the rate
 
 
 class AdaptiveRateLimiter:
@@ -91,6 +112,16 @@ class AdaptiveRateLimiter:
         self._first_success: float | None = None
         self._last_cut = -math.inf
         self._overloaded = False
+        self._overload_since = -math.inf
+        self._long_successes: deque[float] = deque()  # successes of the last WINDOW_S
+        self._learned: int | None = None  # per-WINDOW_S quota learned from a sustained overload
+        self._quota_since = -math.inf  # when the quota was last learned or raised
+        self._last_signal = -math.inf  # the last 429 that noise did not explain
+        self._recent: deque[bool] = deque(maxlen=RECENT_ANSWERS)  # 429 or not, since the last cut
+        self._evidence: deque[bool] = deque(maxlen=NOISE_EVIDENCE)  # the same, well under the limit
+        self._evidence_429 = 0
+        self._evidence_quiet = 0  # answers under the limit since the last 429 among them
+        self._noise = 0.0
         self._last_grant = -math.inf
         self._head_taken = False
         self._pace_waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[int]]] = deque()
@@ -128,6 +159,8 @@ class AdaptiveRateLimiter:
                 concurrency_cap=int(self._cap),
                 in_flight=self._in_flight,
                 fixed_per_minute=None if self._fixed is None else self._fixed * 60.0,
+                learned_per_minute=None if self._learned is None else self._learned * 60.0 / WINDOW_S,
+                noise_share=self._noise,
             )
 
     # -- admission ------------------------------------------------------------------------
@@ -204,8 +237,8 @@ class AdaptiveRateLimiter:
         if start < now - interval:
             start = now
         start = max(start, self._paused_until)
-        if self._fixed is not None:
-            limit = max(1, math.floor(self._fixed * WINDOW_S))
+        limit = self._window_limit_locked()
+        if limit is not None:
             while self._window and self._window[0] <= now - WINDOW_S:
                 self._window.popleft()
             if len(self._window) >= limit:
@@ -213,9 +246,16 @@ class AdaptiveRateLimiter:
         if start > now:
             return start - now, self._rate
         self._last_grant = start
-        if self._fixed is not None:
+        if limit is not None:
             self._window.append(now)
         return 0.0, self._rate
+
+    def _window_limit_locked(self) -> int | None:
+        """Requests allowed per WINDOW_S by a known rate or a learned quota, if any."""
+        limits = [] if self._learned is None else [self._learned]
+        if self._fixed is not None:
+            limits.append(max(1, math.floor(self._fixed * WINDOW_S)))
+        return min(limits) if limits else None
 
     async def _wait_in_line(
         self, loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[tuple[bool, float] | None]
@@ -301,6 +341,9 @@ class AdaptiveRateLimiter:
             now = self._clock()
             self._ok_in_flight.append(ticket.in_flight)
             self._record_success_locked(now)
+            self._note_answer_locked(ticket, limited=False)
+            if self._learned is not None and now - max(self._last_signal, self._quota_since) >= WINDOW_S:
+                self._raise_quota_locked(now)
             if ticket.sent_at > self._last_cut:
                 self._overloaded = False  # sent after the last cut and accepted: overload over
             if ticket.paced:
@@ -333,16 +376,27 @@ class AdaptiveRateLimiter:
                     self._last_cap_cut = now
                     self._cap = float(proven)
                     return  # answered by the cap; the next 429, if any, speaks for the rate
+            self._note_answer_locked(ticket, limited=True)
             if ticket.sent_at <= self._last_cut:
                 return  # sent before the last cut: the same overload, already answered
+            if self._noise_explains_locked():
+                return
+            self._last_signal = now
+            sustained = self._overloaded and now - self._overload_since >= SUSTAINED_S
+            if (sustained or self._learned is not None) and self._learn_quota_locked(now):
+                return
             if not self._overloaded:
                 # First cut of an overload: estimate the limit. What the server accepted over
                 # the last second measures a short window exactly and tracks the send rate
                 # under a long one. Later cuts of the same overload are answered by a window
                 # still full from before the first cut, so they keep the estimate.
-                self._ceiling = self._accepted_rate_locked(now) or ticket.rate
+                accepted = self._accepted_rate_locked(now)
+                # Noise 429s were not the limit: what they turned away counts as accepted.
+                self._ceiling = accepted / (1.0 - self._noise) if accepted else ticket.rate
                 self._overloaded = True
+                self._overload_since = now
             self._last_cut = now
+            self._recent.clear()
             # Cut below the estimate too: after a fast ramp the rate may be far above it.
             self._rate = max(MIN_RATE_PER_S, min(self._rate, ticket.rate, self._ceiling) * BACKOFF)
 
@@ -352,6 +406,69 @@ class AdaptiveRateLimiter:
         self._successes.append(now)
         while self._successes and self._successes[0] <= now - SAMPLE_S:
             self._successes.popleft()
+        self._long_successes.append(now)
+        while self._long_successes[0] <= now - WINDOW_S:
+            self._long_successes.popleft()
+
+    def _note_answer_locked(self, ticket: Ticket, *, limited: bool) -> None:
+        """Count an answer towards the recent share of 429s and, when its request left well
+        under the estimated limit after the last overload settled, towards the noise share."""
+        if ticket.sent_at > self._last_cut:
+            self._recent.append(limited)
+        under_limit = self._ceiling is not None and ticket.rate <= NOISE_BELOW * self._ceiling
+        settled = ticket.sent_at >= self._last_cut + SAMPLE_S and not self._overloaded
+        if not (under_limit and settled):
+            return
+        if len(self._evidence) == NOISE_EVIDENCE:
+            self._evidence_429 -= self._evidence[0]
+        self._evidence.append(limited)
+        self._evidence_429 += limited
+        self._evidence_quiet = 0 if limited else self._evidence_quiet + 1
+        if len(self._evidence) < NOISE_EVIDENCE // 8:
+            return
+        share = min(NOISE_MAX, self._evidence_429 / len(self._evidence))
+        if not self._noise:
+            if share >= NOISE_MIN and self._evidence_429 >= NOISE_MIN_429S:
+                self._noise = share
+                self._ceiling = None  # the estimates 429s at this share made are void: start afresh
+        elif self._evidence_quiet >= NOISE_FORGET:
+            self._noise = 0.0
+        else:
+            self._noise = max(share, NOISE_MIN / 4)
+
+    def _noise_explains_locked(self) -> bool:
+        """Whether the 429s since the last cut are within what the learned noise share gives."""
+        if not self._noise:
+            return False
+        # Judged over at least NOISE_FLOOR_N answers: right after a cut a pair of noise 429s
+        # must not read as a share of 100%.
+        expected = self._noise * max(len(self._recent), NOISE_FLOOR_N)
+        return sum(self._recent) <= expected + NOISE_Z * math.sqrt(expected) + 1
+
+    def _learn_quota_locked(self, now: float) -> bool:
+        """Take the last minute's successes as the quota; False if that explains nothing new."""
+        while self._long_successes and self._long_successes[0] <= now - WINDOW_S:
+            self._long_successes.popleft()
+        # Noise 429s were not the quota: what they turned away counts as accepted.
+        quota = math.floor(len(self._long_successes) / (1.0 - self._noise))
+        if not quota or (self._learned is not None and quota >= self._learned):
+            return False
+        self._learned = quota
+        self._quota_since = now
+        if self._fixed is None:
+            self._window = deque(self._long_successes)  # what the server has counted
+        self._ceiling = quota / WINDOW_S
+        self._rate = self._ceiling
+        self._last_cut = now
+        self._recent.clear()
+        return True
+
+    def _raise_quota_locked(self, now: float) -> None:
+        """A minute without a 429: probe a larger quota (the next 429 learns it again)."""
+        assert self._learned is not None
+        self._learned = math.ceil(self._learned * QUOTA_PROBE)
+        self._ceiling = self._learned / WINDOW_S
+        self._quota_since = now
 
     def _accepted_rate_locked(self, now: float) -> float | None:
         while self._successes and self._successes[0] <= now - SAMPLE_S:
@@ -362,7 +479,12 @@ class AdaptiveRateLimiter:
         return len(self._successes) / span
 
     def _max_rate_locked(self) -> float:
-        return self._fixed if self._fixed is not None else MAX_RATE_PER_S
+        limits = [MAX_RATE_PER_S]
+        if self._fixed is not None:
+            limits.append(self._fixed)
+        if self._learned is not None:
+            limits.append(self._learned / WINDOW_S)
+        return min(limits)
 
     def _growth_locked(self, now: float) -> float:
         """Rate increase for one paced success; paced successes arrive about `rate` per second."""
@@ -378,7 +500,7 @@ class AdaptiveRateLimiter:
         # Scaled by at least the starting rate, so a low estimate (a 429 while the key's budget
         # was shared) does not make recovery crawl.
         scale = max(self._ceiling, self._initial)
-        slope = PROBE_PER_S * scale * (1.0 + probing / PROBE_SPEEDUP_S)
+        slope = PROBE_PER_S * scale * 2.0 ** min(probing / PROBE_SPEEDUP_S, PROBE_MAX_DOUBLINGS)
         return slope / self._rate
 
 

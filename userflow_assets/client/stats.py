@@ -51,6 +51,10 @@ class ClientStats:
             snap = limiter.snapshot()
             data["userflow_rate_per_minute"] = round(snap.rate_per_minute, 1)
             data["userflow_concurrency_cap"] = snap.concurrency_cap
+            if snap.learned_per_minute is not None:
+                data["userflow_learned_quota_per_minute"] = round(snap.learned_per_minute, 1)
+            if snap.noise_share:
+                data["userflow_random_429_share"] = round(snap.noise_share, 4)
         return data
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 REDACTED = "***"
 
-_PROBABILITY_FIELDS = ("fault_500", "fault_503", "fault_drop_before", "fault_lost_response")
+_PROBABILITY_FIELDS = ("fault_500", "fault_503", "fault_drop_before", "fault_lost_response", "fault_429")
 
 
 @dataclass
@@ -28,6 +28,7 @@ class EmulatorConfig:
     fault_503: float = 0.0  # probability of 503 service_unavailable (nothing written)
     fault_drop_before: float = 0.0  # probability the connection drops before the write
     fault_lost_response: float = 0.0  # probability the write is applied, then the connection drops
+    fault_429: float = 0.0  # probability of a 429 rate_limited whatever the rate (nothing written)
     fault_seed: int | None = None  # makes random faults and jitter reproducible
     delete_status: int = 200  # 200 with {"object": "deleted", "id"} or 204 without a body
     seed_content: bool = True  # seed flows, checklists, a launcher, versions and sessions

@@ -173,6 +173,7 @@ class Emulator:
             ("503", config.fault_503),
             ("drop_before", config.fault_drop_before),
             ("lost_response", config.fault_lost_response),
+            ("429", config.fault_429),
         )
         if not any(p for _, p in odds):
             return None

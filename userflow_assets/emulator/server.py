@@ -3,7 +3,7 @@
 CLI: `python -m userflow_assets.emulator --host 127.0.0.1 --port 0 [--port-file PATH]
 [--api-key K] [--rate-limit N --rate-window S] [--max-concurrent C] [--retry-after]
 [--latency-ms MS] [--latency-jitter-ms MS] [--fault-500 P] [--fault-503 P]
-[--fault-drop-before P] [--fault-lost-response P] [--fault-seed N] [--delete-status 200|204]
+[--fault-drop-before P] [--fault-lost-response P] [--fault-429 P] [--fault-seed N] [--delete-status 200|204]
 [--no-seed-content] [--log-level LEVEL]`.
 
 Port 0 picks a free port. Once the server accepts connections it prints
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault-503", type=float, default=0.0)
     parser.add_argument("--fault-drop-before", type=float, default=0.0)
     parser.add_argument("--fault-lost-response", type=float, default=0.0)
+    parser.add_argument("--fault-429", type=float, default=0.0, help="share of requests answered 429 at random")
     parser.add_argument("--fault-seed", type=int)
     parser.add_argument("--delete-status", type=int, default=200, choices=(200, 204))
     parser.add_argument("--no-seed-content", action="store_false", dest="seed_content")
@@ -140,6 +141,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] = os.e
         fault_503=args.fault_503,
         fault_drop_before=args.fault_drop_before,
         fault_lost_response=args.fault_lost_response,
+        fault_429=args.fault_429,
         fault_seed=args.fault_seed,
         delete_status=args.delete_status,
         seed_content=args.seed_content,

@@ -110,7 +110,7 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
         with sync_db.get_connection() as con:
             summary = summarize_plan(con, object_type)
             plan_md = plan_preview(con, object_type)
-            store.start_run(con, context.run_id, object_type)
+            store.start_run(con, context.run.run_id, object_type)
         failpoints.reach("plan")
         plan_meta = _plan_metadata(summary, plan_md)
         context.log_event(dg.AssetObservation(asset_key=context.asset_key, metadata=plan_meta))
@@ -130,18 +130,18 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
 
         counters_before = userflow.metadata()  # the run's counters are shared by both sinks
         outcome = asyncio.run(
-            _apply(userflow, sync_db, object_type, spec, context.run_id, prune, summary.to_send, config.batch_size)
+            _apply(userflow, sync_db, object_type, spec, context.run.run_id, prune, summary.to_send, config.batch_size)
         )
         client_counters = {k: v - counters_before.get(k, 0) for k, v in userflow.metadata().items()}
         with sync_db.get_connection() as con:
-            cursor = store.advance_cursor(con, object_type, context.run_id)
+            cursor = store.advance_cursor(con, object_type, context.run.run_id)
             counts = {
                 **outcome.confirmed,
                 "failed": outcome.failed,
                 "skipped": summary.counts["skipped"],
                 "rejected": rejected,
             }
-            store.finish_run(con, context.run_id, object_type, "success", json.dumps(counts))
+            store.finish_run(con, context.run.run_id, object_type, "success", json.dumps(counts))
         elapsed = time.monotonic() - started
         sent = sum(outcome.confirmed.values()) + outcome.failed
         return dg.MaterializeResult(
