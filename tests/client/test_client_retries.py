@@ -157,6 +157,15 @@ async def test_event_at_least_once_retries_and_may_duplicate(target: Target) -> 
     assert meta["userflow_possible_duplicates"] == 1
 
 
+async def test_each_unanswered_attempt_counts_as_a_possible_duplicate(target: Target) -> None:
+    await target.queue_faults("lost_response", "lost_response", path_prefix="/events")
+    async with target.client(max_attempts=3, **FAST_RETRY) as client:
+        await client.track_event("signed up", user_id="u1", delivery=EventDelivery.AT_LEAST_ONCE)
+        meta = client.metadata()
+    assert (await _state_counts(target))["events"] == 3
+    assert meta["userflow_possible_duplicates"] == 2
+
+
 async def test_event_at_least_once_failing_after_an_ambiguous_attempt_stays_ambiguous(target: Target) -> None:
     await target.queue_faults("lost_response", "503", "503", path_prefix="/events")
     async with target.client(max_attempts=3, **FAST_RETRY) as client:

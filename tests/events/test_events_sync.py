@@ -75,7 +75,8 @@ def test_at_least_once_owes_an_event_whose_every_attempt_went_unanswered(events_
     h.add_events(event_rows(5))
     h.faults(["lost_response", "lost_response"], "/events")  # both attempts of the first event
     first = metadata(h.run(max_concurrency=1), "userflow_events")
-    assert (first["sent"], first["failed"], first["possible_duplicates"]) == (4, 0, 1)
+    # Two unanswered attempts, each possibly applied: the resend can make up to two copies.
+    assert (first["sent"], first["failed"], first["possible_duplicates"]) == (4, 0, 2)
     assert h.state("SELECT key, status, attempts FROM sync.pending_events") == [("evt_0000", "ambiguous", 1)]
     assert h.event_refs().count("evt_0000") == 2  # both attempts were applied
 

@@ -569,7 +569,7 @@ class UserflowClient:
         are answers, not failures.
         """
         content = _encode_body(body, method=method, path=path, record_id=record_id)
-        maybe_applied = False
+        unanswered = 0  # attempts that may have been applied without an answer
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_attempts) | stop_before_delay(self._max_retry_time_s),
             wait=self._wait,
@@ -584,19 +584,21 @@ class UserflowClient:
                         response = await self._attempt(
                             method, path, params, content, record_id, delivery is not None, accept
                         )
-                    except UserflowAmbiguousError:
-                        maybe_applied = True
+                    except UserflowAmbiguousError as exc:
+                        unanswered += 1
+                        exc.unanswered = unanswered
                         raise
-                    if maybe_applied:
-                        self.stats.count("possible_duplicates")
+                    if unanswered:
+                        # Each unanswered attempt may have been applied: that many copies at most.
+                        self.stats.count("possible_duplicates", unanswered)
                     return response
         except UserflowError as exc:
             exc.attempts = retrying.statistics.get("attempt_number", 1)
             self.stats.count("failures")
-            if maybe_applied and not isinstance(exc, UserflowAmbiguousError):
+            if unanswered and not isinstance(exc, UserflowAmbiguousError):
                 # An earlier attempt may have been applied: the whole outcome is unknown.
                 self.stats.count("ambiguous")
-                raise UserflowAmbiguousError(
+                ambiguous = UserflowAmbiguousError(
                     f"an earlier attempt may have been applied; last error: {exc.message}",
                     status=exc.status,
                     code=exc.code,
@@ -604,7 +606,9 @@ class UserflowClient:
                     method=method,
                     path=path,
                     attempts=exc.attempts,
-                ) from exc
+                )
+                ambiguous.unanswered = unanswered
+                raise ambiguous from exc
             if isinstance(exc, UserflowAmbiguousError):
                 self.stats.count("ambiguous")
             raise

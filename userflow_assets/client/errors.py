@@ -110,7 +110,10 @@ class UserflowAmbiguousError(UserflowError):
 
     Raised when the request may have reached Userflow but no answer came back (read timeout,
     dropped connection). Repeating it may record the event twice; not repeating it may lose it.
+    `unanswered` counts the attempts of the call that may each have been applied.
     """
+
+    unanswered: int = 1
 
 
 class UserflowPaginationError(UserflowError):

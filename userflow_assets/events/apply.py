@@ -125,7 +125,8 @@ async def apply_events(
                 if isinstance(settled, Sent):
                     outcome.possible_losses += 1
                 elif settled.status == "ambiguous":
-                    outcome.ambiguous_resend += 1
+                    # Every unanswered attempt may have landed: the resend can make that many copies.
+                    outcome.ambiguous_resend += getattr(result.error, "unanswered", 1)
                 else:
                     outcome.failed += 1
                 if len(outcome.failure_examples) < 5:
