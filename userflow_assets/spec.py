@@ -282,6 +282,10 @@ class UserflowSpec(dg.Model, dg.Resolvable):
         default=None, description="The key's budget if known (never exceeded); unset adapts to 429s."
     )
     max_concurrency: int = Field(default=16, description="Most requests in flight at once.")
+    allow_insecure_http: bool = Field(
+        default=False,
+        description="Allow a plain-http base_url on a host other than loopback (the key then travels unencrypted).",
+    )
 
     @field_validator("requests_per_minute", "max_concurrency")
     @classmethod
