@@ -1,17 +1,24 @@
 """Crash recovery: `dg launch` killed by SIGKILL at each failpoint, then rerun, ends exactly where
-an uninterrupted run ends, in Userflow (the emulator) and in the sync state."""
+an uninterrupted run ends, in Userflow (the emulator) and in the sync state; in the events sink,
+up to the copies at-least-once delivery allows. No daemon runs and nothing is released by hand:
+the rerun recovers the killed run (marks it failed, frees its pool slot) by itself."""
 
+import socket
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import httpx
 import pytest
 from reliability_kit import Launcher, Snapshot, sent_event_keys, snapshot, state_records
 
 from userflow_assets.emulator import EmulatorConfig, running_emulator
-from userflow_assets.failpoints import POINTS
+from userflow_assets.events.assets import EventsSinkConfig
+from userflow_assets.failpoints import EVENT_POINTS, POINTS
+from userflow_assets.recovery import WORKER_HOST_TAG
 from userflow_assets.sample import generate_warehouse
 
 KEY = "uf_reliability_crash_key"
@@ -19,6 +26,13 @@ KEY = "uf_reliability_crash_key"
 # keeps the share of rejected groups under the blocking 5% check.
 USERS = 1200
 SIGKILL = -9
+# A rerun that waited for the killed run's pool slot would never end; this bounds the wait.
+RERUN_TIMEOUT_S = 180
+EVENTS_BATCH = EventsSinkConfig().batch_size  # the shipped spec sends the sample's events in 500s
+MAX_CONCURRENCY = 16  # userflow.max_concurrency in defs.yaml
+# Copies each events failpoint must cause at least: half a batch confirmed and unrecorded, a
+# batch written but not committed; right after a commit only requests in flight can be copied.
+MIN_COPIES = {"events_mid_batch": EVENTS_BATCH // 2, "events_state_write": 1, "events_between_batches": 0}
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +42,7 @@ class Reference:
     emulator: Snapshot
     records: set[tuple[str, str, str]]
     sent_events: set[str]
+    pending_events: set[tuple[str, str]]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +71,13 @@ def reference(tmp_path_factory: pytest.TempPathFactory, warehouse: Path, crash_u
     done = launcher.launch(root / "state.duckdb")
     assert done.returncode == 0, done.stderr[-3000:]
     state_db = root / "state.duckdb"
-    return Reference(snapshot(crash_url), state_records(state_db), sent_event_keys(state_db))
+    return Reference(snapshot(crash_url), state_records(state_db), sent_event_keys(state_db), pending_events(state_db))
+
+
+def pending_events(state_db: Path) -> set[tuple[str, str]]:
+    """(key, status) of the events the state still owes (here: held for users never synced)."""
+    with duckdb.connect(str(state_db), read_only=True) as con:
+        return set(con.execute("SELECT key, status FROM sync.pending_events").fetchall())
 
 
 def synced_ids_held_by_userflow(state_db: Path, held: Snapshot) -> list[str]:
@@ -83,9 +104,12 @@ def test_killed_run_converges_after_rerun(
     assert killed.returncode == SIGKILL, f"not killed at {point}: {killed.returncode}\n{killed.stderr[-3000:]}"
     assert synced_ids_held_by_userflow(state_db, snapshot(crash_url)) == []
 
-    assert launcher.release_dead_runs(), "the killed run should still be marked as started"
-    rerun = launcher.launch(state_db)
+    (killed_run,) = launcher_runs(launcher)
+    assert killed_run.status == dg.DagsterRunStatus.STARTED  # nothing in a killed process can say otherwise
+    # No daemon, nothing released by hand: the rerun recovers the killed run by itself.
+    rerun = launcher.launch(state_db, timeout_s=RERUN_TIMEOUT_S)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert_recovered(launcher, killed_run.run_id)
 
     after = snapshot(crash_url)
     assert after.users == reference.emulator.users
@@ -96,15 +120,87 @@ def test_killed_run_converges_after_rerun(
     assert sent_event_keys(state_db) == reference.sent_events
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A run killed by SIGKILL keeps its `userflow_api` pool slot (limit 1) and stays STARTED; only "
-    "the daemon's run monitoring frees it, so a rerun through `dg launch` (no daemon) waits forever "
-    "for the slot instead of recovering.",
-)
+@pytest.mark.parametrize("point", EVENT_POINTS)
+def test_killed_events_sink_loses_no_event_and_resends_at_most_one_batch(
+    point: str, tmp_path: Path, warehouse: Path, crash_url: str, reference: Reference
+) -> None:
+    """Killed inside the events sink: after a rerun every event is in Userflow, and the only
+    copies are events Userflow had confirmed that the state had not recorded yet (at-least-once
+    delivery: at most one batch, plus the requests that were in flight)."""
+    reset(crash_url)
+    launcher = Launcher.create(tmp_path, warehouse, crash_url, KEY)
+    state_db = tmp_path / "state.duckdb"
+
+    killed = launcher.launch(state_db, failpoint=point)
+    assert killed.returncode == SIGKILL, f"not killed at {point}: {killed.returncode}\n{killed.stderr[-3000:]}"
+    at_kill = snapshot(crash_url)
+    held_at_kill = sum(at_kill.events.values())
+    recorded_at_kill = len(sent_event_keys(state_db))
+    assert 0 < held_at_kill < sum(reference.emulator.events.values())  # killed in the middle of the events
+    assert recorded_at_kill <= held_at_kill  # nothing recorded as sent that Userflow does not hold
+    (killed_run,) = launcher_runs(launcher)
+
+    rerun = launcher.launch(state_db, timeout_s=RERUN_TIMEOUT_S)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert_recovered(launcher, killed_run.run_id)
+
+    after = snapshot(crash_url)
+    assert after.users == reference.emulator.users
+    assert after.groups == reference.emulator.groups
+    assert after.memberships == reference.emulator.memberships
+    assert reference.emulator.events - after.events == Counter(), "events lost"
+    copies = sum((after.events - reference.emulator.events).values())
+    # Only events Userflow held at the kill but the state had not recorded can be sent again...
+    assert copies <= held_at_kill - recorded_at_kill
+    # ...which is at most one batch and the requests in flight beside it.
+    assert copies <= EVENTS_BATCH + MAX_CONCURRENCY
+    assert copies >= MIN_COPIES[point], f"{point} is not where its name says: {copies} copies"
+    assert sent_event_keys(state_db) == reference.sent_events
+    assert state_records(state_db) == reference.records
+    assert pending_events(state_db) == reference.pending_events
+
+
 def test_killed_run_does_not_block_the_next_run(tmp_path: Path, warehouse: Path, crash_url: str) -> None:
     reset(crash_url)
     launcher = Launcher.create(tmp_path, warehouse, crash_url, KEY)
-    killed = launcher.launch(tmp_path / "state.duckdb", failpoint="mid_batch")
+    state_db = tmp_path / "state.duckdb"
+    killed = launcher.launch(state_db, failpoint="mid_batch")
     assert killed.returncode == SIGKILL
+    (killed_run,) = launcher_runs(launcher)
+    # The situation the next run meets: a STARTED run that holds the only pool slot (limit 1).
+    assert killed_run.status == dg.DagsterRunStatus.STARTED
+    assert launcher.held_slots() == [killed_run.run_id]
+    with launcher.instance() as instance:
+        worker = instance.get_run_by_id(killed_run.run_id).tags  # type: ignore[union-attr]
+    assert worker[WORKER_HOST_TAG] == socket.gethostname()
+
+    rerun = launcher.launch(state_db, timeout_s=RERUN_TIMEOUT_S)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert_recovered(launcher, killed_run.run_id)
+    assert f"Recovered run {killed_run.run_id}" in rerun.stderr
+
+
+def launcher_runs(launcher: Launcher) -> list[dg.DagsterRun]:
+    """The runs of the launcher's instance, newest first."""
+    with launcher.instance() as instance:
+        return list(instance.get_runs())
+
+
+def assert_recovered(launcher: Launcher, killed_run_id: str) -> None:
+    """The newest run succeeded after marking the killed run failed and freeing its pool slots,
+    and says so in its warehouse metadata."""
+    rerun, killed = launcher_runs(launcher)[:2]
+    assert killed.run_id == killed_run_id
+    assert rerun.status == dg.DagsterRunStatus.SUCCESS
+    assert killed.status == dg.DagsterRunStatus.FAILURE
     assert launcher.held_slots() == []
+    with launcher.instance() as instance:
+        records = instance.get_records_for_run(rerun.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+        failure = instance.get_records_for_run(killed_run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+    notes = [
+        r.asset_materialization.metadata["recovered_runs"].value  # type: ignore[union-attr]
+        for r in records
+        if "recovered_runs" in r.asset_materialization.metadata  # type: ignore[union-attr]
+    ]
+    assert len(notes) == 1 and killed_run_id in notes[0], notes
+    assert len(failure) == 1 and f"recovered by run {rerun.run_id}" in str(failure[0].event_log_entry.message)

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from userflow_assets import failpoints
 from userflow_assets.client import (
     BulkResult,
     EventDelivery,
@@ -133,9 +134,12 @@ async def apply_events(
                     outcome.failure_examples.append(str(result.error))
                 if consecutive_failures >= MAX_CONSECUTIVE_FAILURES and not stop.reason:
                     stop.error, stop.reason = result.error, "unreachable"
+            if len(pending) == batch_size // 2:
+                failpoints.reach("events_mid_batch")  # half a batch confirmed, none of it recorded
             if len(pending) >= batch_size or time.monotonic() - flushed_at >= FLUSH_INTERVAL_S:
                 _save(con_factory, run_id, pending)
                 pending, flushed_at = [], time.monotonic()
+                failpoints.reach("events_between_batches")
     finally:
         await results.aclose()  # type: ignore[attr-defined]
         _save(con_factory, run_id, pending)

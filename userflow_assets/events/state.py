@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from userflow_assets import failpoints
 from userflow_assets.state.store import transaction, utcnow
 
 SCHEMA = """
@@ -128,6 +129,8 @@ def checkpoint(con: duckdb.DuckDBPyConnection, run_id: str, sent: Sequence[Sent]
                 """,
                 [now, now, run_id],
             )
+            if sent:
+                failpoints.reach("events_state_write")  # confirmed events written, nothing committed
     finally:
         con.unregister("_sent")
         con.unregister("_owed")

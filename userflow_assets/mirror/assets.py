@@ -28,6 +28,7 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from userflow_assets import recovery
 from userflow_assets.client import UserflowClient, UserflowResource
 from userflow_assets.mirror import read
 from userflow_assets.mirror import tables as t
@@ -145,6 +146,7 @@ def _full_read_asset(spec: MirrorRead, schema: str, deps: Sequence[str]) -> dg.A
     def _asset(
         context: dg.AssetExecutionContext, userflow: UserflowResource, mirror_db: MirrorDatabase
     ) -> dg.MaterializeResult:
+        recovery.record_run_worker(context)  # a pool step: lets a sync recover its slot if this run dies
         before = _requests(userflow)
         with StagedTables(mirror_db, schema, spec.tables, context.run.run_id) as staged:
             asyncio.run(_walk(userflow, spec.reader, staged))
@@ -184,6 +186,7 @@ def _sessions_asset(schema: str) -> dg.AssetsDefinition:
         userflow: UserflowResource,
         mirror_db: MirrorDatabase,
     ) -> dg.MaterializeResult:
+        recovery.record_run_worker(context)
         before = _requests(userflow)
         newest = None if config.full_refresh else _newest_session(mirror_db, schema)
         mode = ReadMode.incremental if newest is not None else ReadMode.full

@@ -27,6 +27,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from userflow_assets import recovery
 from userflow_assets.client import UserflowResource
 from userflow_assets.plan.planner import PlanSummary, build_plan, plan_preview, summarize_plan
 from userflow_assets.settings import project_path
@@ -253,6 +254,9 @@ def _users_by_signup_asset(
         sync_db: DuckDBResource,
         userflow: UserflowResource,
     ) -> dg.MaterializeResult:
+        # Its one step holds the pool: the run worker recorded lets a later sync recover the
+        # slot if this run is killed outright.
+        recovery.record_run_worker(context)
         started = time.monotonic()
         window = context.partition_time_window
         start, end = _naive_utc(window.start), _naive_utc(window.end)

@@ -7,6 +7,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from userflow_assets import recovery
 from userflow_assets.state import store
 from userflow_assets.warehouse.resources import WarehouseResource, quote_identifier
 
@@ -54,6 +55,9 @@ def build_warehouse_asset(
         warehouse: WarehouseResource,
         sync_db: DuckDBResource,
     ) -> dg.MaterializeResult:
+        # The warehouse steps run before any step of the `userflow_api` pool: a run killed
+        # outright still holds its slot, and this run would wait for it forever.
+        recovered = recovery.recover_before_pool(context)
         query = warehouse.load_query(sql_file)
         with sync_db.get_connection() as con:
             store.ensure_schema(con)
@@ -79,6 +83,11 @@ def build_warehouse_asset(
                 "staged_table": staged.table,
                 "cursor": cursor_text,
                 "preview": dg.MetadataValue.md(preview),
+                **(
+                    {"recovered_runs": dg.MetadataValue.md("\n".join(f"- {r.describe()}" for r in recovered))}
+                    if recovered
+                    else {}
+                ),
             }
         )
 
