@@ -214,17 +214,6 @@ class Launcher:
             info = instance.event_log_storage.get_concurrency_info("userflow_api")
             return [slot.run_id for slot in info.claimed_slots]
 
-    def release_dead_runs(self) -> list[str]:
-        """What the daemon's run monitoring does for a run whose process died: mark it failed and
-        free its pool slots. Without it the rerun waits for the dead run's slot forever."""
-        freed: list[str] = []
-        with self.instance() as instance:
-            for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
-                instance.report_run_failed(run)
-                instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-                freed.append(run.run_id)
-        return freed
-
 
 def dump(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)

@@ -66,7 +66,7 @@ def build_warehouse_asset(
             since = last - late_arrival if last else None
             read_started_at = store.utcnow()
             staged = warehouse.stage(con, query, table, since=since)
-            store.record_read(con, object_type, read_started_at, since, spec_hash, context.run_id)
+            store.record_read(con, object_type, read_started_at, since, spec_hash, context.run.run_id)
             preview = markdown_preview(con, f"staging.{quote_identifier(table)}")
         if not query.uses_cursor:
             cursor_text = "query has no $LAST_SYNC_TIMESTAMP: full read"
