@@ -43,7 +43,7 @@ MIN_RATE_PER_S = 0.2
 MAX_RATE_PER_S = 5000.0
 DOUBLING_TIME_S = 0.3  # growth speed below the known ceiling
 BACKOFF = 0.8  # multiplicative cut on a 429
-TARGET_FRACTION = 0.95  # where growth stops being fast, relative to the estimated limit
+TARGET_FRACTION = 0.97  # where growth stops being fast, relative to the estimated limit
 PROBE_PER_S = 0.01  # additive probe above that, as a share of the ceiling per second
 PROBE_SPEEDUP_S = 5.0  # the probe doubles its slope every this long without a 429
 PROBE_MAX_DOUBLINGS = 5  # at most 32 times the first slope
@@ -55,7 +55,7 @@ SUSTAINED_S = 3.0  # an overload no cut has ended after this long is a quota ove
 QUOTA_PROBE = 1.1  # a learned quota grows by this factor after a window without a 429
 RECENT_ANSWERS = 100  # answers since the last cut that decide whether a 429 is noise
 NOISE_EVIDENCE = 400  # answers sent under the limit that measure the noise share (from 1/8 of it)
-NOISE_BELOW = 0.96  # "under": not probing above the estimated limit (TARGET_FRACTION)
+NOISE_BELOW = TARGET_FRACTION + 0.01  # "under the limit": not probing above it
 NOISE_MIN = 0.01  # a smaller share of 429s under the limit is not noise worth learning
 NOISE_MIN_429S = 3  # nor are fewer 429s than this
 NOISE_FORGET = 4 * NOISE_EVIDENCE  # answers under the limit without a 429 that end the noise
@@ -116,6 +116,7 @@ class AdaptiveRateLimiter:
         self._long_successes: deque[float] = deque()  # successes of the last WINDOW_S
         self._learned: int | None = None  # per-WINDOW_S quota learned from a sustained overload
         self._quota_since = -math.inf  # when the quota was last learned or raised
+        self._quota_base = 0  # the quota as last learned, before any raise
         self._last_signal = -math.inf  # the last 429 that noise did not explain
         self._recent: deque[bool] = deque(maxlen=RECENT_ANSWERS)  # 429 or not, since the last cut
         self._evidence: deque[bool] = deque(maxlen=NOISE_EVIDENCE)  # the same, well under the limit
@@ -415,9 +416,7 @@ class AdaptiveRateLimiter:
         under the estimated limit after the last overload settled, towards the noise share."""
         if ticket.sent_at > self._last_cut:
             self._recent.append(limited)
-        under_limit = self._ceiling is not None and ticket.rate <= NOISE_BELOW * self._ceiling
-        settled = ticket.sent_at >= self._last_cut + SAMPLE_S and not self._overloaded
-        if not (under_limit and settled):
+        if not self._under_limit_locked(ticket):
             return
         if len(self._evidence) == NOISE_EVIDENCE:
             self._evidence_429 -= self._evidence[0]
@@ -436,6 +435,17 @@ class AdaptiveRateLimiter:
         else:
             self._noise = max(share, NOISE_MIN / 4)
 
+    def _under_limit_locked(self, ticket: Ticket) -> bool:
+        """Whether a 429 answering this request cannot have been the limit's."""
+        if self._learned is not None:
+            # Under a quota the rate sits at it: only a minute that used clearly less of the
+            # quota last learned (not the larger one being tried) says a 429 was not the quota.
+            while self._long_successes and self._long_successes[0] <= self._clock() - WINDOW_S:
+                self._long_successes.popleft()
+            return len(self._long_successes) < NOISE_BELOW * self._quota_base
+        under = self._ceiling is not None and ticket.rate <= NOISE_BELOW * self._ceiling
+        return under and ticket.sent_at >= self._last_cut + SAMPLE_S and not self._overloaded
+
     def _noise_explains_locked(self) -> bool:
         """Whether the 429s since the last cut are within what the learned noise share gives."""
         if not self._noise:
@@ -449,11 +459,11 @@ class AdaptiveRateLimiter:
         """Take the last minute's successes as the quota; False if that explains nothing new."""
         while self._long_successes and self._long_successes[0] <= now - WINDOW_S:
             self._long_successes.popleft()
-        # Noise 429s were not the quota: what they turned away counts as accepted.
-        quota = math.floor(len(self._long_successes) / (1.0 - self._noise))
+        # What the server accepted (noise 429s make it an underestimate; the next raise finds it).
+        quota = len(self._long_successes)
         if not quota or (self._learned is not None and quota >= self._learned):
             return False
-        self._learned = quota
+        self._learned = self._quota_base = quota
         self._quota_since = now
         if self._fixed is None:
             self._window = deque(self._long_successes)  # what the server has counted
