@@ -217,3 +217,21 @@ def test_plan_and_state_are_json_safe(harness: Harness) -> None:
     harness.run()
     for (attributes,) in harness.state("SELECT attributes FROM sync.records WHERE object_type = 'user'"):
         assert json.loads(attributes)["email"].endswith("@example.com")
+
+
+def test_read_back_reads_one_percent_of_what_the_run_wrote(harness: Harness) -> None:
+    def sampled(result) -> dict[str, int]:  # type: ignore[no-untyped-def]
+        return {
+            e.asset_key.to_user_string(): e.metadata["sampled"].value  # type: ignore[union-attr]
+            for e in result.get_asset_check_evaluations()
+            if e.check_name == "read_back"
+        }
+
+    first = harness.run()
+    assert sampled(first) == {"userflow_users": 1, "userflow_groups": 1}  # 100 users, 5 groups written
+    assert harness.emulator("requests")["by_endpoint"]["GET /users/{id}"] == {"200": 1}
+    harness.sql("UPDATE users SET plan = 'enterprise', updated_at = now() WHERE user_id = 'u010'")
+    before = harness.requests_total()
+    again = harness.run()
+    assert sampled(again) == {"userflow_users": 1, "userflow_groups": 0}
+    assert harness.requests_total() - before == 2  # the one change and the one read of it

@@ -18,7 +18,8 @@ from userflow_assets.spec import ObjectSpec
 from userflow_assets.state import store
 from userflow_assets.transform.assets import records_table, rejected_table
 
-READ_BACK_SAMPLE = 20
+READ_BACK_SHARE = 100  # one record read back per this many written ...
+READ_BACK_MAX = 20  # ... and at most this many: the reads spend the same rate budget
 
 
 class SyncMode(enum.Enum):
@@ -186,13 +187,15 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
     def _read_back(
         context: dg.AssetCheckExecutionContext, sync_db: DuckDBResource, userflow: UserflowResource
     ) -> dg.AssetCheckResult:
-        # A sample of what this run wrote: a run that wrote nothing reads nothing back.
+        # A sample of what this run wrote, 1% of it (1 to 20): a run that wrote nothing reads
+        # nothing back, and a small change costs one read, not twenty.
         with sync_db.get_connection() as con:
             store.ensure_schema(con)
             sample = con.execute(
-                "SELECT id, attributes FROM sync.records WHERE object_type = ? AND run_id = ? "
-                "ORDER BY hash(id) LIMIT ?",
-                [object_type, context.run.run_id, READ_BACK_SAMPLE],
+                "SELECT id, attributes FROM sync.records WHERE object_type = $type AND run_id = $run "
+                "ORDER BY hash(id) LIMIT least($max, ceil((SELECT count(*) FROM sync.records "
+                "WHERE object_type = $type AND run_id = $run) / $share))",
+                {"type": object_type, "run": context.run.run_id, "max": READ_BACK_MAX, "share": READ_BACK_SHARE},
             ).fetchall()
         mismatches = asyncio.run(_compare(userflow, object_type, sample))
         return dg.AssetCheckResult(
@@ -230,13 +233,13 @@ async def _compare(userflow: UserflowResource, object_type: str, sample: list[tu
     mismatches: list[str] = []
     async with userflow.get_client() as client:
         get = client.get_user if object_type == "user" else client.get_group
-        for record_id, attributes in sample:
-            try:
-                held = (await get(record_id)).get("attributes") or {}
-            except Exception as error:  # a missing record is a finding, not a crash of the check
-                mismatches.append(f"- {record_id}: {error}")
+        async for result in client.bulk(sample, lambda item: get(item[0]), label=f"{object_type} reads"):
+            record_id, attributes = result.item
+            if not result.ok:  # a missing record is a finding, not a crash of the check
+                mismatches.append(f"- {record_id}: {result.error}")
                 continue
+            held = (result.value or {}).get("attributes") or {}
             differing = [k for k, v in json.loads(attributes).items() if v is not None and held.get(k) != v]
             if differing:
                 mismatches.append(f"- {record_id}: {', '.join(sorted(differing))}")
-    return mismatches
+    return sorted(mismatches)
