@@ -107,14 +107,7 @@ def test_killed_run_converges_after_rerun(
     (killed_run,) = launcher_runs(launcher)
     assert killed_run.status == dg.DagsterRunStatus.STARTED  # nothing in a killed process can say otherwise
     # No daemon, nothing released by hand: the rerun recovers the killed run by itself.
-    rerun = launcher.launch(state_db, timeout_s=RERUN_TIMEOUT_S)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert_recovered(launcher, killed_run.run_id)
-
-    after = snapshot(crash_url)
-    assert after.users == reference.emulator.users
-    assert after.groups == reference.emulator.groups
-    assert after.memberships == reference.emulator.memberships
+    after = rerun_recovering(launcher, state_db, killed_run.run_id, crash_url, reference)
     assert after.events == reference.emulator.events  # each event once, as uninterrupted
     assert state_records(state_db) == reference.records
     assert sent_event_keys(state_db) == reference.sent_events
@@ -140,14 +133,7 @@ def test_killed_events_sink_loses_no_event_and_resends_at_most_one_batch(
     assert recorded_at_kill <= held_at_kill  # nothing recorded as sent that Userflow does not hold
     (killed_run,) = launcher_runs(launcher)
 
-    rerun = launcher.launch(state_db, timeout_s=RERUN_TIMEOUT_S)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert_recovered(launcher, killed_run.run_id)
-
-    after = snapshot(crash_url)
-    assert after.users == reference.emulator.users
-    assert after.groups == reference.emulator.groups
-    assert after.memberships == reference.emulator.memberships
+    after = rerun_recovering(launcher, state_db, killed_run.run_id, crash_url, reference)
     assert reference.emulator.events - after.events == Counter(), "events lost"
     copies = sum((after.events - reference.emulator.events).values())
     # Only events Userflow held at the kill but the state had not recorded can be sent again...
@@ -184,6 +170,18 @@ def launcher_runs(launcher: Launcher) -> list[dg.DagsterRun]:
     """The runs of the launcher's instance, newest first."""
     with launcher.instance() as instance:
         return list(instance.get_runs())
+
+
+def rerun_recovering(launcher: Launcher, state_db: Path, killed_run_id: str, url: str, reference: Reference) -> Snapshot:
+    """Launch again; it must recover the killed run and leave the objects of an uninterrupted run."""
+    rerun = launcher.launch(state_db, timeout_s=RERUN_TIMEOUT_S)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert_recovered(launcher, killed_run_id)
+    after = snapshot(url)
+    assert after.users == reference.emulator.users
+    assert after.groups == reference.emulator.groups
+    assert after.memberships == reference.emulator.memberships
+    return after
 
 
 def assert_recovered(launcher: Launcher, killed_run_id: str) -> None:
