@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from userflow_assets.client import AdaptiveRateLimiter
-from userflow_assets.client.ratelimit import Ticket
+from userflow_assets.client.ratelimit import LearnedLimits, Ticket
 
 
 class Clock:
@@ -58,6 +58,7 @@ class SimResult:
     rate_limited: int
     ok_after: int  # successes after the warm-up
     after_s: float  # length of the measured span after the warm-up
+    learned: LearnedLimits | None = None  # what the limiter learned, for the next run
 
     @property
     def share_429(self) -> float:
@@ -69,11 +70,19 @@ class SimResult:
 
 
 def simulate(
-    server: Server, seconds: float, *, latency_s: float = 0.05, warmup_s: float = 10.0, initial_per_minute: float = 500.0
+    server: Server,
+    seconds: float,
+    *,
+    latency_s: float = 0.05,
+    warmup_s: float = 10.0,
+    initial_per_minute: float = 500.0,
+    resume: LearnedLimits | None = None,
 ) -> SimResult:
     clock = Clock()
     start = clock.now
     limiter = AdaptiveRateLimiter(initial_per_minute=initial_per_minute, max_concurrency=10_000, clock=clock)
+    if resume is not None:
+        limiter.resume(resume)
     answers: list[tuple[float, int, Ticket]] = []  # (answer time, sequence, ticket)
     sequence = ok = limited = ok_after = 0
     end = start + seconds
@@ -97,4 +106,4 @@ def simulate(
         ticket = Ticket(clock.now, limiter.snapshot().rate_per_minute / 60, paced=True, in_flight=1, concurrency_bound=False)
         sequence += 1
         heapq.heappush(answers, (clock.now + latency_s, sequence, ticket))
-    return SimResult(seconds, ok, limited, ok_after, seconds - warmup_s)
+    return SimResult(seconds, ok, limited, ok_after, seconds - warmup_s, limiter.learned())

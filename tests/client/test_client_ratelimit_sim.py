@@ -43,3 +43,22 @@ def test_random_429s_on_top_of_a_per_minute_quota() -> None:
     result = simulate(Server(limit=quota, window_s=60.0, noise=0.05), seconds=600, warmup_s=60)
     assert result.steady_per_s >= 0.9 * quota / 60
     assert result.share_429 <= 0.12
+
+
+def test_a_run_resumed_from_learned_limits_skips_the_opening_burst() -> None:
+    quota = Server(limit=500, window_s=60.0)
+    first = simulate(quota, seconds=120, warmup_s=0)
+    assert first.learned is not None and first.learned.quota_per_window == 500
+    assert first.rate_limited > 10  # it had to find the quota: a burst, then 429s
+    # The next run (a new process, the server's window long since empty) starts at the quota.
+    second = simulate(Server(limit=500, window_s=60.0), seconds=120, warmup_s=0, resume=first.learned)
+    assert second.rate_limited <= 2
+    assert second.ok >= 0.95 * 500 * 2
+
+
+def test_a_resumed_short_window_limit_is_held_from_the_start() -> None:
+    first = simulate(Server(limit=100, window_s=1.0), seconds=60)
+    assert first.learned is not None and first.learned.ceiling_per_minute
+    second = simulate(Server(limit=100, window_s=1.0), seconds=5, warmup_s=0, resume=first.learned)
+    assert second.ok >= 0.9 * 100 * 5  # no climb from 500/min first
+    assert second.rate_limited == 0

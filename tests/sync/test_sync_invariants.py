@@ -4,7 +4,7 @@ import json
 
 import duckdb
 import pytest
-from sync_harness import Harness, metadata, user_rows
+from sync_harness import KEY, Harness, metadata, user_rows
 
 
 def test_first_sync_writes_users_groups_and_memberships(harness: Harness) -> None:
@@ -236,3 +236,13 @@ def test_read_back_reads_one_percent_of_what_the_run_wrote(harness: Harness) -> 
     again = harness.run()
     assert sampled(again) == {"userflow_users": 1, "userflow_groups": 0}
     assert harness.requests_total() - before == 2  # the one change and the one read of it
+
+
+def test_learned_rate_limits_are_kept_for_the_next_run(harness: Harness) -> None:
+    harness.post("config", {"rate_limit_requests": 20, "rate_limit_window_s": 1.0})  # 1,200/min, not told
+    harness.run()
+    ((target, ceiling, quota, noise),) = harness.state(
+        "SELECT target, ceiling_per_minute, quota_per_window, noise_share FROM sync.rate_limits"
+    )
+    assert target.startswith(f"{harness.url} sha256:") and KEY not in target  # a fingerprint, never the key
+    assert 900 <= ceiling <= 1500 and quota is None and noise == 0.0

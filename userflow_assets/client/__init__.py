@@ -24,6 +24,7 @@ from userflow_assets.client.errors import (
 )
 from userflow_assets.client.ratelimit import (
     AdaptiveRateLimiter,
+    LearnedLimits,
     LimiterSnapshot,
     forget_shared_limiters,
     shared_limiter,
@@ -43,6 +44,7 @@ __all__ = [
     "BulkResult",
     "ClientStats",
     "EventDelivery",
+    "LearnedLimits",
     "LimiterSnapshot",
     "Outcome",
     "ProgressLog",

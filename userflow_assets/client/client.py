@@ -224,6 +224,11 @@ class UserflowClient:
     def __repr__(self) -> str:
         return f"UserflowClient(base_url={self.base_url!r}, key={fingerprint(self._key.reveal())})"
 
+    @property
+    def limits_target(self) -> str:
+        """What the learned rate limits belong to: the base URL and the key's fingerprint."""
+        return f"{self.base_url} {fingerprint(self._key.reveal())}"
+
     # -- lifecycle -----------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:

@@ -76,6 +76,15 @@ class Ticket:
 
 
 @dataclass(frozen=True)
+class LearnedLimits:
+    """What a limiter learned of the server's limits, to start the next run from."""
+
+    ceiling_per_minute: float | None
+    quota_per_window: int | None  # requests per WINDOW_S
+    noise_share: float
+
+
+@dataclass(frozen=True)
 class LimiterSnapshot:
     rate_per_minute: float
     ceiling_per_minute: float | None
@@ -163,6 +172,33 @@ class AdaptiveRateLimiter:
                 learned_per_minute=None if self._learned is None else self._learned * 60.0 / WINDOW_S,
                 noise_share=self._noise,
             )
+
+    def learned(self) -> LearnedLimits | None:
+        """The limits learned so far, or None when nothing was learned."""
+        with self._lock:
+            if self._ceiling is None and self._learned is None and not self._noise:
+                return None
+            ceiling = None if self._ceiling is None else self._ceiling * 60.0
+            return LearnedLimits(ceiling, self._quota_base or None, self._noise)
+
+    def resume(self, limits: LearnedLimits) -> bool:
+        """Start from limits an earlier run learned, instead of from 500/min. Ignored (False)
+        once this limiter has seen an answer: what it learns itself is fresher."""
+        with self._lock:
+            if self._first_success is not None or self._last_cut > -math.inf:
+                return False
+            now = self._clock()
+            self._noise = min(NOISE_MAX, max(0.0, limits.noise_share))
+            if limits.ceiling_per_minute:
+                self._ceiling = limits.ceiling_per_minute / 60.0
+                self._rate = self._ceiling * TARGET_FRACTION
+            if limits.quota_per_window:
+                self._learned = self._quota_base = limits.quota_per_window
+                self._quota_since = now
+                self._ceiling = self._rate = limits.quota_per_window / WINDOW_S
+            self._rate = max(MIN_RATE_PER_S, min(self._rate, self._max_rate_locked()))
+            self._last_cut = now  # hold at the remembered limit before probing above it
+            return True
 
     # -- admission ------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from userflow_assets.events import state as event_state
 from userflow_assets.events.apply import EventsOutcome, apply_events
 from userflow_assets.events.names import NamedIn, NearDuplicate, near_duplicates
 from userflow_assets.events.transform import build_event_records
-from userflow_assets.sink.apply import SyncAborted
+from userflow_assets.sink.apply import SyncAborted, remembered_rate_limits
 from userflow_assets.spec import EventsSpec, ObjectSpec
 from userflow_assets.state import store
 from userflow_assets.state.store import transaction
@@ -272,9 +272,10 @@ async def _apply(
     userflow: UserflowResource, sync_db: DuckDBResource, run_id: str, delivery: EventDelivery, total: int, batch_size: int
 ) -> EventsOutcome:
     async with userflow.get_client() as client:
-        return await apply_events(
-            client, sync_db.get_connection, run_id, delivery=delivery, total=total, batch_size=batch_size
-        )
+        with remembered_rate_limits(client, sync_db.get_connection):
+            return await apply_events(
+                client, sync_db.get_connection, run_id, delivery=delivery, total=total, batch_size=batch_size
+            )
 
 
 def build_events_defs(spec: EventsSpec, *, users_spec: ObjectSpec | None, late_arrival: timedelta) -> dg.Definitions:

@@ -6,8 +6,8 @@ forbidden key stops the whole run at once, since no other record can succeed eit
 """
 
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +128,23 @@ def _settle(
         store.checkpoint(con, object_type, run_id, confirmed, failed, forget=forget, in_transaction=True)
         for planned in migrated:
             store.record_link(con, object_type, planned.migrate_from, planned.record.id, spec.on_primary_id, run_id)
+
+
+@contextmanager
+def remembered_rate_limits(client: UserflowClient, con_factory: ConnectionFactory) -> Iterator[None]:
+    """Start from the rate limits the last run learned; keep what this one learned for the next."""
+    with con_factory() as con:
+        store.ensure_schema(con)
+        limits = store.remembered_limits(con, client.limits_target)
+    if limits is not None:
+        client.limiter.resume(limits)
+    try:
+        yield
+    finally:
+        learned = client.limiter.learned()
+        if learned is not None:
+            with con_factory() as con:
+                store.remember_limits(con, client.limits_target, learned)
 
 
 async def apply_plan(

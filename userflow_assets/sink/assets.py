@@ -13,7 +13,13 @@ from dagster_duckdb import DuckDBResource
 from userflow_assets import failpoints
 from userflow_assets.client import UserflowResource
 from userflow_assets.plan.planner import PlanSummary, build_plan, plan_deletes, plan_preview, summarize_plan
-from userflow_assets.sink.apply import apply_plan, existing_ids, mark_skipped, update_mode_candidates
+from userflow_assets.sink.apply import (
+    apply_plan,
+    existing_ids,
+    mark_skipped,
+    remembered_rate_limits,
+    update_mode_candidates,
+)
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.state import store
 from userflow_assets.transform.assets import records_table, rejected_table
@@ -223,9 +229,10 @@ async def _apply(
     batch_size: int,
 ):
     async with userflow.get_client() as client:
-        return await apply_plan(
-            client, sync_db.get_connection, object_type, spec, run_id, prune=prune, total=total, batch_size=batch_size
-        )
+        with remembered_rate_limits(client, sync_db.get_connection):
+            return await apply_plan(
+                client, sync_db.get_connection, object_type, spec, run_id, prune=prune, total=total, batch_size=batch_size
+            )
 
 
 async def _compare(userflow: UserflowResource, object_type: str, sample: list[tuple[str, str]]) -> list[str]:

@@ -14,6 +14,7 @@ import duckdb
 import pandas as pd
 
 from userflow_assets import failpoints
+from userflow_assets.client.ratelimit import LearnedLimits
 
 SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS sync;
@@ -76,6 +77,13 @@ CREATE TABLE IF NOT EXISTS sync.runs (
     status VARCHAR NOT NULL,
     counts VARCHAR,
     PRIMARY KEY (run_id, object_type)
+);
+CREATE TABLE IF NOT EXISTS sync.rate_limits (
+    target VARCHAR PRIMARY KEY,  -- base URL and the key's fingerprint, never the key
+    ceiling_per_minute DOUBLE,
+    quota_per_window INTEGER,
+    noise_share DOUBLE NOT NULL,
+    saved_at TIMESTAMP NOT NULL
 );
 """
 
@@ -250,4 +258,19 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, object_type: str, st
     con.execute(
         "UPDATE sync.runs SET finished_at = ?, status = ?, counts = ? WHERE run_id = ? AND object_type = ?",
         [utcnow(), status, counts, run_id, object_type],
+    )
+
+
+def remembered_limits(con: duckdb.DuckDBPyConnection, target: str) -> LearnedLimits | None:
+    """What the last run learned of Userflow's rate limits for this URL and key."""
+    row = con.execute(
+        "SELECT ceiling_per_minute, quota_per_window, noise_share FROM sync.rate_limits WHERE target = ?", [target]
+    ).fetchone()
+    return None if row is None else LearnedLimits(*row)
+
+
+def remember_limits(con: duckdb.DuckDBPyConnection, target: str, limits: LearnedLimits) -> None:
+    con.execute(
+        "INSERT OR REPLACE INTO sync.rate_limits VALUES (?, ?, ?, ?, ?)",
+        [target, limits.ceiling_per_minute, limits.quota_per_window, limits.noise_share, utcnow()],
     )
