@@ -1,7 +1,6 @@
 """The events test harness: a small real warehouse with events, the emulator on a port, runs through Dagster."""
 
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,6 @@ import httpx
 
 from userflow_assets.client import UserflowResource
 from userflow_assets.emulator.runtime import Emulator
-from userflow_assets.events import build_events_defs
 from userflow_assets.orchestration.component import build_sync_defs
 from userflow_assets.spec import SyncSpec
 
@@ -121,14 +119,6 @@ class EventsHarness:
             }
         )
 
-    def defs(self, spec: SyncSpec) -> dg.Definitions:
-        defs = build_sync_defs(spec)
-        wired = any(a.key == dg.AssetKey("userflow_events") for a in defs.assets or [])  # type: ignore[union-attr]
-        if wired or spec.events is None:
-            return defs
-        lag = timedelta(minutes=spec.warehouse.late_arrival_minutes)
-        return dg.Definitions.merge(defs, build_events_defs(spec.events, users_spec=spec.users, late_arrival=lag))
-
     def run(
         self,
         spec: SyncSpec | None = None,
@@ -138,7 +128,7 @@ class EventsHarness:
         max_concurrency: int = 4,
         selection: list[str] | None = None,
     ) -> dg.ExecuteInProcessResult:
-        defs = self.defs(spec or self.spec())
+        defs = build_sync_defs(spec or self.spec())
         resources = dict(defs.resources or {})
         # Fast retries: a failing request is settled in well under a second.
         resources["userflow"] = UserflowResource(

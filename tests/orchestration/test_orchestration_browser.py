@@ -17,7 +17,7 @@ import pytest
 from orchestration_harness import KEY
 from orchestration_location import SENSOR_ENABLED_VARIABLE, build_location_defs, spec_from_environment
 from orchestration_processes import GraphQL, ProcessGroup, free_port, wait_for
-from test_orchestration_e2e import LOCATION, LOCATIONS, Dagster, start_deployment, write_instance, write_workspace
+from test_orchestration_e2e import LOCATION, Dagster, start_deployment, write_instance, write_workspace
 
 from userflow_assets.emulator import EmulatorConfig, running_emulator
 from userflow_assets.orchestration.component import SYNC_JOB
@@ -94,13 +94,7 @@ def test_ui_shows_every_asset_and_materializes_the_sync_job(
             start_deployment(group, tmp_path / "workspace.yaml", grpc_port, web_port)
             dagster = Dagster(GraphQL(f"{base}/graphql"))
 
-            def location_loaded() -> bool | None:
-                group.check_alive()
-                entries = dagster.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
-                kinds = {e["name"]: (e["locationOrLoadError"] or {}).get("__typename") for e in entries}
-                return True if kinds.get(LOCATION) == "RepositoryLocation" else None
-
-            wait_for("the webserver to load the code location", location_loaded, 90)
+            dagster.wait_for_location(group, "the webserver to load the code location", 90)
             with entry() as playwright:
                 # A fresh profile each run (Playwright passes it to Chromium as --user-data-dir).
                 browser = playwright.chromium.launch_persistent_context(

@@ -125,6 +125,17 @@ class Dagster:
         data = self.graphql(SCHEDULE_TICKS, {"selector": {**self.selector, "scheduleName": SCHEDULE_NAME}})
         return data["scheduleOrError"]["scheduleState"]["ticks"]
 
+    def wait_for_location(self, group: ProcessGroup, what: str, timeout_s: float) -> None:
+        """Until the webserver has loaded the code location (the deployment's processes alive)."""
+
+        def loaded() -> bool | None:
+            group.check_alive()
+            entries = self.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
+            kinds = {e["name"]: (e["locationOrLoadError"] or {}).get("__typename") for e in entries}
+            return True if kinds.get(LOCATION) == "RepositoryLocation" else None
+
+        wait_for(what, loaded, timeout_s)
+
     def run(self, run_id: str) -> dict[str, Any]:
         return self.graphql(RUN, {"runId": run_id})["runOrError"]
 
@@ -223,13 +234,7 @@ def test_backfill_schedule_and_sensor_through_a_real_deployment(tmp_path: Path, 
         start_deployment(group, tmp_path / "workspace.yaml", grpc_port, web_port)
         dagster = Dagster(GraphQL(f"http://127.0.0.1:{web_port}/graphql"))
 
-        def location_loaded() -> bool | None:
-            group.check_alive()
-            entries = dagster.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
-            kinds = {e["name"]: (e["locationOrLoadError"] or {}).get("__typename") for e in entries}
-            return True if kinds.get(LOCATION) == "RepositoryLocation" else None
-
-        wait_for("the webserver to load the code location from the code server", location_loaded, 120)
+        dagster.wait_for_location(group, "the webserver to load the code location from the code server", 120)
         assert datetime.now(UTC) < tick_at - timedelta(seconds=5), f"started too slowly for the {tick_at:%H:%M} tick"
         selector = {**dagster.selector, "scheduleName": SCHEDULE_NAME}
         started = dagster.graphql(START_SCHEDULE, {"selector": selector})["startSchedule"]

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from orchestration_harness import KEY
 from orchestration_location import SENSOR_ENABLED_VARIABLE
-from orchestration_processes import GraphQL, ProcessGroup, free_port, wait_for
-from test_orchestration_e2e import LOCATION, LOCATIONS, Dagster, start_deployment, write_workspace
+from orchestration_processes import GraphQL, ProcessGroup, free_port
+from test_orchestration_e2e import Dagster, start_deployment, write_workspace
 
 from userflow_assets.emulator import EmulatorConfig, running_emulator
 from userflow_assets.orchestration.component import SYNC_JOB
@@ -106,13 +106,7 @@ def test_two_syncs_launched_at_once_take_turns_in_the_api_pool(tmp_path: Path) -
             start_deployment(group, tmp_path / "workspace.yaml", grpc_port, web_port)
             dagster = Dagster(GraphQL(f"http://127.0.0.1:{web_port}/graphql"))
 
-            def location_loaded() -> bool | None:
-                group.check_alive()
-                entries = dagster.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
-                kinds = {e["name"]: (e["locationOrLoadError"] or {}).get("__typename") for e in entries}
-                return True if kinds.get(LOCATION) == "RepositoryLocation" else None
-
-            wait_for("the webserver to load the code location", location_loaded, 90)
+            dagster.wait_for_location(group, "the webserver to load the code location", 90)
             in_pool = pool_steps(dagster)
             assert {"userflow_groups", "userflow_users"} <= in_pool, in_pool
 

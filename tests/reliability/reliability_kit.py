@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,6 @@ import httpx
 
 from userflow_assets.client import UserflowResource
 from userflow_assets.emulator import EmulatorConfig, create_app, serve_app
-from userflow_assets.emulator.runtime import Emulator
-from userflow_assets.events import build_events_defs
 from userflow_assets.orchestration.component import SYNC_JOB, build_sync_defs
 from userflow_assets.settings import PROJECT_ROOT
 from userflow_assets.spec import SyncSpec
@@ -135,18 +132,8 @@ def project_spec(warehouse: Path, state_db: Path, url: str, events: bool = True)
     return SyncSpec.model_validate(raw)
 
 
-def sync_defs(spec: SyncSpec) -> dg.Definitions:
-    """The component's definitions, with the events sink added while the component lacks it."""
-    defs = build_sync_defs(spec)
-    wired = any(a.key == dg.AssetKey("userflow_events") for a in defs.assets or [])  # type: ignore[union-attr]
-    if wired or spec.events is None:
-        return defs
-    lag = timedelta(minutes=spec.warehouse.late_arrival_minutes)
-    return dg.Definitions.merge(defs, build_events_defs(spec.events, users_spec=spec.users, late_arrival=lag))
-
-
 def run_in_process(spec: SyncSpec, url: str, **client: Any) -> dg.ExecuteInProcessResult:
-    defs = sync_defs(spec)
+    defs = build_sync_defs(spec)
     resources = dict(defs.resources or {})
     resources["userflow"] = UserflowResource(api_key=dg.EnvVar("USERFLOW_API_KEY"), base_url=url, **client)
     return dg.materialize(
