@@ -26,7 +26,9 @@ MIRROR_READS = {
 
 
 def test_definitions_are_loadable() -> None:
-    dg.Definitions.validate_loadable(load_definitions())
+    defs = load_definitions()
+    dg.Definitions.validate_loadable(defs)  # raises on definitions Dagster could not load
+    assert defs.resolve_job_def("userflow_sync").name == "userflow_sync"
 
 
 def test_asset_snapshot() -> None:
