@@ -116,11 +116,15 @@ def test_same_key_shares_one_limiter_per_process() -> None:
 
 async def test_concurrency_cap_is_honoured_across_clients(asgi_target: Target) -> None:
     limiter = AdaptiveRateLimiter(initial_per_minute=600_000, max_concurrency=3)
-    await asgi_target.inspect("POST", "/config", {"latency_ms": 20})
+    await asgi_target.inspect("POST", "/hold")  # admitted requests stay in flight until released
     async with asgi_target.client(limiter=limiter) as one, asgi_target.client(limiter=limiter) as two:
-        await asyncio.gather(*(c.upsert_user(f"u{n}") for n in range(12) for c in (one, two)))
+        sent = asyncio.gather(*(c.upsert_user(f"u{n}") for n in range(12) for c in (one, two)))
+        while (await asgi_target.inspect("GET", "/requests"))["in_flight"] < 3:
+            await asyncio.sleep(0.01)
+        await asgi_target.inspect("POST", "/release")
+        await sent
     requests = await asgi_target.inspect("GET", "/requests")
-    assert requests["peak_in_flight"] == 3
+    assert (requests["peak_in_flight"], requests["by_endpoint"]["POST /users"]) == (3, {"200": 24})
 
 
 @pytest.mark.parametrize("emulator_config", [EmulatorConfig(max_concurrent=2, latency_ms=20)])

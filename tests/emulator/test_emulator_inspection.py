@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 import pytest
+from held import until_in_flight
 from starlette.applications import Starlette
 
 from userflow_assets.emulator import EmulatorConfig
@@ -145,3 +147,18 @@ async def test_inspection_routes_answer_errors_in_userflow_shape(anonymous: http
     assert response.status_code == 405
     assert response.json() == {"error": {"code": "method_not_allowed", "message": "Method Not Allowed"}}
     assert (await anonymous.post("/__emulator/config", content=b"[1]")).json()["error"]["code"] == "invalid_params"
+
+
+async def test_hold_keeps_requests_in_flight_until_released_or_reset(
+    emulator_client: httpx.AsyncClient, anonymous: httpx.AsyncClient
+) -> None:
+    assert (await anonymous.post("/__emulator/hold")).json() == {"held": True, "in_flight": 0}
+    held = asyncio.ensure_future(emulator_client.post("/users", json={"id": "u1"}))
+    await until_in_flight(anonymous, 1)
+    assert not held.done()
+    assert (await anonymous.get("/__emulator/state", params={"counts_only": "true"})).json()["counts"]["users"] == 0
+    assert (await anonymous.post("/__emulator/release")).json() == {"held": False, "in_flight": 1}
+    assert (await held).status_code == 200
+    await anonymous.post("/__emulator/hold")
+    await anonymous.post("/__emulator/reset")
+    assert (await emulator_client.post("/users", json={"id": "u2"})).status_code == 200

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from held import held_burst
 
 from userflow_assets.emulator import EmulatorConfig, running_emulator
 
@@ -38,31 +39,29 @@ def test_drop_before_and_lost_response_are_transport_errors(emulator_url: str, c
     assert "ASGI callable" not in capfd.readouterr().err
 
 
-@pytest.mark.parametrize("emulator_config", [EmulatorConfig(max_concurrent=3, latency_ms=400, retry_after=True)])
+@pytest.mark.parametrize("emulator_config", [EmulatorConfig(max_concurrent=3, retry_after=True)])
 async def test_concurrency_limit_with_parallel_connections(emulator_url: str) -> None:
     limits = httpx.Limits(max_connections=20)
-    async with httpx.AsyncClient(base_url=emulator_url, headers=AUTH, limits=limits, timeout=10) as client:
-        responses = await asyncio.gather(*(client.post("/users", json={"id": f"u{n}"}) for n in range(8)))
-        assert sorted(r.status_code for r in responses) == [200] * 3 + [429] * 5
+    async with httpx.AsyncClient(base_url=emulator_url, headers=AUTH, limits=limits, timeout=60) as client:
+        responses = await held_burst(client, admitted=3, then=5)
+        assert [r.status_code for r in responses] == [200] * 3 + [429] * 5
         assert {r.headers.get("retry-after") for r in responses if r.status_code == 429} == {"1"}
         stats = (await client.get("/__emulator/requests")).json()
-        assert stats["peak_in_flight"] == 3
+        assert (stats["peak_in_flight"], stats["in_flight"]) == (3, 0)
         assert stats["by_endpoint"]["POST /users"] == {"200": 3, "429": 5}
 
 
 def test_hundreds_of_concurrent_requests(emulator_url: str) -> None:
     async def burst() -> list[int]:
-        limits = httpx.Limits(max_connections=200)
-        async with httpx.AsyncClient(base_url=emulator_url, headers=AUTH, limits=limits, timeout=30) as client:
-            await client.post("/__emulator/config", json={"latency_ms": 200})
-            responses = await asyncio.gather(*(client.post("/users", json={"id": f"u{n}"}) for n in range(200)))
-            return [r.status_code for r in responses]
+        limits = httpx.Limits(max_connections=210)  # the held 200, plus room to inspect and release
+        async with httpx.AsyncClient(base_url=emulator_url, headers=AUTH, limits=limits, timeout=60) as client:
+            return [r.status_code for r in await held_burst(client, admitted=200)]
 
     assert asyncio.run(burst()) == [200] * 200
     with httpx.Client(base_url=emulator_url) as client:
         assert counts(client)["users"] == 200
-        # The requests really overlapped (how much depends on how fast the client connects).
-        assert client.get("/__emulator/requests").json()["peak_in_flight"] >= 10
+        # All 200 connections were open and in flight at once.
+        assert client.get("/__emulator/requests").json()["peak_in_flight"] == 200
 
 
 def _wait_for_file(path: Path, process: subprocess.Popen[str], timeout_s: float = 20.0) -> str:

@@ -8,18 +8,26 @@ import httpx
 import pytest
 from sync_harness import GROUPS_SQL, KEY, USERS_SQL, WAREHOUSE_DDL, Harness, user_rows
 
+from userflow_assets.client.ratelimit import forget_shared_limiters
 from userflow_assets.emulator import EmulatorConfig, running_emulator
+
+EMULATOR_CONFIG = EmulatorConfig(api_key=KEY, seed_content=False)
 
 
 @pytest.fixture(scope="session")
 def sync_emulator_url() -> Iterator[str]:
-    with running_emulator(EmulatorConfig(api_key=KEY, seed_content=False)) as url:
+    with running_emulator(EMULATOR_CONFIG) as url:
         yield url
 
 
 @pytest.fixture
 def harness(tmp_path: Path, sync_emulator_url: str, monkeypatch: pytest.MonkeyPatch) -> Harness:
     monkeypatch.setenv("USERFLOW_API_KEY", KEY)
+    # Each test starts as a fresh process would, against an emulator as configured above:
+    # a reset keeps the config, so an earlier test's limits are set back explicitly.
+    forget_shared_limiters()
+    defaults = {k: v for k, v in EMULATOR_CONFIG.public_dict().items() if k != "api_key"}
+    httpx.post(f"{sync_emulator_url}/__emulator/config", json=defaults, timeout=30).raise_for_status()
     httpx.post(f"{sync_emulator_url}/__emulator/reset", timeout=30).raise_for_status()
     (tmp_path / "sql").mkdir()
     (tmp_path / "sql" / "users.sql").write_text(USERS_SQL)

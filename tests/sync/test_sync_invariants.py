@@ -1,10 +1,14 @@
 """DESIGN.md invariants 1-4 and the sync's promises, against the emulator through Dagster."""
 
 import json
+from dataclasses import astuple
 
 import duckdb
 import pytest
 from sync_harness import KEY, Harness, metadata, user_rows
+
+from userflow_assets.client.ratelimit import AdaptiveRateLimiter, forget_shared_limiters, shared_limiter
+from userflow_assets.client.redaction import fingerprint
 
 
 def test_first_sync_writes_users_groups_and_memberships(harness: Harness) -> None:
@@ -238,11 +242,32 @@ def test_read_back_reads_one_percent_of_what_the_run_wrote(harness: Harness) -> 
     assert harness.requests_total() - before == 2  # the one change and the one read of it
 
 
-def test_learned_rate_limits_are_kept_for_the_next_run(harness: Harness) -> None:
+def limiter_of(harness: Harness) -> AdaptiveRateLimiter:
+    """The process-wide limiter the harness's runs used (one per base URL and key)."""
+    return shared_limiter(harness.url, fingerprint(KEY))
+
+
+def test_what_a_run_learned_of_the_rate_limits_is_kept(harness: Harness) -> None:
     harness.post("config", {"rate_limit_requests": 20, "rate_limit_window_s": 1.0})  # 1,200/min, not told
     harness.run()
-    ((target, ceiling, quota, noise),) = harness.state(
-        "SELECT target, ceiling_per_minute, quota_per_window, noise_share FROM sync.rate_limits"
-    )
-    assert target.startswith(f"{harness.url} sha256:") and KEY not in target  # a fingerprint, never the key
-    assert 900 <= ceiling <= 1500 and quota is None and noise == 0.0
+    learned = limiter_of(harness).learned()
+    rows = harness.state("SELECT target, ceiling_per_minute, quota_per_window, noise_share FROM sync.rate_limits")
+    # Whether this machine was fast enough to meet the limit is not the point: what was learned is kept.
+    target = f"{harness.url} {fingerprint(KEY)}"
+    assert rows == ([] if learned is None else [(target, *astuple(learned))])
+    assert KEY not in target  # a fingerprint, never the key
+
+
+def test_the_next_run_starts_from_the_kept_rate_limits(harness: Harness) -> None:
+    harness.run()  # creates the state; the emulator sets no limit
+    target = f"{harness.url} {fingerprint(KEY)}"
+    harness.state("DELETE FROM sync.rate_limits")
+    harness.state("INSERT INTO sync.rate_limits VALUES (?, 1234.0, NULL, 0.0, now())", [target])
+    forget_shared_limiters()  # the next run starts as a fresh process would
+    before = harness.requests_total()
+    harness.run(read={"full_refresh": True}, sink={"full_resync": True})
+    assert harness.requests_total() - before >= 100  # it sent, under the resumed limiter
+    snapshot = limiter_of(harness).snapshot()
+    assert snapshot.ceiling_per_minute == pytest.approx(1234.0)
+    assert snapshot.rate_per_minute <= 1234.0  # resumed under the kept ceiling, not from 500/min and up
+    assert harness.state("SELECT ceiling_per_minute FROM sync.rate_limits WHERE target = ?", [target]) == [(1234.0,)]

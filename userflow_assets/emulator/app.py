@@ -1,7 +1,7 @@
 """The Starlette app: the emulated API plus the inspection API under `/__emulator/`.
 
 Every API request goes through, in order: auth (401) and `Userflow-Version` (400), the
-rate safeguards (429), latency, routing (404/405), an injected fault, then the handler.
+rate safeguards (429), the hold gate, latency, routing (404/405), an injected fault, then the handler.
 Requests rejected before admission (401, 400 version, 429) get no latency.
 """
 
@@ -118,6 +118,7 @@ class ApiEndpoint:
         return ApiError(429, "too many requests; back off and retry", headers=headers)
 
     async def _admitted(self, request: Request, segments: tuple[str, ...], outcome: dict[str, Any]) -> Response:
+        await self.emulator.gate.wait()
         delay = self.emulator.latency_s()
         if delay:
             await asyncio.sleep(delay)

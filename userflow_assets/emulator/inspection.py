@@ -12,6 +12,9 @@
   write that was applied but never delivered.
 - `POST /__emulator/reset`: clear users, groups, memberships, events, definitions, the
   request log, queued faults and the rate window; reseed content. Config is kept.
+- `POST /__emulator/hold`: admitted API requests wait, in flight, before answering;
+  `POST /__emulator/release` lets them go. Both answer `{"held": bool, "in_flight": N}`.
+  A reset releases. For arranging overlap exactly (a stalled API, a concurrency test).
 - `GET /__emulator/config`: the config (api_key shown as `"***"`).
 - `POST /__emulator/config`: partial update, e.g. `{"rate_limit_requests": 50}`; answers
   the new config; 400 `invalid_params` on an unknown field or bad value (nothing changes).
@@ -117,6 +120,13 @@ def inspection_routes(emulator: Emulator) -> list[Route]:
                 return _bad_request(str(error))
         return JSONResponse(emulator.config.public_dict())
 
+    async def hold(request: Request) -> Response:
+        if request.url.path.endswith("/hold"):
+            emulator.gate.clear()
+        else:
+            emulator.gate.set()
+        return JSONResponse({"held": not emulator.gate.is_set(), "in_flight": emulator.safeguards.in_flight})
+
     async def faults(request: Request) -> Response:
         if request.method == "POST":
             error = await _queue_faults(emulator, request)
@@ -131,6 +141,8 @@ def inspection_routes(emulator: Emulator) -> list[Route]:
         Route("/requests", requests, methods=["GET"]),
         Route("/reset", reset, methods=["POST"]),
         Route("/config", config, methods=["GET", "POST"]),
+        Route("/hold", hold, methods=["POST"]),
+        Route("/release", hold, methods=["POST"]),
         Route("/faults", faults, methods=["GET", "POST", "DELETE"]),
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
@@ -126,6 +127,10 @@ class Emulator:
         self.store = Store()
         self.log = RequestLog()
         self.faults: list[QueuedFault] = []
+        # Open unless held: `POST /__emulator/hold` keeps admitted requests waiting (in flight)
+        # until `POST /__emulator/release`, so overlap is arranged, not hoped for.
+        self.gate = asyncio.Event()
+        self.gate.set()
         self._reseed_random()
         self._reseed_store()
 
@@ -146,6 +151,7 @@ class Emulator:
         self.log = RequestLog()
         self.faults.clear()
         self.safeguards.reset()
+        self.gate.set()
         self._reseed_random()
 
     def update_config(self, changes: dict[str, Any]) -> None:

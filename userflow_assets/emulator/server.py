@@ -67,6 +67,9 @@ def _uvicorn_config(app: Any, log_level: str = "warning") -> uvicorn.Config:
         lifespan="off",
         timeout_graceful_shutdown=5,
         backlog=2048,
+        # Longer than any client's idle-connection expiry (httpx: 5 s). With equal timeouts a
+        # client reuses a connection in the instant the server closes it: a spurious ReadError.
+        timeout_keep_alive=30,
     )
 
 
