@@ -31,13 +31,14 @@ $(HOME_CONFIG): dagster.yaml
 CHROMIUM := /usr/bin/chromium
 chromium:
 	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
-	if [ -n "$(USERFLOW_NO_APT)" ] || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
-	  echo "Chromium is not installed and cannot be installed here (needs root and apt-get): the browser test will be skipped"; \
-	  exit 0; \
-	fi; \
-	echo "Installing Debian's chromium for the browser test (apt-get)"; \
-	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "apt-get could not install chromium: the browser test will be skipped"
+	why=""; \
+	if [ -n "$(USERFLOW_NO_APT)" ]; then why="USERFLOW_NO_APT is set"; \
+	elif [ "$$(id -u)" != 0 ]; then why="installing it needs root"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then why="no apt-get on this machine"; \
+	elif ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); then \
+	  why="apt-get could not install chromium"; fi; \
+	if [ -n "$$why" ]; then echo "No Chromium at $(CHROMIUM) ($$why): the browser test will be skipped"; \
+	else echo "Installed Debian's chromium for the browser test"; fi
 
 demo: install
 	$(BIN)/python -m userflow_assets.demo
