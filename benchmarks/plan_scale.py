@@ -24,7 +24,7 @@ import yaml
 from userflow_assets.plan.planner import build_plan
 from userflow_assets.sample import generate_warehouse
 from userflow_assets.spec import SyncSpec
-from userflow_assets.state import store
+from userflow_assets.state.types import utcnow
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.transform import build_records
 from userflow_assets.transform.assets import records_table, rejected_table
@@ -55,14 +55,16 @@ def query_to_plan(workdir: Path, full: bool) -> dict[str, float]:
     spec = shipped_spec().users
     warehouse = WarehouseResource(database=str(workdir / "warehouse.duckdb"), sql_dir=str(ROOT / "sql"))
     started = time.perf_counter()
-    with StateDatabase(database=str(workdir / "state.duckdb")).get_connection() as con:
+    sync_db = StateDatabase(database=str(workdir / "state.duckdb"))
+    state = sync_db.state()
+    with sync_db.get_connection() as con:
         query = warehouse.load_query(spec.query)
-        last = None if full else store.cursor(con, "user", "bench")
+        last = None if full else state.cursor("user", "bench")
         staged = warehouse.stage(con, query, "warehouse_users", since=last - LAG if last else None)
         staged_at = time.perf_counter()
         result = build_records(con, spec, "user", "staging.warehouse_users", records_table("user"), rejected_table("user"))
         transformed_at = time.perf_counter()
-        summary = build_plan(con, "user", records_table("user"))
+        summary = build_plan(con, state, "user", records_table("user"))
     finished = time.perf_counter()
     return {
         "rows_read": staged.row_count,
@@ -81,9 +83,10 @@ def prepare(workdir: Path, users: int) -> None:
     generate_warehouse(workdir / "warehouse.duckdb", users=users)
     spec = shipped_spec().users
     warehouse = WarehouseResource(database=str(workdir / "warehouse.duckdb"), sql_dir=str(ROOT / "sql"))
+    state = StateDatabase(database=str(workdir / "state.duckdb")).state()
+    state.ensure_schema()
+    read_at = utcnow()
     with duckdb.connect(str(workdir / "state.duckdb")) as con:
-        store.ensure_schema(con)
-        read_at = store.utcnow()
         warehouse.stage(con, warehouse.load_query(spec.query), "warehouse_users", since=None)
         build_records(con, spec, "user", "staging.warehouse_users", records_table("user"), rejected_table("user"))
         con.execute(
@@ -93,8 +96,8 @@ def prepare(workdir: Path, users: int) -> None:
             FROM {records_table('user')}
             """
         )
-        store.record_read(con, "user", read_at, None, "bench", "setup")
-        store.advance_cursor(con, "user", "setup")
+    state.record_read("user", read_at, None, "bench", "setup")
+    state.advance_cursor("user", "setup")
     with duckdb.connect(str(workdir / "warehouse.duckdb")) as con:
         # Later than the cursor by more than the late-arrival lag, as a real change would be.
         con.execute(

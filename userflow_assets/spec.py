@@ -255,7 +255,11 @@ class BackfillSpec(dg.Model, dg.Resolvable):
 
     signup_column: str = Field(default="signed_up_at", description="Column of users.sql the slices are cut on.")
     partition: Literal["monthly", "daily"] = "monthly"
-    start: str | None = Field(default=None, description="First slice (YYYY-MM-DD); default: the earliest signup.")
+    start: str | None = Field(
+        default=None,
+        description="First slice (YYYY-MM-DD); default 2020-01-01. Fixed, never read from the warehouse, so every "
+        "process shows the same partitions; set it to your first signup.",
+    )
 
 
 class WarehouseSpec(dg.Model, dg.Resolvable):

@@ -8,7 +8,6 @@ import pytest
 from orchestration_harness import ALL_USERS, Emulator, Warehouse, touch_user, user_ids_in
 
 from userflow_assets.client import UserflowResource
-from userflow_assets.orchestration import backfill as backfill_module
 from userflow_assets.orchestration.backfill import (
     BACKFILL_ASSET,
     BACKFILL_GROUP,
@@ -17,6 +16,7 @@ from userflow_assets.orchestration.backfill import (
     build_backfill_defs,
 )
 from userflow_assets.orchestration.component import build_sync_defs
+from userflow_assets.sink import run as sink_run
 from userflow_assets.spec import SyncSpec
 
 
@@ -64,43 +64,46 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
     return {k: v.value for k, v in events[-1].metadata.items()}
 
 
+# A fixed "now": the last slice is the current one, and a real clock could cross midnight.
+NOW = datetime(2026, 3, 15, 12, tzinfo=UTC)
+
+
 def partition_keys(spec: SyncSpec) -> list[str]:
     asset = build_backfill_defs(spec).assets[0]  # type: ignore[index]
-    return asset.partitions_def.get_partition_keys()  # type: ignore[union-attr]
-
-
-def this_month() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-01")
+    return asset.partitions_def.get_partition_keys(current_time=NOW)  # type: ignore[union-attr]
 
 
 # Where the slices start and end
 
 
-def test_monthly_slices_run_from_the_earliest_signup_month_through_this_month(warehouse: Warehouse) -> None:
-    warehouse.sql("UPDATE users SET signed_up_at = '2024-12-19 08:00' WHERE user_id = 'u00'")
-    keys = partition_keys(warehouse.spec())
-    assert keys[0] == "2024-12-01"
-    assert keys[-1] == this_month()
+def test_monthly_slices_run_from_the_start_month_through_this_month(warehouse: Warehouse) -> None:
+    keys = partition_keys(warehouse.spec(backfill={"start": "2024-12-19"}))
     assert keys[:3] == ["2024-12-01", "2025-01-01", "2025-02-01"]
+    assert keys[-1] == "2026-03-01"
 
 
-def test_daily_slices_start_on_the_earliest_signup_day(warehouse: Warehouse) -> None:
-    warehouse.sql("UPDATE users SET signed_up_at = '2024-12-19 08:00' WHERE user_id = 'u00'")
-    keys = partition_keys(warehouse.spec(backfill={"partition": "daily"}))
+def test_daily_slices_start_on_the_start_day(warehouse: Warehouse) -> None:
+    keys = partition_keys(warehouse.spec(backfill={"partition": "daily", "start": "2024-12-19"}))
     assert keys[:2] == ["2024-12-19", "2024-12-20"]
-    assert keys[-1] == datetime.now(UTC).strftime("%Y-%m-%d")
+    assert keys[-1] == "2026-03-15"
 
 
-def test_the_spec_start_wins_over_the_warehouse(warehouse: Warehouse) -> None:
-    assert partition_keys(warehouse.spec(backfill={"start": "2023-05-17"}))[0] == "2023-05-01"
-
-
-def test_no_warehouse_loads_with_the_documented_default(warehouse: Warehouse) -> None:
-    warehouse.path.unlink()
+def test_without_a_start_the_slices_begin_at_the_documented_default(warehouse: Warehouse) -> None:
     spec = warehouse.spec()
-    assert partition_keys(spec)[0] == DEFAULT_START.isoformat()
+    assert partition_keys(spec)[0] == DEFAULT_START.isoformat() == "2020-01-01"
     asset = build_backfill_defs(spec).assets[0]  # type: ignore[index]
-    assert "the default (the warehouse could not be read" in (asset.descriptions_by_key[asset.key] or "")
+    assert "from 2020-01-01 (backfill.start)" in (asset.descriptions_by_key[asset.key] or "")
+
+
+def test_the_partitions_never_depend_on_the_warehouse(warehouse: Warehouse) -> None:
+    """The code server and a run worker must see the same set, whatever the warehouse holds."""
+    spec = warehouse.spec(backfill={"start": "2023-05-17"})
+    before = partition_keys(spec)
+    warehouse.sql("UPDATE users SET signed_up_at = '2019-02-03 08:00' WHERE user_id = 'u00'")
+    assert partition_keys(spec) == before
+    warehouse.path.unlink()
+    assert partition_keys(spec) == before
+    assert before[0] == "2023-05-01"
 
 
 def test_the_backfill_is_pooled_grouped_and_runs_a_quarter_per_run(warehouse: Warehouse) -> None:
@@ -195,14 +198,14 @@ def test_a_user_changed_during_the_backfill_ends_up_with_its_newest_data(
     spec = warehouse.spec(emulator.url)
     run_sync(spec)  # the regular cursor now stands at this read
     warehouse.sql("UPDATE users SET plan = 'team', updated_at = '2025-07-02' WHERE user_id = 'u08'")  # old change
-    real_plan = backfill_module.build_plan
+    real_plan = sink_run.build_plan
 
     def change_then_plan(*args: Any, **kwargs: Any) -> Any:
         touch_user(warehouse, "u09", "enterprise")
         return real_plan(*args, **kwargs)
 
     with monkeypatch.context() as patched:
-        patched.setattr(backfill_module, "build_plan", change_then_plan)
+        patched.setattr(sink_run, "build_plan", change_then_plan)
         meta = metadata(run_backfill(spec, "2025-03-01"), BACKFILL_ASSET)
     assert meta["updated"] == 1  # u08's older change; u09 was read before it changed
     assert emulator.users()["u09"]["attributes"]["plan"] == "free"

@@ -38,6 +38,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from userflow_assets.state.types import LearnedLimits
+
 DEFAULT_INITIAL_PER_MINUTE = 500.0
 MIN_RATE_PER_S = 0.2
 MAX_RATE_PER_S = 5000.0
@@ -73,15 +75,6 @@ class Ticket:
     paced: bool  # the rate, not the caller, decided when this request left
     in_flight: int  # requests in flight including this one
     concurrency_bound: bool  # the concurrency cap was reached when admitted
-
-
-@dataclass(frozen=True)
-class LearnedLimits:
-    """What a limiter learned of the server's limits, to start the next run from."""
-
-    ceiling_per_minute: float | None
-    quota_per_window: int | None  # requests per WINDOW_S
-    noise_share: float
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,16 @@ from dagster_duckdb import DuckDBResource
 
 from userflow_assets.client import EventDelivery, UserflowError, UserflowResource
 from userflow_assets.events import plan as event_plan
-from userflow_assets.events import state as event_state
 from userflow_assets.events.apply import EventsOutcome, apply_events
 from userflow_assets.events.names import NamedIn, NearDuplicate, near_duplicates
 from userflow_assets.events.transform import build_event_records
-from userflow_assets.sink.apply import SyncAborted, remembered_rate_limits
+from userflow_assets.sink.apply import remembered_rate_limits
+from userflow_assets.sink.engine import SyncAborted
 from userflow_assets.spec import EventsSpec, ObjectSpec
-from userflow_assets.state import store
-from userflow_assets.state.store import transaction
-from userflow_assets.transform.assets import records_metadata, rejected_preview
+from userflow_assets.state.resources import StateDatabase
+from userflow_assets.state.store import SyncState
+from userflow_assets.state.types import Pending
+from userflow_assets.transform.assets import records_metadata, rejected_preview, rejected_share
 from userflow_assets.warehouse.assets import build_warehouse_asset
 
 OBJECT_TYPE = "event"
@@ -64,15 +65,10 @@ def build_rejected_share_check(spec: EventsSpec) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=RECORDS_ASSET, name="rejected_share", blocking=True)
     def _rejected_share(sync_db: DuckDBResource) -> dg.AssetCheckResult:
         with sync_db.get_connection() as con:
-            (records,) = con.execute(f"SELECT count(*) FROM {event_plan.RECORDS_TABLE}").fetchone()
-            (rejected,) = con.execute(f"SELECT count(*) FROM {event_plan.REJECTED_TABLE}").fetchone()
-        share = rejected / (records + rejected) if records + rejected else 0.0
-        return dg.AssetCheckResult(
-            passed=share <= spec.max_rejected_fraction,
-            description=f"{rejected} of {records + rejected} events rejected ({share:.2%}); "
-            f"the limit is {spec.max_rejected_fraction:.2%} (events.max_rejected_fraction)",
-            metadata={"rejected": rejected, "rejected_share": share, "limit": spec.max_rejected_fraction},
-        )
+            verdict = rejected_share(
+                con, event_plan.RECORDS_TABLE, event_plan.REJECTED_TABLE, spec.max_rejected_fraction
+            )
+        return verdict.check_result("events", "events.max_rejected_fraction")
 
     return _rejected_share
 
@@ -109,21 +105,17 @@ def name_pairs(
     return pairs
 
 
-def _stored_definitions(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str]] | None:
-    con.execute("CREATE TABLE IF NOT EXISTS sync.userflow_definitions (kind VARCHAR, name VARCHAR)")
-    rows = con.execute("SELECT kind, name FROM sync.userflow_definitions").fetchall()
+def _stored_definitions(state: SyncState) -> tuple[list[str], list[str]] | None:
+    rows = state.definitions()
     if not rows:
         return None
     return [n for k, n in rows if k == "event" and n], [n for k, n in rows if k == "user_attribute" and n]
 
 
-def _store_definitions(con: duckdb.DuckDBPyConnection, events: list[str], attributes: list[str]) -> None:
+def _store_definitions(state: SyncState, events: list[str], attributes: list[str]) -> None:
     rows = [("event", n) for n in events] + [("user_attribute", n) for n in attributes]
     # A marker row keeps "read, and empty" apart from "never read".
-    rows = rows or [("read", "")]
-    with transaction(con):
-        con.execute("DELETE FROM sync.userflow_definitions")
-        con.executemany("INSERT INTO sync.userflow_definitions VALUES (?, ?)", rows)
+    state.save_definitions(rows or [("read", "")])
 
 
 def build_event_names_check(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.AssetChecksDefinition:
@@ -135,24 +127,25 @@ def build_event_names_check(spec: EventsSpec, users_spec: ObjectSpec | None) -> 
         description="Warns on event and attribute names that differ only in case or separators "
         "(Userflow treats them as different names, so targeting silently misses one).",
     )
-    def _event_names(sync_db: DuckDBResource, userflow: UserflowResource) -> dg.AssetCheckResult:
+    def _event_names(sync_db: StateDatabase, userflow: UserflowResource) -> dg.AssetCheckResult:
+        state = sync_db.state()
+        state.ensure_schema()
         with sync_db.get_connection() as con:
-            event_state.ensure_schema(con)
+            state.expose_events(con)
             # Names sent by earlier runs count too: an incremental read holds only the newest events.
             names = [
                 r[0]
                 for r in con.execute(
-                    f"SELECT name FROM {event_plan.RECORDS_TABLE} UNION SELECT name FROM sync.sent_events"
+                    f"SELECT name FROM {event_plan.RECORDS_TABLE} UNION SELECT name FROM state_sent_events"
                 ).fetchall()
             ]
             new_events = con.execute(f"SELECT count(*) FROM {event_plan.RECORDS_TABLE}").fetchone()[0]
-            stored = _stored_definitions(con)
+        stored = _stored_definitions(state)
         unavailable = ""
         if new_events or stored is None:
             try:
                 defined_events, defined_attributes = asyncio.run(_definitions(userflow))
-                with sync_db.get_connection() as con:
-                    _store_definitions(con, defined_events, defined_attributes)
+                _store_definitions(state, defined_events, defined_attributes)
             except UserflowError as error:  # still compare our own names with each other
                 defined_events, defined_attributes = stored or ([], [])
                 unavailable = f"; Userflow's definitions unreadable: {error}"
@@ -206,15 +199,15 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.Asse
         f"Delivery when no answer comes: {spec.delivery}.",
     )
     def _sink(
-        context: dg.AssetExecutionContext, config: EventsSinkConfig, sync_db: DuckDBResource, userflow: UserflowResource
+        context: dg.AssetExecutionContext, config: EventsSinkConfig, sync_db: StateDatabase, userflow: UserflowResource
     ) -> dg.MaterializeResult:
         started = time.monotonic()
         run_id = context.run.run_id
+        state = sync_db.state()
+        state.ensure_schema()
         with sync_db.get_connection() as con:
-            store.ensure_schema(con)
-            event_state.ensure_schema(con)
             event_plan.build_plan(
-                con, delivery is EventDelivery.AT_LEAST_ONCE, users_spec is not None, spec.unknown_users == "wait"
+                con, state, delivery is EventDelivery.AT_LEAST_ONCE, users_spec is not None, spec.unknown_users == "wait"
             )
             summary = event_plan.summarize(con)
             preview = event_plan.preview(con)
@@ -237,25 +230,22 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.Asse
         if config.dry_run:
             return dg.MaterializeResult(metadata=base)
 
-        with sync_db.get_connection() as con:
-            store.start_run(con, run_id, OBJECT_TYPE)
-            # Held events are kept in the state, so they go out once their user is synced even
-            # if their warehouse rows are never read again.
-            event_state.checkpoint(con, run_id, [], [event_state.Pending(e, hold) for e, hold in waiting])
+        state.start_run(run_id, OBJECT_TYPE)
+        # Held events are kept in the state, so they go out once their user is synced even
+        # if their warehouse rows are never read again.
+        state.checkpoint_events(run_id, [], [Pending(e, hold) for e, hold in waiting])
         counters_before = userflow.metadata()
         try:
             outcome = asyncio.run(_apply(userflow, sync_db, run_id, delivery, summary.to_send, config.batch_size))
         except SyncAborted:
-            with sync_db.get_connection() as con:
-                store.finish_run(con, run_id, OBJECT_TYPE, "stopped", json.dumps({}))
+            state.finish_run(run_id, OBJECT_TYPE, "stopped", json.dumps({}))
             raise
         client_counters = {k: v - counters_before.get(k, 0) for k, v in userflow.metadata().items()}
         result = _outcome_metadata(outcome, client_counters)
-        with sync_db.get_connection() as con:
-            # Every staged event is settled now: sent, recorded as owed, held, or rejected.
-            cursor = store.advance_cursor(con, OBJECT_TYPE, run_id)
-            counts = {k: v for k, v in result.items() if isinstance(v, int)}
-            store.finish_run(con, run_id, OBJECT_TYPE, "success", json.dumps(counts))
+        # Every staged event is settled now: sent, recorded as owed, held, or rejected.
+        cursor = state.advance_cursor(OBJECT_TYPE, run_id)
+        counts = {k: v for k, v in result.items() if isinstance(v, int)}
+        state.finish_run(run_id, OBJECT_TYPE, "success", json.dumps(counts))
         return dg.MaterializeResult(
             metadata={
                 **base,
@@ -269,12 +259,13 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.Asse
 
 
 async def _apply(
-    userflow: UserflowResource, sync_db: DuckDBResource, run_id: str, delivery: EventDelivery, total: int, batch_size: int
+    userflow: UserflowResource, sync_db: StateDatabase, run_id: str, delivery: EventDelivery, total: int, batch_size: int
 ) -> EventsOutcome:
+    state = sync_db.state()
     async with userflow.get_client() as client:
-        with remembered_rate_limits(client, sync_db.get_connection):
+        with remembered_rate_limits(client, state):
             return await apply_events(
-                client, sync_db.get_connection, run_id, delivery=delivery, total=total, batch_size=batch_size
+                client, state, sync_db.get_connection, run_id, delivery=delivery, total=total, batch_size=batch_size
             )
 
 

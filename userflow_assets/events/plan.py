@@ -1,20 +1,20 @@
 """The events' plan: which events this run sends, resends, or holds back, before any request.
 
-Candidates are this read's event records plus every event still owed from earlier runs
-(`sync.pending_events`); a key in `sync.sent_events` is never a candidate again. An event
+Candidates are this read's event records plus every event still owed from earlier runs;
+a key the state has as sent is never a candidate again. An event
 whose user is not synced and was rejected or failed upstream waits: sending it would make
 Userflow create that user empty. Once waiting, it keeps waiting until the user is confirmed,
 because an incremental read stops listing the user among the rejected rows once its row
 stops changing, while the user is still missing in Userflow.
 """
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import duckdb
 
-from userflow_assets.events.state import Event
+from userflow_assets.state.store import ConnectionFactory, SyncState
+from userflow_assets.state.types import Event
 
 PLAN_TABLE = "plan.events"
 RECORDS_TABLE = "transform.event_records"
@@ -23,7 +23,6 @@ USER_REJECTED_TABLE = "transform.user_rejected"
 ACTIONS = ("send", "retry", "resend", "waiting")
 TO_SEND = ("send", "retry", "resend")
 
-ConnectionFactory = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
 
 @dataclass(frozen=True)
@@ -47,14 +46,18 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
 
 def _upstream_bad_users(con: duckdb.DuckDBPyConnection) -> str:
     """SQL listing user IDs rejected by the users transform or waiting in the users' failures."""
-    failed = "SELECT id FROM sync.failures WHERE object_type = 'user'"
+    failed = "SELECT id FROM state_failed_users"
     if table_exists(con, "transform", "user_rejected"):
         return f"SELECT id FROM {USER_REJECTED_TABLE} WHERE id IS NOT NULL UNION ALL {failed}"
     return failed
 
 
 def build_plan(
-    con: duckdb.DuckDBPyConnection, at_least_once: bool, hold_for_users: bool, wait_for_unknown: bool = True
+    con: duckdb.DuckDBPyConnection,
+    state: SyncState,
+    at_least_once: bool,
+    hold_for_users: bool,
+    wait_for_unknown: bool = True,
 ) -> None:
     """Replace `plan.events`: one row per event to send or hold, in the order it goes out.
 
@@ -62,22 +65,23 @@ def build_plan(
     out or unknown user would otherwise be created empty in Userflow).
     """
     con.execute("CREATE SCHEMA IF NOT EXISTS plan")
+    state.expose_events(con)
     bad_users = _upstream_bad_users(con) if hold_for_users else "SELECT NULL::VARCHAR AS id WHERE false"
-    users_known = "SELECT id FROM sync.records WHERE object_type = 'user'"
+    users_known = "SELECT id FROM state_synced_users"
     con.execute(
         f"""
         CREATE OR REPLACE TABLE {PLAN_TABLE} AS
         WITH candidates AS (
             SELECT key, name, user_id, group_id, time, attributes, payload_hash FROM {RECORDS_TABLE}
             UNION ALL
-            SELECT key, name, user_id, group_id, time, attributes, payload_hash FROM sync.pending_events
+            SELECT key, name, user_id, group_id, time, attributes, payload_hash FROM state_pending_events
             WHERE key NOT IN (SELECT key FROM {RECORDS_TABLE})
         ), classified AS (
             SELECT c.*, p.status AS owed,
                 {hold_for_users} AND c.user_id IS NOT NULL AND c.user_id NOT IN ({users_known}) AS unsynced_user,
                 c.user_id IN ({bad_users}) OR coalesce(p.status = 'waiting', false) AS upstream_problem
-            FROM candidates c LEFT JOIN sync.pending_events p ON p.key = c.key
-            WHERE c.key NOT IN (SELECT key FROM sync.sent_events)
+            FROM candidates c LEFT JOIN state_pending_events p ON p.key = c.key
+            WHERE c.key NOT IN (SELECT key FROM state_sent_events)
         )
         SELECT key, name, user_id, group_id, time, attributes, payload_hash,
             CASE WHEN held THEN 'waiting' WHEN owed = 'failed' THEN 'retry'
@@ -96,9 +100,10 @@ def build_plan(
 
 
 def summarize(con: duckdb.DuckDBPyConnection) -> EventPlanSummary:
+    """The plan's counts; `con` holds the state's views (`build_plan` made them)."""
     found = dict(con.execute(f"SELECT action, count(*) FROM {PLAN_TABLE} GROUP BY action").fetchall())
     (already,) = con.execute(
-        f"SELECT count(*) FROM {RECORDS_TABLE} WHERE key IN (SELECT key FROM sync.sent_events)"
+        f"SELECT count(*) FROM {RECORDS_TABLE} WHERE key IN (SELECT key FROM state_sent_events)"
     ).fetchone()
     return EventPlanSummary({a: int(found.get(a, 0)) for a in ACTIONS}, int(already))
 

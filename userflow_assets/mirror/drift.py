@@ -22,7 +22,7 @@ import duckdb
 
 from userflow_assets.mirror.store import qualified, transaction
 from userflow_assets.mirror.tables import DRIFT, GROUPS, USERS
-from userflow_assets.warehouse.resources import quote_literal
+from userflow_assets.state.store import synced_records_sql
 
 STATE_ALIAS = "_sync_state"
 KINDS = ("attribute_changed", "not_synced", "missing")
@@ -96,17 +96,7 @@ def drift_sql(schema: str, synced_source: str) -> str:
 
 def _attach_state(con: duckdb.DuckDBPyConnection, state_path: Path) -> str:
     """Attach the state file read-only (if there is one); the SQL of its synced records."""
-    if not state_path.is_file():
-        return _EMPTY_STATE
-    con.execute(f"ATTACH {quote_literal(str(state_path))} AS {STATE_ALIAS} (READ_ONLY)")
-    has_records = con.execute(
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_catalog = ? AND table_schema = 'sync' AND table_name = 'records'",
-        [STATE_ALIAS],
-    ).fetchone()[0]
-    if not has_records:
-        return _EMPTY_STATE
-    return f"SELECT object_type, id, attributes, synced_at FROM {STATE_ALIAS}.sync.records"
+    return synced_records_sql(con, state_path, STATE_ALIAS) or _EMPTY_STATE
 
 
 @dataclass(frozen=True)

@@ -6,17 +6,20 @@ under the slice's own table names, then planned against and applied to the SAME 
 as `userflow_users`, so a user already confirmed with the same payload is not sent again and
 a user the regular sync sends later is compared with what the backfill confirmed.
 
-It never moves the regular sync's incremental cursor (it writes neither `sync.reads` nor
-`sync.cursors`): a user changed while a backfill runs has an `updated_at` after the last
-regular read, so the next regular sync reads it and sends its newest data.
+It never moves the regular sync's incremental cursor (it records no read and advances no
+cursor): a user changed while a backfill runs has an `updated_at` after the last regular
+read, so the next regular sync reads it and sends its newest data. The slice is sent by the
+sink's own function (`sink.run.sink_records`), so it plans, guards, learns rate limits and
+checkpoints exactly as `userflow_users` does.
+
+The partitions start at `backfill.start` (default 2020-01-01) and never depend on the
+warehouse, so the code server and every run worker see the same partition set.
 
 Its one step is in the `userflow_api` pool: the read, plan and apply of a slice happen
 while it holds the API budget, and a queued backfill run waits in the run queue (no process
 started) until the pool has a free slot.
 """
 
-import asyncio
-import json
 import time
 import warnings
 from dataclasses import dataclass
@@ -25,23 +28,21 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
 
 from userflow_assets import recovery
 from userflow_assets.client import UserflowResource
-from userflow_assets.plan.planner import PlanSummary, build_plan, plan_preview, summarize_plan
-from userflow_assets.settings import project_path
-from userflow_assets.sink.apply import apply_plan, existing_ids, mark_skipped, update_mode_candidates
+from userflow_assets.sink.run import SinkJob, sink_records
 from userflow_assets.spec import SyncSpec
-from userflow_assets.state import store
+from userflow_assets.state.resources import StateDatabase
 from userflow_assets.transform import build_records
+from userflow_assets.transform.assets import RejectedShare
 from userflow_assets.warehouse.queries import SourceQuery
-from userflow_assets.warehouse.resources import WarehouseResource, quote_identifier, quote_literal
+from userflow_assets.warehouse.resources import WarehouseResource, quote_identifier
 
 BACKFILL_ASSET = "userflow_users_by_signup"
 BACKFILL_JOB = "userflow_users_backfill"
 BACKFILL_GROUP = "backfill"
-# The first slice when neither the spec nor the warehouse says (the warehouse file is missing).
+# The first slice when the spec does not say (README, "Backfill").
 DEFAULT_START = date(2020, 1, 1)
 # Slices per run of a backfill launched from the UI (BackfillPolicy.multi_run): a quarter of
 # monthly slices or a month of daily ones. Each run holds the API pool for its whole range,
@@ -101,40 +102,9 @@ class SliceTables:
         return f"plan.backfill_user_plan_{self.suffix}"
 
 
-def earliest_signup(warehouse: WarehouseResource, query_file: str, column: str) -> datetime | None:
-    """The earliest signup users.sql returns, or None when it cannot be read: the code location
-    must load (and show why in the asset's description) even with no warehouse yet."""
-    try:
-        query = warehouse.load_query(query_file)
-        path = warehouse.database_path()
-        if not path.is_file():
-            return None
-        with duckdb.connect(":memory:") as con:
-            con.execute("SET TimeZone='UTC'")
-            con.execute(f"ATTACH {quote_literal(str(path))} AS warehouse (READ_ONLY)")
-            con.execute("USE warehouse")
-            row = con.execute(
-                f"SELECT min({quote_identifier(column)}) FROM (\n{query.text}\n)", query.parameters(None)
-            ).fetchone()
-    except Exception:  # noqa: BLE001 - a locked, missing or broken warehouse only moves the first slice
-        return None
-    value = row[0] if row else None
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-    return datetime.combine(value, datetime.min.time()) if isinstance(value, date) else None
-
-
-def partitions_start(spec: SyncSpec) -> tuple[date, str]:
-    """The first slice's day and where it came from: the spec, the warehouse, or the default."""
-    if spec.backfill.start:
-        return date.fromisoformat(spec.backfill.start), "backfill.start"
-    warehouse = WarehouseResource(
-        database=str(project_path(spec.warehouse.database)), sql_dir=str(project_path(spec.warehouse.sql_dir))
-    )
-    earliest = earliest_signup(warehouse, spec.users.query, spec.backfill.signup_column)
-    if earliest is not None:
-        return earliest.date(), "the earliest signup in the warehouse"
-    return DEFAULT_START, "the default (the warehouse could not be read when the code location loaded)"
+def first_slice(spec: SyncSpec) -> date:
+    """The first slice's day: `backfill.start`, else the documented default."""
+    return date.fromisoformat(spec.backfill.start) if spec.backfill.start else DEFAULT_START
 
 
 def build_partitions(spec: SyncSpec, first: date) -> dg.TimeWindowPartitionsDefinition:
@@ -166,7 +136,6 @@ def _stage_and_transform(
     start: datetime,
     end: datetime,
 ) -> dict[str, Any]:
-    store.ensure_schema(con)
     con.execute("SET TimeZone='UTC'")  # signup bounds are UTC, also against a TIMESTAMPTZ column
     source = sliced_query(warehouse.load_query(spec.users.query), spec.backfill.signup_column, start, end)
     warehouse.stage(con, source, tables.staging_name, since=None)
@@ -182,43 +151,15 @@ def _stage_and_transform(
     }
 
 
-async def _existing(userflow: UserflowResource, candidates: list[str], known: int) -> set[str]:
-    async with userflow.get_client() as client:
-        return await existing_ids(client, "user", candidates, known)
-
-
-async def _apply(
-    userflow: UserflowResource,
-    sync_db: DuckDBResource,
-    spec: SyncSpec,
-    run_id: str,
-    total: int,
-    batch_size: int,
-    plan: str,
-) -> Any:
-    async with userflow.get_client() as client:
-        return await apply_plan(
-            client,
-            sync_db.get_connection,
-            "user",
-            spec.users,
-            run_id,
-            prune=spec.users.prune_memberships,
-            total=total,
-            batch_size=batch_size,
-            plan=plan,
-        )
-
-
 def build_backfill_defs(spec: SyncSpec) -> dg.Definitions:
     """`userflow_users_by_signup` (group `backfill`, pool `userflow_api`) and the job
     `userflow_users_backfill` for `dagster job backfill`; resources come from the sync's."""
-    first, origin = partitions_start(spec)
+    first = first_slice(spec)
     # `backfill_policy` is a beta parameter: the choice is deliberate (module docstring), so its
     # warning would only repeat in every process that loads the code location.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=dg.BetaWarning)
-        asset = _users_by_signup_asset(spec, build_partitions(spec, first), first, origin)
+        asset = _users_by_signup_asset(spec, build_partitions(spec, first), first)
     job = dg.define_asset_job(
         BACKFILL_JOB,
         selection=[BACKFILL_ASSET],
@@ -229,7 +170,7 @@ def build_backfill_defs(spec: SyncSpec) -> dg.Definitions:
 
 
 def _users_by_signup_asset(
-    spec: SyncSpec, partitions: dg.TimeWindowPartitionsDefinition, first: date, origin: str
+    spec: SyncSpec, partitions: dg.TimeWindowPartitionsDefinition, first: date
 ) -> dg.AssetsDefinition:
     per_run = PARTITIONS_PER_RUN[spec.backfill.partition]
     column = spec.backfill.signup_column
@@ -243,7 +184,7 @@ def _users_by_signup_asset(
         deps=["userflow_groups"] if spec.groups is not None else [],
         kinds={"userflow", "duckdb"},
         description=f"Historical users in {spec.backfill.partition} slices of `{column}` (UTC) from "
-        f"{first.isoformat()} ({origin}); sent through the same sync state as userflow_users, so users "
+        f"{first.isoformat()} (backfill.start); sent through the same sync state as userflow_users, so users "
         "Userflow already has unchanged are not sent again. Users with no signup date are left to the "
         f"regular sync. A backfill from the UI runs up to {per_run} slices per run.",
     )
@@ -251,7 +192,7 @@ def _users_by_signup_asset(
         context: dg.AssetExecutionContext,
         config: BackfillConfig,
         warehouse: WarehouseResource,
-        sync_db: DuckDBResource,
+        sync_db: StateDatabase,
         userflow: UserflowResource,
     ) -> dg.MaterializeResult:
         # Its one step holds the pool: the run worker recorded lets a later sync recover the
@@ -261,26 +202,31 @@ def _users_by_signup_asset(
         window = context.partition_time_window
         start, end = _naive_utc(window.start), _naive_utc(window.end)
         tables = SliceTables.for_window(start, end)
-        run_id = context.run.run_id
         with sync_db.get_connection() as con:
             counts = _stage_and_transform(con, spec, warehouse, tables, start, end)
         _stop_on_rejected(spec, counts, tables, start, end)
-        summary, preview = _plan_slice(spec, tables, config, run_id, sync_db, userflow)
-        context.log.info(f"Users who signed up in [{start:%Y-%m-%d}, {end:%Y-%m-%d}): plan {summary.counts}")
-        metadata: dict[str, Any] = {
-            "signups_from": start.isoformat(),
-            "signups_before": end.isoformat(),
-            **counts,
-            **{f"plan_{action}": n for action, n in summary.counts.items()},
-            "plan_preview": dg.MetadataValue.md(preview),
-            "dry_run": config.dry_run,
-        }
-        if not config.dry_run:
-            metadata |= _send_slice(spec, tables, summary, config, run_id, sync_db, userflow)
-        with sync_db.get_connection() as con:
-            con.execute(f"DROP TABLE IF EXISTS {tables.records}")
-            con.execute(f"DROP TABLE IF EXISTS {tables.plan}")
-        return dg.MaterializeResult(metadata={**metadata, "duration_s": round(time.monotonic() - started, 3)})
+        job = SinkJob(
+            object_type="user",
+            spec=spec.users,
+            records_table=tables.records,
+            plan_table=tables.plan,
+            staging_table=tables.staging,
+            mode=spec.users.mode,
+            prune=spec.users.prune_memberships,
+            full_resync=config.full_resync,
+            dry_run=config.dry_run,
+            batch_size=config.batch_size,
+            regular=False,
+        )
+        try:
+            sent = sink_records(context, job, sync_db, userflow, rejected=counts["rejected"])
+        finally:
+            with sync_db.get_connection() as con:
+                con.execute(f"DROP TABLE IF EXISTS {tables.records}")
+                con.execute(f"DROP TABLE IF EXISTS {tables.plan}")
+        window_meta = {"signups_from": start.isoformat(), "signups_before": end.isoformat(), **counts}
+        duration = {"duration_s": round(time.monotonic() - started, 3)}
+        return dg.MaterializeResult(metadata={**sent, **window_meta, **duration})
 
     return _users_by_signup
 
@@ -289,59 +235,10 @@ def _stop_on_rejected(
     spec: SyncSpec, counts: dict[str, Any], tables: SliceTables, start: datetime, end: datetime
 ) -> None:
     """The records asset's blocking `rejected_share` check, for a slice: nothing is sent above it."""
-    rejected, records = counts["rejected"], counts["records"]
-    share = rejected / (records + rejected) if rejected else 0.0
-    if share > spec.users.max_rejected_fraction:
+    verdict = RejectedShare(counts["records"], counts["rejected"], spec.users.max_rejected_fraction)
+    if not verdict.passed:
         raise dg.Failure(
-            description=f"{rejected} rejected users in signups {start:%Y-%m-%d}..{end:%Y-%m-%d} ({share:.2%}), "
-            f"above users.max_rejected_fraction; nothing was sent. Reasons: {tables.rejected}",
+            description=f"{verdict.rejected} rejected users in signups {start:%Y-%m-%d}..{end:%Y-%m-%d} "
+            f"({verdict.share:.2%}), above users.max_rejected_fraction; nothing was sent. Reasons: {tables.rejected}",
             metadata=counts,
         )
-
-
-def _plan_slice(
-    spec: SyncSpec,
-    tables: SliceTables,
-    config: BackfillConfig,
-    run_id: str,
-    sync_db: DuckDBResource,
-    userflow: UserflowResource,
-) -> tuple[PlanSummary, str]:
-    """The slice diffed against the shared sync state, as the users sink plans (update mode included)."""
-    with sync_db.get_connection() as con:
-        build_plan(con, "user", tables.records, config.full_resync, plan=tables.plan)
-        update = spec.users.mode == "update"
-        candidates, known = update_mode_candidates(con, "user", plan=tables.plan) if update else ([], 0)
-    if candidates and not config.dry_run:
-        found = asyncio.run(_existing(userflow, candidates, known))
-        with sync_db.get_connection() as con:
-            mark_skipped(con, "user", candidates, found, plan=tables.plan)
-    with sync_db.get_connection() as con:
-        store.start_run(con, run_id, "user")
-        return summarize_plan(con, "user", plan=tables.plan), plan_preview(con, "user", plan=tables.plan)
-
-
-def _send_slice(
-    spec: SyncSpec,
-    tables: SliceTables,
-    summary: PlanSummary,
-    config: BackfillConfig,
-    run_id: str,
-    sync_db: DuckDBResource,
-    userflow: UserflowResource,
-) -> dict[str, Any]:
-    """Apply the plan through the client, checkpointing each batch in the sync state."""
-    before = userflow.metadata()
-    outcome = asyncio.run(_apply(userflow, sync_db, spec, run_id, summary.to_send, config.batch_size, tables.plan))
-    client_counters = {k: v - before.get(k, 0) for k, v in userflow.metadata().items()}
-    sent = {**outcome.confirmed, "failed": outcome.failed, "skipped": summary.counts["skipped"]}
-    with sync_db.get_connection() as con:
-        # No store.advance_cursor: the regular sync's cursor is its own (module docstring).
-        store.finish_run(con, run_id, "user", "success", json.dumps(sent))
-    return {
-        "created": outcome.confirmed["create"],
-        "updated": outcome.confirmed["update"] + outcome.confirmed["retry"],
-        "unchanged": summary.counts.get("unchanged", 0),
-        "failed": outcome.failed,
-        **client_counters,
-    }

@@ -4,7 +4,6 @@ One SQL statement decides each record's action; only records that must be sent e
 become Python objects, a batch at a time.
 """
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,8 +11,8 @@ from typing import Any
 
 import duckdb
 
-from userflow_assets.spec import ObjectSpec
-from userflow_assets.state.store import Record
+from userflow_assets.state.store import SyncState
+from userflow_assets.state.types import Record
 
 ACTIONS_TO_SEND = ("create", "update", "retry", "migrate", "delete")
 PLAN_SCHEMA = "plan"
@@ -45,6 +44,7 @@ class PlanSummary:
 
 def build_plan(
     con: duckdb.DuckDBPyConnection,
+    state: SyncState,
     object_type: str,
     records_table: str,
     full_resync: bool = False,
@@ -60,7 +60,8 @@ def build_plan(
     its action is `migrate`.
     """
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {PLAN_SCHEMA}")
-    params = {"object_type": object_type, "full_resync": full_resync}
+    state.expose_records(con, object_type)
+    params = {"full_resync": full_resync}
     # Decide on narrow columns first: payloads are only copied for records that will be sent,
     # so a million unchanged records cost their IDs, not their attributes.
     con.execute(
@@ -70,19 +71,15 @@ def build_plan(
             SELECT id, payload_hash, primary_id, fallback_id, FALSE AS from_failures FROM {records_table}
             UNION ALL
             SELECT f.id, f.payload_hash, f.primary_id, f.fallback_id, TRUE
-            FROM sync.failures AS f
-            WHERE f.object_type = $object_type AND f.id NOT IN (SELECT id FROM {records_table})
+            FROM state_failures AS f
+            WHERE f.id NOT IN (SELECT id FROM {records_table})
         ),
         pending_links AS (
             SELECT c.id AS primary_id, s.id AS fallback_id
             FROM current AS c
-            JOIN sync.records AS s
-              ON s.object_type = $object_type AND s.primary_id IS NULL AND s.id = c.fallback_id
+            JOIN state_records AS s ON s.primary_id IS NULL AND s.id = c.fallback_id
             WHERE c.primary_id IS NOT NULL AND c.id = c.primary_id
-              AND NOT EXISTS (
-                  SELECT 1 FROM sync.links AS l
-                  WHERE l.object_type = $object_type AND l.fallback_id = s.id
-              )
+              AND NOT EXISTS (SELECT 1 FROM state_links AS l WHERE l.fallback_id = s.id)
         )
         SELECT
             c.id,
@@ -97,8 +94,8 @@ def build_plan(
             END AS action,
             p.fallback_id AS migrate_from
         FROM current AS c
-        LEFT JOIN (SELECT id, payload_hash FROM sync.records WHERE object_type = $object_type) AS s ON s.id = c.id
-        LEFT JOIN (SELECT id FROM sync.failures WHERE object_type = $object_type) AS f ON f.id = c.id
+        LEFT JOIN (SELECT id, payload_hash FROM state_records) AS s ON s.id = c.id
+        LEFT JOIN (SELECT id FROM state_failures) AS f ON f.id = c.id
         LEFT JOIN pending_links AS p ON p.primary_id = c.id
         """,
         params,
@@ -112,18 +109,16 @@ def build_plan(
             FROM {records_table} AS r SEMI JOIN sending USING (id)
             UNION ALL
             SELECT f.id, f.payload_hash, f.attributes, f.memberships, f.primary_id, f.fallback_id
-            FROM sync.failures AS f JOIN sending AS d ON d.id = f.id AND d.from_failures
-            WHERE f.object_type = $object_type
+            FROM state_failures AS f JOIN sending AS d ON d.id = f.id AND d.from_failures
         )
         SELECT p.*, s.attributes AS previous_attributes, d.action, d.migrate_from,
                s.memberships AS previous_memberships
         FROM sending AS d
         JOIN payloads AS p USING (id)
-        LEFT JOIN sync.records AS s ON s.object_type = $object_type AND s.id = d.id
+        LEFT JOIN state_records AS s ON s.id = d.id
         UNION ALL
         SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, action, NULL, NULL FROM _decided WHERE action = 'unchanged'
-        """,
-        {"object_type": object_type},
+        """
     )
     con.execute("DROP TABLE _decided")
     return summarize_plan(con, object_type, plan=plan)
@@ -131,6 +126,7 @@ def build_plan(
 
 def plan_deletes(
     con: duckdb.DuckDBPyConnection,
+    state: SyncState,
     object_type: str,
     staging_table: str,
     id_columns: list[str],
@@ -145,15 +141,14 @@ def plan_deletes(
         f'SELECT CAST("{column.replace(chr(34), chr(34) * 2)}" AS VARCHAR) AS id FROM {staging_table}'
         for column in id_columns
     )
+    state.expose_records(con, object_type)
     con.execute(
         f"""
         INSERT INTO {plan_table(object_type)} (id, action)
-        SELECT s.id, 'delete' FROM sync.records AS s
-        WHERE s.object_type = $object_type
-          AND s.id NOT IN (SELECT id FROM ({seen}) WHERE id IS NOT NULL)
+        SELECT s.id, 'delete' FROM state_records AS s
+        WHERE s.id NOT IN (SELECT id FROM ({seen}) WHERE id IS NOT NULL)
           AND s.id NOT IN (SELECT id FROM {plan_table(object_type)})
-        """,
-        {"object_type": object_type},
+        """
     )
     return con.execute(
         f"SELECT count(*) FROM {plan_table(object_type)} WHERE action = 'delete'"
@@ -230,43 +225,3 @@ def plan_preview(
 
 def _md(text: str | None) -> str:
     return (text or "").replace("|", "\\|").replace("\n", " ")
-
-
-def request_attributes(attributes: str, previous: str | None, nulls: str) -> dict[str, Any]:
-    """What to send: the values that are set, and, under `nulls: clear`, a null for each
-    attribute Userflow holds from an earlier sync that is now null or no longer mapped."""
-    current = json.loads(attributes)
-    body = {name: value for name, value in current.items() if value is not None}
-    if nulls == "clear" and previous:
-        for name, value in json.loads(previous).items():
-            if value is not None and current.get(name) is None:
-                body[name] = None
-    return body
-
-
-def user_groups_fields(memberships: str | None, spec: ObjectSpec, prune: bool) -> dict[str, Any]:
-    """`groups` or (with membership attributes) `memberships`, inside the user's own upsert."""
-    if spec.memberships is None or memberships is None:
-        return {}
-    items = json.loads(memberships)
-
-    def group(item: dict[str, Any]) -> dict[str, Any]:
-        attributes = {k: v for k, v in (item.get("group_attributes") or {}).items() if v is not None}
-        return {"id": item["id"], **({"attributes": attributes} if attributes else {})}
-
-    if spec.memberships.attributes:
-        fields: dict[str, Any] = {
-            "memberships": [
-                {
-                    "group": group(item),
-                    "attributes": {k: v for k, v in (item.get("attributes") or {}).items() if v is not None},
-                }
-                for item in items
-            ]
-        }
-    else:
-        fields = {"groups": [group(item) for item in items]}
-    # The list is the user's complete set (the whole column), so pruning is safe to send.
-    if prune:
-        fields["prune_memberships"] = True
-    return fields

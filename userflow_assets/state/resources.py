@@ -1,4 +1,4 @@
-"""The code location's own DuckDB file: staging, transform, plan and sync state."""
+"""The code location's own DuckDB file: the work tables (staging, transform, plan) and the sync state."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -8,6 +8,8 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
+
+from userflow_assets.state.store import DuckDBState
 
 
 class StateDatabase(DuckDBResource):
@@ -30,3 +32,7 @@ class StateDatabase(DuckDBResource):
         with super().get_connection() as con:
             con.execute("SET memory_limit = ?", [self.memory_limit])
             yield con
+
+    def state(self) -> DuckDBState:
+        """The sync state kept in this file (schema `sync`), beside the run's work tables."""
+        return DuckDBState(self.get_connection)

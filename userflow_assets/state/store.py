@@ -1,20 +1,37 @@
 """The sync state: what Userflow has confirmed, what failed, and where each read starts.
 
-It lives in schema `sync` of the code location's own DuckDB file, next to the staged
-(`staging`) and transformed (`transform`) tables, so one transaction covers a checkpoint.
-Every write here is a transaction: a process killed mid-write leaves the previous state.
+This module is the only code that names a state table. Every other stage goes through a
+`SyncState`: typed operations for checkpoints, cursors, runs, learned limits, events and
+definitions, and `expose_*` to bring what the planner needs into the work database as
+views (`state_records`, ...), so the diff runs in DuckDB and nothing is looked up one at a
+time. `DuckDBState` keeps the state in schema `sync` of the code location's DuckDB file,
+beside the work tables (`staging`, `transform`, `plan`).
+
+Every write is one transaction: a process killed mid-write leaves the previous state.
 """
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import pandas as pd
 
 from userflow_assets import failpoints
-from userflow_assets.client.ratelimit import LearnedLimits
+from userflow_assets.state.types import (
+    PENDING_STATUSES,
+    Failure,
+    LearnedLimits,
+    Link,
+    Pending,
+    Record,
+    Sent,
+    utcnow,
+)
+
+ConnectionFactory = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
 SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS sync;
@@ -85,38 +102,43 @@ CREATE TABLE IF NOT EXISTS sync.rate_limits (
     noise_share DOUBLE NOT NULL,
     saved_at TIMESTAMP NOT NULL
 );
+-- Every event key that must never be sent again: confirmed (`sent`), or sent without an
+-- answer under at-most-once delivery (`possibly_lost`).
+CREATE TABLE IF NOT EXISTS sync.sent_events (
+    key VARCHAR PRIMARY KEY,
+    status VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    userflow_id VARCHAR,
+    payload_hash VARCHAR NOT NULL,
+    sent_at TIMESTAMP NOT NULL,
+    run_id VARCHAR NOT NULL
+);
+-- Every event still owed, with its payload, so a later run sends it even when its warehouse
+-- row is never read again: failed, ambiguous, waiting (its user rejected or failed upstream),
+-- waiting_unknown (its user never written, while the spec says to wait).
+CREATE TABLE IF NOT EXISTS sync.pending_events (
+    key VARCHAR PRIMARY KEY,
+    status VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    user_id VARCHAR,
+    group_id VARCHAR,
+    time VARCHAR,
+    attributes VARCHAR NOT NULL,
+    payload_hash VARCHAR NOT NULL,
+    http_status INTEGER,
+    code VARCHAR,
+    message VARCHAR,
+    attempts INTEGER NOT NULL,
+    first_at TIMESTAMP NOT NULL,
+    last_at TIMESTAMP NOT NULL,
+    run_id VARCHAR NOT NULL
+);
+-- Userflow's event and attribute definitions as last read (the event-names check).
+CREATE TABLE IF NOT EXISTS sync.userflow_definitions (kind VARCHAR, name VARCHAR);
 """
 
 RECORD_COLUMNS = ["id", "payload_hash", "attributes", "memberships", "primary_id", "fallback_id"]
-
-
-def utcnow() -> datetime:
-    """Naive UTC, the convention of every timestamp in the state."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-@dataclass(frozen=True)
-class Record:
-    """A record as the transform produced it: what is sent and what is remembered."""
-
-    id: str
-    payload_hash: str
-    attributes: str
-    memberships: str | None
-    primary_id: str | None
-    fallback_id: str | None
-
-
-@dataclass(frozen=True)
-class Failure:
-    record: Record
-    status: int | None
-    code: str | None
-    message: str
-
-
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(SCHEMA)
+EVENT_COLUMNS = ["key", "name", "user_id", "group_id", "time", "attributes", "payload_hash"]
 
 
 @contextmanager
@@ -130,40 +152,144 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("COMMIT")
 
 
-def _records_frame(records: Sequence[Record]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [[getattr(r, c) for c in RECORD_COLUMNS] for r in records], columns=RECORD_COLUMNS, dtype=object
-    )
+class SyncState(Protocol):
+    """The state boundary: every operation a stage may ask of the durable sync state."""
+
+    def ensure_schema(self) -> None: ...
+    def cursor(self, object_type: str, spec_hash: str) -> datetime | None: ...
+    def record_read(
+        self, object_type: str, read_started_at: datetime, since: datetime | None, spec_hash: str, run_id: str
+    ) -> None: ...
+    def advance_cursor(self, object_type: str, run_id: str) -> datetime | None: ...
+    def last_read_was_full(self, object_type: str) -> bool: ...
+    def start_run(self, run_id: str, object_type: str) -> None: ...
+    def finish_run(self, run_id: str, object_type: str, status: str, counts: str) -> None: ...
+    def checkpoint(
+        self,
+        object_type: str,
+        run_id: str,
+        confirmed: Sequence[Record],
+        failed: Sequence[Failure],
+        forget: Sequence[str] = (),
+        links: Sequence[Link] = (),
+    ) -> None: ...
+    def record_counts(self, object_type: str) -> tuple[int, int]: ...
+    def written_sample(self, object_type: str, run_id: str, share: int, most: int) -> list[tuple[str, str]]: ...
+    def expose_records(self, con: duckdb.DuckDBPyConnection, object_type: str) -> None: ...
+    def expose_events(self, con: duckdb.DuckDBPyConnection) -> None: ...
+    def remembered_limits(self, target: str) -> LearnedLimits | None: ...
+    def remember_limits(self, target: str, limits: LearnedLimits) -> None: ...
+    def checkpoint_events(self, run_id: str, sent: Sequence[Sent], pending: Sequence[Pending]) -> None: ...
+    def event_counts(self) -> dict[str, int]: ...
+    def definitions(self) -> list[tuple[str, str]]: ...
+    def save_definitions(self, rows: Sequence[tuple[str, str]]) -> None: ...
 
 
-def checkpoint(
-    con: duckdb.DuckDBPyConnection,
-    object_type: str,
-    run_id: str,
-    confirmed: Sequence[Record],
-    failed: Sequence[Failure],
-    forget: Sequence[str] = (),
-    in_transaction: bool = False,
-) -> None:
-    """Record one batch's outcome in one transaction.
+def _frame(items: Sequence[object], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame([[getattr(i, c) for c in columns] for i in items], columns=columns, dtype=object)
 
-    `confirmed` are records Userflow answered 2xx for, with exactly the payload sent;
-    `failed` are kept with their error and attempt count so the next run retries them;
-    `forget` are IDs deleted in Userflow (e.g. a fallback-ID user after migration).
-    With `in_transaction`, the caller's open transaction covers it (to add more writes).
-    """
-    now = utcnow()
-    ok = _records_frame(confirmed)
-    bad = _records_frame([f.record for f in failed])
-    bad["status"] = pd.Series([f.status for f in failed], dtype="Int64")
-    bad["code"] = [f.code for f in failed]
-    bad["message"] = [f.message for f in failed]
-    gone = pd.DataFrame({"id": list(forget)}, dtype=object)
-    with nullcontext() if in_transaction else transaction(con):
-        con.register("_confirmed", ok)
-        con.register("_failed", bad)
-        con.register("_forget", gone)
-        try:
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class DuckDBState:
+    """The sync state in schema `sync` of a DuckDB file; each call opens a short-lived
+    connection from `connect`, so the file is not held open while requests are in flight."""
+
+    def __init__(self, connect: ConnectionFactory) -> None:
+        self._connect = connect
+
+    def ensure_schema(self) -> None:
+        with self._connect() as con:
+            con.execute(SCHEMA)
+
+    # -- reads and cursors -------------------------------------------------------------------
+
+    def cursor(self, object_type: str, spec_hash: str) -> datetime | None:
+        """Where the next incremental read starts; none (read everything) when the spec or query
+        changed since, because every record may then map differently."""
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT read_started_at, spec_hash FROM sync.cursors WHERE object_type = ?", [object_type]
+            ).fetchone()
+        return row[0] if row and row[1] == spec_hash else None
+
+    def record_read(
+        self, object_type: str, read_started_at: datetime, since: datetime | None, spec_hash: str, run_id: str
+    ) -> None:
+        """Remember when the staged rows were read, and under which spec; the cursor moves there
+        once they are all settled."""
+        with self._connect() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO sync.reads VALUES (?, ?, ?, ?, ?)",
+                [object_type, read_started_at, since, spec_hash, run_id],
+            )
+
+    def advance_cursor(self, object_type: str, run_id: str) -> datetime | None:
+        """Move the cursor to the start of the staged read: called only when every staged row
+        was confirmed, recorded as failed or rejected."""
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT read_started_at, spec_hash FROM sync.reads WHERE object_type = ?", [object_type]
+            ).fetchone()
+            if row is None:
+                return None
+            con.execute("INSERT OR REPLACE INTO sync.cursors VALUES (?, ?, ?, ?)", [object_type, *row, run_id])
+        return row[0]
+
+    def last_read_was_full(self, object_type: str) -> bool:
+        """Whether the last read of `object_type` read every row (only such a read shows deletes)."""
+        with self._connect() as con:
+            row = con.execute("SELECT since IS NULL FROM sync.reads WHERE object_type = ?", [object_type]).fetchone()
+        return bool(row and row[0])
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def start_run(self, run_id: str, object_type: str) -> None:
+        with self._connect() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO sync.runs VALUES (?, ?, ?, NULL, 'started', NULL)",
+                [run_id, object_type, utcnow()],
+            )
+
+    def finish_run(self, run_id: str, object_type: str, status: str, counts: str) -> None:
+        with self._connect() as con:
+            con.execute(
+                "UPDATE sync.runs SET finished_at = ?, status = ?, counts = ? WHERE run_id = ? AND object_type = ?",
+                [utcnow(), status, counts, run_id, object_type],
+            )
+
+    # -- records -----------------------------------------------------------------------------
+
+    def checkpoint(
+        self,
+        object_type: str,
+        run_id: str,
+        confirmed: Sequence[Record],
+        failed: Sequence[Failure],
+        forget: Sequence[str] = (),
+        links: Sequence[Link] = (),
+    ) -> None:
+        """Record one batch's outcome in one transaction.
+
+        `confirmed` are records Userflow answered 2xx for, with exactly the payload sent;
+        `failed` are kept with their error and attempt count so the next run retries them;
+        `forget` are IDs deleted in Userflow (e.g. a fallback-ID user after migration);
+        `links` are fallback IDs now known under their primary ID.
+        """
+        now = utcnow()
+        bad = _frame([f.record for f in failed], RECORD_COLUMNS)
+        bad["status"] = pd.Series([f.status for f in failed], dtype="Int64")
+        bad["code"] = [f.code for f in failed]
+        bad["message"] = [f.message for f in failed]
+        frames = {
+            "_confirmed": _frame(confirmed, RECORD_COLUMNS),
+            "_failed": bad,
+            "_forget": pd.DataFrame({"id": list(forget)}, dtype=object),
+            "_links": _frame(links, ["fallback_id", "primary_id", "decision"]),
+        }
+        with self._connect() as con, _registered(con, frames), transaction(con):
             con.execute(
                 """
                 INSERT OR REPLACE INTO sync.records
@@ -196,81 +322,171 @@ def checkpoint(
                 "DELETE FROM sync.records WHERE object_type = ? AND id IN (SELECT id FROM _forget)",
                 [object_type],
             )
+            con.execute(
+                "INSERT OR REPLACE INTO sync.links SELECT ?, fallback_id, primary_id, decision, ?, ? FROM _links",
+                [object_type, now, run_id],
+            )
             failpoints.reach("state_write")  # everything written, nothing committed
-        finally:
-            for name in ("_confirmed", "_failed", "_forget"):
-                con.unregister(name)
+
+    def record_counts(self, object_type: str) -> tuple[int, int]:
+        """(synced, failed) records of `object_type`."""
+        with self._connect() as con:
+            synced, failed = con.execute(
+                "SELECT (SELECT count(*) FROM sync.records WHERE object_type = $t), "
+                "(SELECT count(*) FROM sync.failures WHERE object_type = $t)",
+                {"t": object_type},
+            ).fetchone()
+        return int(synced), int(failed)
+
+    def written_sample(self, object_type: str, run_id: str, share: int, most: int) -> list[tuple[str, str]]:
+        """(id, attributes) of one in `share` records this run confirmed (at least one, at most
+        `most`), the same ones on every call."""
+        with self._connect() as con:
+            return con.execute(
+                "SELECT id, attributes FROM sync.records WHERE object_type = $type AND run_id = $run "
+                "ORDER BY hash(id) LIMIT least($max, ceil((SELECT count(*) FROM sync.records "
+                "WHERE object_type = $type AND run_id = $run) / $share))",
+                {"type": object_type, "run": run_id, "max": most, "share": share},
+            ).fetchall()
+
+    # -- what the planners read, as views in the work database ------------------------------
+
+    def expose_records(self, con: duckdb.DuckDBPyConnection, object_type: str) -> None:
+        """Temp views of `object_type`'s state in `con`: `state_records` (every confirmed record),
+        `state_failures` (every record waiting to be retried) and `state_links` (fallback IDs
+        whose switch to a primary ID was decided)."""
+        kind = _quoted(object_type)
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP VIEW state_records AS
+                SELECT {", ".join(RECORD_COLUMNS)} FROM sync.records WHERE object_type = {kind};
+            CREATE OR REPLACE TEMP VIEW state_failures AS
+                SELECT {", ".join(RECORD_COLUMNS)} FROM sync.failures WHERE object_type = {kind};
+            CREATE OR REPLACE TEMP VIEW state_links AS
+                SELECT fallback_id, primary_id FROM sync.links WHERE object_type = {kind};
+            """
+        )
+
+    def expose_events(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Temp views for the events plan in `con`: `state_sent_events` (keys never to send
+        again, with their names), `state_pending_events` (events owed, with payloads),
+        `state_synced_users` and `state_failed_users` (user IDs)."""
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP VIEW state_sent_events AS SELECT key, name FROM sync.sent_events;
+            CREATE OR REPLACE TEMP VIEW state_pending_events AS
+                SELECT key, status, name, user_id, group_id, time, attributes, payload_hash FROM sync.pending_events;
+            CREATE OR REPLACE TEMP VIEW state_synced_users AS SELECT id FROM sync.records WHERE object_type = 'user';
+            CREATE OR REPLACE TEMP VIEW state_failed_users AS SELECT id FROM sync.failures WHERE object_type = 'user';
+            """
+        )
+
+    # -- learned rate limits -----------------------------------------------------------------
+
+    def remembered_limits(self, target: str) -> LearnedLimits | None:
+        """What the last run learned of Userflow's rate limits for this URL and key."""
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT ceiling_per_minute, quota_per_window, noise_share FROM sync.rate_limits WHERE target = ?",
+                [target],
+            ).fetchone()
+        return None if row is None else LearnedLimits(*row)
+
+    def remember_limits(self, target: str, limits: LearnedLimits) -> None:
+        with self._connect() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO sync.rate_limits VALUES (?, ?, ?, ?, ?)",
+                [target, limits.ceiling_per_minute, limits.quota_per_window, limits.noise_share, utcnow()],
+            )
+
+    # -- events ------------------------------------------------------------------------------
+
+    def checkpoint_events(self, run_id: str, sent: Sequence[Sent], pending: Sequence[Pending]) -> None:
+        """One batch's outcome in one transaction: settled keys leave the owed events.
+
+        A waiting event keeps its attempt count; a failed or ambiguous one adds an attempt.
+        """
+        if not sent and not pending:
+            return
+        now = utcnow()
+        done = _frame([s.event for s in sent], EVENT_COLUMNS)
+        done["status"] = [s.status for s in sent]
+        done["userflow_id"] = [s.userflow_id for s in sent]
+        owed = _frame([p.event for p in pending], EVENT_COLUMNS)
+        owed["status"] = pd.Series([p.status for p in pending], dtype=object)
+        owed["http_status"] = pd.Series([p.http_status for p in pending], dtype="Int64")
+        owed["code"] = [p.code for p in pending]
+        owed["message"] = [p.message for p in pending]
+        with self._connect() as con, _registered(con, {"_sent": done, "_owed": owed}), transaction(con):
+            con.execute(
+                "INSERT OR REPLACE INTO sync.sent_events "
+                "SELECT key, status, name, userflow_id, payload_hash, ?, ? FROM _sent",
+                [now, run_id],
+            )
+            con.execute("DELETE FROM sync.pending_events WHERE key IN (SELECT key FROM _sent)")
+            con.execute(
+                """
+                INSERT INTO sync.pending_events
+                SELECT key, status, name, user_id, group_id, time, attributes, payload_hash,
+                       http_status, code, message, CASE WHEN status LIKE 'waiting%' THEN 0 ELSE 1 END, ?, ?, ?
+                FROM _owed
+                ON CONFLICT (key) DO UPDATE SET
+                    status = excluded.status, name = excluded.name, user_id = excluded.user_id,
+                    group_id = excluded.group_id, time = excluded.time, attributes = excluded.attributes,
+                    payload_hash = excluded.payload_hash, http_status = excluded.http_status,
+                    code = excluded.code, message = excluded.message,
+                    attempts = sync.pending_events.attempts + excluded.attempts,
+                    last_at = excluded.last_at, run_id = excluded.run_id
+                """,
+                [now, now, run_id],
+            )
+            if sent:
+                failpoints.reach("events_state_write")  # confirmed events written, nothing committed
+
+    def event_counts(self) -> dict[str, int]:
+        """Keys per status across sent and owed events, every status present (0 when none)."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT status, count(*) FROM sync.sent_events GROUP BY status "
+                "UNION ALL SELECT status, count(*) FROM sync.pending_events GROUP BY status"
+            ).fetchall()
+        found = {str(status): int(n) for status, n in rows}
+        return {status: found.get(status, 0) for status in ("sent", "possibly_lost", *PENDING_STATUSES)}
+
+    # -- Userflow's definitions --------------------------------------------------------------
+
+    def definitions(self) -> list[tuple[str, str]]:
+        """(kind, name) rows as last saved; empty when never read."""
+        with self._connect() as con:
+            return con.execute("SELECT kind, name FROM sync.userflow_definitions").fetchall()
+
+    def save_definitions(self, rows: Sequence[tuple[str, str]]) -> None:
+        with self._connect() as con, transaction(con):
+            con.execute("DELETE FROM sync.userflow_definitions")
+            if rows:
+                con.executemany("INSERT INTO sync.userflow_definitions VALUES (?, ?)", list(rows))
 
 
-def record_link(
-    con: duckdb.DuckDBPyConnection, object_type: str, fallback_id: str, primary_id: str, decision: str, run_id: str
-) -> None:
-    con.execute(
-        "INSERT OR REPLACE INTO sync.links VALUES (?, ?, ?, ?, ?, ?)",
-        [object_type, fallback_id, primary_id, decision, utcnow(), run_id],
-    )
+@contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame]) -> Iterator[None]:
+    for name, frame in frames.items():
+        con.register(name, frame)
+    try:
+        yield
+    finally:
+        for name in frames:
+            con.unregister(name)
 
 
-def record_read(
-    con: duckdb.DuckDBPyConnection,
-    object_type: str,
-    read_started_at: datetime,
-    since: datetime | None,
-    spec_hash: str,
-    run_id: str,
-) -> None:
-    """Remember when the staged rows were read, and under which spec; the cursor moves there
-    once they are all settled."""
-    con.execute(
-        "INSERT OR REPLACE INTO sync.reads VALUES (?, ?, ?, ?, ?)",
-        [object_type, read_started_at, since, spec_hash, run_id],
-    )
-
-
-def advance_cursor(con: duckdb.DuckDBPyConnection, object_type: str, run_id: str) -> datetime | None:
-    """Move the cursor to the start of the staged read: called only when every staged row
-    was confirmed, recorded as failed or rejected."""
-    row = con.execute(
-        "SELECT read_started_at, spec_hash FROM sync.reads WHERE object_type = ?", [object_type]
-    ).fetchone()
-    if row is None:
+def synced_records_sql(con: duckdb.DuckDBPyConnection, state_path: Path, alias: str) -> str | None:
+    """Attach a state file read-only to `con` as `alias`; the SQL of its confirmed records
+    (object_type, id, attributes, synced_at), or None when it holds none yet."""
+    if not state_path.is_file():
         return None
-    con.execute("INSERT OR REPLACE INTO sync.cursors VALUES (?, ?, ?, ?)", [object_type, *row, run_id])
-    return row[0]
-
-
-def cursor(con: duckdb.DuckDBPyConnection, object_type: str, spec_hash: str) -> datetime | None:
-    """Where the next incremental read starts; none (read everything) when the spec or query
-    changed since, because every record may then map differently."""
-    row = con.execute(
-        "SELECT read_started_at, spec_hash FROM sync.cursors WHERE object_type = ?", [object_type]
+    con.execute(f"ATTACH {_quoted(str(state_path))} AS {alias} (READ_ONLY)")
+    (has_records,) = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_catalog = ? AND table_schema = 'sync' AND table_name = 'records'",
+        [alias],
     ).fetchone()
-    return row[0] if row and row[1] == spec_hash else None
-
-
-def start_run(con: duckdb.DuckDBPyConnection, run_id: str, object_type: str) -> None:
-    con.execute(
-        "INSERT OR REPLACE INTO sync.runs VALUES (?, ?, ?, NULL, 'started', NULL)", [run_id, object_type, utcnow()]
-    )
-
-
-def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, object_type: str, status: str, counts: str) -> None:
-    con.execute(
-        "UPDATE sync.runs SET finished_at = ?, status = ?, counts = ? WHERE run_id = ? AND object_type = ?",
-        [utcnow(), status, counts, run_id, object_type],
-    )
-
-
-def remembered_limits(con: duckdb.DuckDBPyConnection, target: str) -> LearnedLimits | None:
-    """What the last run learned of Userflow's rate limits for this URL and key."""
-    row = con.execute(
-        "SELECT ceiling_per_minute, quota_per_window, noise_share FROM sync.rate_limits WHERE target = ?", [target]
-    ).fetchone()
-    return None if row is None else LearnedLimits(*row)
-
-
-def remember_limits(con: duckdb.DuckDBPyConnection, target: str, limits: LearnedLimits) -> None:
-    con.execute(
-        "INSERT OR REPLACE INTO sync.rate_limits VALUES (?, ?, ?, ?, ?)",
-        [target, limits.ceiling_per_minute, limits.quota_per_window, limits.noise_share, utcnow()],
-    )
+    return f"SELECT object_type, id, attributes, synced_at FROM {alias}.sync.records" if has_records else None

@@ -1,5 +1,6 @@
 """Transform assets: the spec applied in DuckDB, with blocking checks before any request."""
 
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -51,6 +52,41 @@ def records_metadata(result: Any, preview: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class RejectedShare:
+    """The share of rows rejected against its limit: the blocking `rejected_share` check of
+    every records asset, and the same guard for a backfill slice."""
+
+    records: int
+    rejected: int
+    limit: float
+
+    @property
+    def share(self) -> float:
+        total = self.records + self.rejected
+        return self.rejected / total if total else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.share <= self.limit
+
+    def check_result(self, noun: str, setting: str) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            passed=self.passed,
+            description=f"{self.rejected} of {self.records + self.rejected} {noun} rejected ({self.share:.2%}); "
+            f"the limit is {self.limit:.2%} ({setting})",
+            metadata={"rejected": self.rejected, "rejected_share": self.share, "limit": self.limit},
+        )
+
+
+def rejected_share(
+    con: duckdb.DuckDBPyConnection, records_table: str, rejected_table: str, limit: float
+) -> RejectedShare:
+    (records,) = con.execute(f"SELECT count(*) FROM {records_table}").fetchone()
+    (rejected,) = con.execute(f"SELECT count(*) FROM {rejected_table}").fetchone()
+    return RejectedShare(records, rejected, limit)
+
+
 def build_records_defs(object_type: str, spec: ObjectSpec) -> dg.Definitions:
     """`userflow_<object>_records` and its blocking checks."""
     name = f"userflow_{object_type}_records"
@@ -98,14 +134,9 @@ def build_records_defs(object_type: str, spec: ObjectSpec) -> dg.Definitions:
     @dg.asset_check(asset=_records, name="rejected_share", blocking=True)
     def _rejected_share(sync_db: DuckDBResource) -> dg.AssetCheckResult:
         with sync_db.get_connection() as con:
-            records = con.execute(f"SELECT count(*) FROM {records_table(object_type)}").fetchone()[0]
-            rejected = con.execute(f"SELECT count(*) FROM {rejected_table(object_type)}").fetchone()[0]
-        share = rejected / (records + rejected) if records + rejected else 0.0
-        return dg.AssetCheckResult(
-            passed=share <= spec.max_rejected_fraction,
-            description=f"{rejected} of {records + rejected} rows rejected ({share:.2%}); "
-            f"the limit is {spec.max_rejected_fraction:.2%} ({object_type}s.max_rejected_fraction)",
-            metadata={"rejected": rejected, "rejected_share": share, "limit": spec.max_rejected_fraction},
-        )
+            verdict = rejected_share(
+                con, records_table(object_type), rejected_table(object_type), spec.max_rejected_fraction
+            )
+        return verdict.check_result("rows", f"{object_type}s.max_rejected_fraction")
 
     return dg.Definitions(assets=[_records], asset_checks=[_ids_unique, _rejected_share])

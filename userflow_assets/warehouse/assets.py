@@ -5,10 +5,10 @@ from datetime import timedelta
 
 import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
 
 from userflow_assets import recovery
-from userflow_assets.state import store
+from userflow_assets.state.resources import StateDatabase
+from userflow_assets.state.types import utcnow
 from userflow_assets.warehouse.resources import WarehouseResource, quote_identifier
 
 PREVIEW_ROWS = 10
@@ -53,21 +53,22 @@ def build_warehouse_asset(
         context: dg.AssetExecutionContext,
         config: WarehouseReadConfig,
         warehouse: WarehouseResource,
-        sync_db: DuckDBResource,
+        sync_db: StateDatabase,
     ) -> dg.MaterializeResult:
         # The warehouse steps run before any step of the `userflow_api` pool: a run killed
         # outright still holds its slot, and this run would wait for it forever.
         recovered = recovery.recover_before_pool(context)
         query = warehouse.load_query(sql_file)
+        state = sync_db.state()
+        state.ensure_schema()
+        spec_hash = hashlib.md5((spec_json + "\n" + query.text).encode()).hexdigest()
+        last = None if config.full_refresh else state.cursor(object_type, spec_hash)
+        since = last - late_arrival if last else None
+        read_started_at = utcnow()
         with sync_db.get_connection() as con:
-            store.ensure_schema(con)
-            spec_hash = hashlib.md5((spec_json + "\n" + query.text).encode()).hexdigest()
-            last = None if config.full_refresh else store.cursor(con, object_type, spec_hash)
-            since = last - late_arrival if last else None
-            read_started_at = store.utcnow()
             staged = warehouse.stage(con, query, table, since=since)
-            store.record_read(con, object_type, read_started_at, since, spec_hash, context.run.run_id)
             preview = markdown_preview(con, f"staging.{quote_identifier(table)}")
+        state.record_read(object_type, read_started_at, since, spec_hash, context.run.run_id)
         if not query.uses_cursor:
             cursor_text = "query has no $LAST_SYNC_TIMESTAMP: full read"
         else:

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from userflow_assets import failpoints
 from userflow_assets.settings import project_path
-from userflow_assets.state.store import transaction
+from userflow_assets.state.store import transaction  # moves to the SQL helpers
 from userflow_assets.warehouse.queries import QueryError, SourceQuery, load_query
 
 STAGING_SCHEMA = "staging"

@@ -1,0 +1,184 @@
+"""A sink's whole work as one function: plan, guards, update-mode lookup, apply, record the run.
+
+`userflow_users`, `userflow_groups` and every backfill slice call `sink_records`; what
+differs between them is in `SinkJob` (their tables, flags, and whether the regular sync's
+cursor moves), not in a copy of the steps.
+"""
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from userflow_assets import failpoints
+from userflow_assets.client import UserflowResource
+from userflow_assets.plan.planner import PlanSummary, build_plan, plan_deletes, plan_preview, summarize_plan
+from userflow_assets.sink.apply import (
+    ApplyOutcome,
+    apply_plan,
+    existing_ids,
+    mark_skipped,
+    remembered_rate_limits,
+    update_mode_candidates,
+)
+from userflow_assets.spec import ObjectSpec
+from userflow_assets.state.resources import StateDatabase
+from userflow_assets.state.store import SyncState
+
+
+@dataclass(frozen=True)
+class SinkJob:
+    """One application of a records table to Userflow."""
+
+    object_type: str
+    spec: ObjectSpec
+    records_table: str
+    plan_table: str
+    staging_table: str  # the staged rows (deletes are planned against them)
+    mode: str
+    prune: bool
+    full_resync: bool = False
+    dry_run: bool = False
+    batch_size: int = 500
+    regular: bool = True  # the regular sync: plans deletes and moves its cursor; a slice does neither
+
+
+def plan_metadata(summary: PlanSummary, preview: str) -> dict[str, Any]:
+    return {
+        **{f"plan_{action}": n for action, n in summary.counts.items()},
+        "plan_migrations": summary.migrations,
+        "plan_preview": dg.MetadataValue.md(preview),
+    }
+
+
+def _plan_deletes_or_stop(con: duckdb.DuckDBPyConnection, state: SyncState, job: SinkJob) -> int:
+    """Plan deletes after a full read, or stop the run before any request when a guard trips."""
+    object_type, spec = job.object_type, job.spec
+    if not state.last_read_was_full(object_type):
+        return 0  # only a full read can tell that a record left the query's result
+    (staged,) = con.execute(f"SELECT count(*) FROM {job.staging_table}").fetchone()
+    synced, _ = state.record_counts(object_type)
+    if staged == 0 and synced:
+        raise dg.Failure(
+            description=f"The {object_type}s query returned no rows while {synced} {object_type}s are synced; "
+            f"with deletes on this would delete them all, so the run stopped before any request.",
+            metadata={"synced": synced, "staged_rows": 0},
+        )
+    id_columns = [spec.id_column, *([spec.fallback_id_column] if spec.fallback_id_column else [])]
+    deleting = plan_deletes(con, state, object_type, job.staging_table, id_columns)
+    share = deleting / synced if synced else 0.0
+    if share > spec.max_delete_fraction:
+        raise dg.Failure(
+            description=f"{deleting} of {synced} synced {object_type}s ({share:.1%}) left the query's result, "
+            f"more than max_delete_fraction ({spec.max_delete_fraction:.1%}); the run stopped before any "
+            "request. Check the query; raise the limit in the spec if the deletes are intended.",
+            metadata={"deleting": deleting, "synced": synced, "max_delete_fraction": spec.max_delete_fraction},
+        )
+    return deleting
+
+
+def _plan(
+    context: dg.AssetExecutionContext, job: SinkJob, sync_db: StateDatabase, userflow: UserflowResource
+) -> tuple[PlanSummary, str, int]:
+    """The plan table written and summarized; update mode's unknown IDs looked up (not in a dry run)."""
+    state = sync_db.state()
+    with sync_db.get_connection() as con:
+        build_plan(con, state, job.object_type, job.records_table, job.full_resync, plan=job.plan_table)
+        if job.regular and job.spec.deletes == "delete":
+            deleting = _plan_deletes_or_stop(con, state, job)
+            context.log.info(f"{deleting} {job.object_type}s left the query's result and will be deleted")
+        candidates = update_mode_candidates(con, job.object_type, plan=job.plan_table) if job.mode == "update" else []
+    if candidates and not job.dry_run:
+        known, _ = state.record_counts(job.object_type)
+        found = asyncio.run(_existing(userflow, job.object_type, candidates, known))
+        with sync_db.get_connection() as con:
+            mark_skipped(con, job.object_type, candidates, found, plan=job.plan_table)
+    with sync_db.get_connection() as con:
+        summary = summarize_plan(con, job.object_type, plan=job.plan_table)
+        preview = plan_preview(con, job.object_type, plan=job.plan_table)
+    # A dry run in update mode does not ask Userflow which records exist: at most these are skipped.
+    return summary, preview, len(candidates) if job.dry_run else 0
+
+
+def sink_records(
+    context: dg.AssetExecutionContext,
+    job: SinkJob,
+    sync_db: StateDatabase,
+    userflow: UserflowResource,
+    *,
+    rejected: int,
+) -> dict[str, Any]:
+    """Plan `job`, show the plan, and (unless a dry run) apply it; the run's metadata."""
+    started = time.monotonic()
+    state = sync_db.state()
+    state.ensure_schema()
+    run_id = context.run.run_id
+    summary, preview, unverified = _plan(context, job, sync_db, userflow)
+    state.start_run(run_id, job.object_type)
+    failpoints.reach("plan")
+    plan_meta = plan_metadata(summary, preview)
+    context.log_event(dg.AssetObservation(asset_key=context.asset_key, metadata=plan_meta))
+    context.log.info(f"Plan for {context.asset_key.to_user_string()} (mode {job.mode}): {summary.counts}")
+    base = {
+        **plan_meta,
+        "mode": job.mode,
+        "rejected": rejected,
+        "skipped": summary.counts["skipped"],
+        "update_mode_unverified": unverified,
+        "dry_run": job.dry_run,
+    }
+    if job.dry_run:
+        return base
+
+    counters_before = userflow.metadata()  # the run's counters are shared by every sink
+    outcome = asyncio.run(_apply(userflow, sync_db, job, run_id, summary.to_send))
+    client_counters = {k: v - counters_before.get(k, 0) for k, v in userflow.metadata().items()}
+    cursor = state.advance_cursor(job.object_type, run_id) if job.regular else None
+    counts = {**outcome.confirmed, "failed": outcome.failed, "skipped": summary.counts["skipped"], "rejected": rejected}
+    state.finish_run(run_id, job.object_type, "success", json.dumps(counts))
+    elapsed = time.monotonic() - started
+    sent = sum(outcome.confirmed.values()) + outcome.failed
+    return {
+        **base,
+        "created": outcome.confirmed["create"],
+        "updated": outcome.confirmed["update"] + outcome.confirmed["retry"],
+        "unchanged": summary.counts.get("unchanged", 0),
+        "migrated": outcome.migrations,
+        "deleted": outcome.confirmed["delete"],
+        "memberships_removed": outcome.memberships_removed,
+        "failed": outcome.failed,
+        "failure_examples": dg.MetadataValue.md("\n".join(f"- {e}" for e in outcome.failure_examples) or "none"),
+        **({"cursor": cursor.isoformat() if cursor else "none"} if job.regular else {}),
+        "duration_s": round(elapsed, 3),
+        "records_per_s": round(sent / elapsed, 2) if elapsed else 0.0,
+        **client_counters,
+    }
+
+
+async def _existing(userflow: UserflowResource, object_type: str, candidates: list[str], known: int) -> set[str]:
+    async with userflow.get_client() as client:
+        return await existing_ids(client, object_type, candidates, known)
+
+
+async def _apply(
+    userflow: UserflowResource, sync_db: StateDatabase, job: SinkJob, run_id: str, total: int
+) -> ApplyOutcome:
+    state = sync_db.state()
+    async with userflow.get_client() as client:
+        with remembered_rate_limits(client, state):
+            return await apply_plan(
+                client,
+                state,
+                sync_db.get_connection,
+                job.object_type,
+                job.spec,
+                run_id,
+                prune=job.prune,
+                total=total,
+                batch_size=job.batch_size,
+                plan=job.plan_table,
+            )
