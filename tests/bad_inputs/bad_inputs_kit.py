@@ -3,7 +3,6 @@ targets a run can meet (the emulator, a wrong key, nothing listening, a server a
 
 import gc
 import http.server
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,12 +91,6 @@ def synced(state_db: Path) -> int:
         return int(con.execute("SELECT count(*) FROM sync.records").fetchone()[0])
 
 
-def closed_port_url() -> str:
-    """A loopback URL where nothing listens (the port was free a moment ago)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 class _HtmlHandler(http.server.BaseHTTPRequestHandler):

@@ -12,10 +12,10 @@ import duckdb
 import httpx
 import pydantic
 import pytest
+from ports import refused_port
 import yaml
 from bad_inputs_kit import (
     USERS,
-    closed_port_url,
     failure_messages,
     html_server,
     make_spec,
@@ -87,7 +87,8 @@ def target(kind: str, emulator_url: str) -> Iterator[str]:
         with html_server(int(kind.removeprefix("html_"))) as (url, _):
             yield url
     elif kind == "unreachable":
-        yield closed_port_url()
+        with refused_port() as port:
+            yield f"http://127.0.0.1:{port}"
     else:
         yield emulator_url
 
@@ -135,8 +136,9 @@ def state_count_failures(state_db: Path) -> int:
 def test_unreachable_base_url_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USERFLOW_API_KEY", RUN_KEY)
     make_warehouse(tmp_path)
-    url = closed_port_url()
-    result = run_sync(make_spec(tmp_path, url, {}), url)
+    with refused_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        result = run_sync(make_spec(tmp_path, url, {}), url)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert failure.step_key == "userflow_groups", "the first sink stops the run: users are not tried in vain"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import Any
 
 import pytest
 from client_testkit import KEY, Target
@@ -127,27 +128,36 @@ async def test_concurrency_cap_is_honoured_across_clients(asgi_target: Target) -
     assert (requests["peak_in_flight"], requests["by_endpoint"]["POST /users"]) == (3, {"200": 24})
 
 
-@pytest.mark.parametrize("emulator_config", [EmulatorConfig(max_concurrent=2, latency_ms=20)])
+@pytest.mark.parametrize("emulator_config", [EmulatorConfig(max_concurrent=2)])
 async def test_concurrency_safeguard_429s_lower_the_cap_and_everything_lands(asgi_target: Target) -> None:
     limiter = AdaptiveRateLimiter(initial_per_minute=6000, max_concurrency=8)
     async with asgi_target.client(limiter=limiter, backoff_base_s=0.02, max_attempts=10) as client:
-        results = [r async for r in client.bulk(range(40), lambda n: client.upsert_user(f"u{n}"))]
+        await client.upsert_user("warm")  # a success at one in flight: what the server has proven
+
+        async def upsert_all() -> list[Any]:
+            return [r async for r in client.bulk(range(40), lambda n: client.upsert_user(f"u{n}"))]
+
+        # Two requests held in flight, so the rest meet the server's cap of 2 for certain.
+        await asgi_target.inspect("POST", "/hold")
+        sending = asyncio.ensure_future(upsert_all())
+        while limiter.snapshot().concurrency_cap >= 8:
+            await asyncio.sleep(0.01)
+        await asgi_target.inspect("POST", "/release")
+        results = await sending
     assert [r.ok for r in results] == [True] * 40
     assert limiter.snapshot().concurrency_cap < 8
-    assert (await asgi_target.outcomes("POST /users"))["200"] == 40
+    assert (await asgi_target.outcomes("POST /users"))["200"] == 41
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("emulator_config", [EmulatorConfig(rate_limit_requests=40, rate_limit_window_s=1.0, latency_ms=10)])
-async def test_unknown_limit_is_learned_from_429s(port_target: Target) -> None:
+async def test_an_unknown_limit_on_a_real_port_loses_nothing(port_target: Target) -> None:
+    # How fast the limit is learned is timed on a fake clock (test_client_ratelimit_sim.py);
+    # on a real port and a real clock, what holds however busy the machine is: all land once.
     async with port_target.client(limiter=AdaptiveRateLimiter(max_concurrency=16)) as client:
         results = [r async for r in client.bulk(range(240), lambda n: client.upsert_group(f"g{n}"))]
-        meta = client.metadata()
     assert [r.ok for r in results] == [True] * 240
-    outcomes = await port_target.outcomes("POST /groups")
-    assert outcomes["200"] == 240
-    assert outcomes.get("429", 0) <= 24  # at most 10% while it learns a limit it was not told
-    assert 30 * 60 <= meta["userflow_rate_per_minute"] <= 44 * 60
+    assert (await port_target.outcomes("POST /groups"))["200"] == 240
 
 
 async def test_cancelled_waiters_do_not_block_the_line() -> None:
@@ -160,6 +170,6 @@ async def test_cancelled_waiters_do_not_block_the_line() -> None:
         task.cancel()
     await asyncio.gather(*waiting, return_exceptions=True)
     limiter.release()
-    ticket = await asyncio.wait_for(limiter.acquire(), timeout=2.0)
+    ticket = await asyncio.wait_for(limiter.acquire(), timeout=60)  # due in 0.1 s; only a hang waits longer
     assert ticket.in_flight == 1
     assert limiter.snapshot().in_flight == 1

@@ -62,3 +62,11 @@ def test_a_resumed_short_window_limit_is_held_from_the_start() -> None:
     second = simulate(Server(limit=100, window_s=1.0), seconds=5, warmup_s=0, resume=first.learned)
     assert second.ok >= 0.9 * 100 * 5  # no climb from 500/min first
     assert second.rate_limited == 0
+
+
+def test_an_unknown_short_window_limit_is_learned_within_a_few_hundred_requests() -> None:
+    # What the port test used to time on the real clock: 40/s, not told, learned in ~6 s of traffic.
+    result = simulate(Server(limit=40, window_s=1.0), seconds=6.5, latency_s=0.01, warmup_s=0.0)
+    assert result.rate_limited <= 0.1 * (result.ok + result.rate_limited)
+    assert result.learned is not None and result.learned.ceiling_per_minute is not None
+    assert 30 * 60 <= result.learned.ceiling_per_minute <= 44 * 60

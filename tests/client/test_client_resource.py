@@ -47,6 +47,6 @@ def test_resource_in_a_run_shares_counters_and_hides_the_key(
 
 
 def test_plain_http_is_refused_off_loopback() -> None:
-    resource = UserflowResource(api_key="k", base_url="http://api.userflow.com")
+    resource = UserflowResource(api_key="uf_test_plain_http_key", base_url="http://api.userflow.com")
     with pytest.raises(ValueError, match="https"):
         resource.get_client()

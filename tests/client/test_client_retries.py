@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
+from ports import refused_port
 from client_testkit import KEY, Target, fast_limiter
 
 from userflow_assets.client import (
@@ -175,22 +175,18 @@ async def test_event_at_least_once_failing_after_an_ambiguous_attempt_stays_ambi
     assert (await _state_counts(target))["events"] == 1
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.mark.parametrize("call", ["upsert", "event"])
 async def test_connection_refused_is_a_clean_failure_after_retries(call: str) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}"
-    async with UserflowClient(KEY, base_url=url, limiter=fast_limiter(), max_attempts=3, **FAST_RETRY) as client:
-        with pytest.raises(UserflowTransportError) as caught:
-            if call == "upsert":
-                await client.upsert_user("u1")
-            else:
-                await client.track_event("x", user_id="u1")
-        meta = client.metadata()
+    with refused_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        async with UserflowClient(KEY, base_url=url, limiter=fast_limiter(), max_attempts=3, **FAST_RETRY) as client:
+            with pytest.raises(UserflowTransportError) as caught:
+                if call == "upsert":
+                    await client.upsert_user("u1")
+                else:
+                    await client.track_event("x", user_id="u1")
+            meta = client.metadata()
     assert not isinstance(caught.value, UserflowAmbiguousError)  # nothing reached the server
     assert caught.value.attempts == 3
     assert "ConnectError" in str(caught.value)

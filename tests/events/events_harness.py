@@ -135,7 +135,7 @@ class EventsHarness:
             api_key=dg.EnvVar("USERFLOW_API_KEY"),
             base_url=self.url,
             max_attempts=2,
-            max_retry_time_s=2,
+            max_retry_time_s=60,  # bounds a broken run only: two attempts, however slow the machine
             max_concurrency=max_concurrency,
         )
         ops: dict[str, Any] = {}

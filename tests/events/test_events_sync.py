@@ -1,9 +1,9 @@
 """The events sink against the emulator: each event sent once, across reruns and interruptions."""
 
 import dataclasses
-import socket
 
 import pytest
+from ports import refused_port
 from events_harness import EventsHarness, event_rows, metadata
 
 
@@ -187,12 +187,11 @@ def test_events_of_users_the_sync_never_wrote_wait(events_harness: EventsHarness
 def test_unreachable_userflow_fails_the_run_and_keeps_every_event(events_harness: EventsHarness) -> None:
     h = events_harness
     h.add_events(event_rows(5))
-    with socket.socket() as sock:  # a port nothing listens on once the socket closes
-        sock.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    offline = dataclasses.replace(h, url=closed)
-    events_only = ["warehouse_events", "userflow_event_records", "userflow_events"]
-    result = offline.run(offline.spec(unknown_users="send"), raise_on_error=False, selection=events_only)
+    with refused_port() as port:
+        closed = f"http://127.0.0.1:{port}"
+        offline = dataclasses.replace(h, url=closed)
+        events_only = ["warehouse_events", "userflow_event_records", "userflow_events"]
+        result = offline.run(offline.spec(unknown_users="send"), raise_on_error=False, selection=events_only)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     error = failure.step_failure_data.error

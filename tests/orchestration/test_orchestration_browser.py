@@ -40,7 +40,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
-UI_TIMEOUT_MS = 30_000
+# Bounds on a broken UI only: a busy machine just gets there later.
+UI_TIMEOUT_MS = 120_000
 JOB_RUNS = """
 query($job: String!) { runsOrError(filter: {pipelineName: $job}) {
   ... on Runs { results { runId status } } } }"""
@@ -66,7 +67,7 @@ def artifacts() -> Iterator[Path]:
     yield ARTIFACTS
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(600)
 def test_ui_shows_every_asset_and_materializes_the_sync_job(
     tmp_path: Path, artifacts: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,9 +130,10 @@ def check_ui(page: Any, base: str, dagster: Dagster, expected: set[str], artifac
     # The global asset graph, its groups expanded (the graph's ⌥E): a node for every asset of the location.
     page.goto(f"{base}/asset-groups")
     page.locator("foreignObject").first.wait_for()
+    page.wait_for_load_state("networkidle")  # the graph's key handler is attached once it settles
     page.keyboard.press("Alt+e")
     names = page.locator('[class*="AssetNode_assetName"]')
-    wait_for("the asset graph's nodes", lambda: True if names.count() >= len(expected) else None, 30, every_s=0.5)
+    wait_for("the asset graph's nodes", lambda: True if names.count() >= len(expected) else None, 120, every_s=0.5)
     page.screenshot(path=str(artifacts / "asset-graph.png"))
     labels = names.all_inner_texts()
     assert len(labels) == len(expected), f"graph nodes {sorted(labels)} for assets {sorted(expected)}"
@@ -147,11 +149,11 @@ def check_ui(page: Any, base: str, dagster: Dagster, expected: set[str], artifac
     page.get_by_role("button", name=re.compile(r"Materialize all$")).click()
     # A confirmation dialog, when the UI asks for one (e.g. partitions or config), gets its launch button.
     launch = page.get_by_role("dialog").get_by_role("button", name=re.compile(r"^(Launch|Materialize)"))
-    if wait_for("the launch to register", lambda: launched_or_dialog(dagster, launch), 30) == "dialog":
+    if wait_for("the launch to register", lambda: launched_or_dialog(dagster, launch), 120) == "dialog":
         launch.first.click()
 
-    run_id = wait_for("the run launched from the UI", lambda: first_run(dagster), 30)
-    run = dagster.finished_run(run_id, 150)
+    run_id = wait_for("the run launched from the UI", lambda: first_run(dagster), 120)
+    run = dagster.finished_run(run_id, 300)
     assert run["status"] == "SUCCESS", dagster.errors(run_id)
     page.goto(f"{base}/runs/{run_id}")
     page.get_by_text("Success", exact=True).first.wait_for()

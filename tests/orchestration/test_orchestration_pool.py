@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import httpx
 import pytest
 import yaml
 from orchestration_harness import KEY
 from orchestration_location import SENSOR_ENABLED_VARIABLE
-from orchestration_processes import GraphQL, ProcessGroup, free_port
+from orchestration_processes import GraphQL, ProcessGroup, free_port, wait_for
 from test_orchestration_e2e import Dagster, start_deployment, write_workspace
 
 from userflow_assets.emulator import EmulatorConfig, running_emulator
@@ -82,16 +83,28 @@ def run_window(events: list[dict[str, Any]]) -> tuple[float, float]:
     return start, end
 
 
-@pytest.mark.timeout(240)
+def held_in_flight(emulator: httpx.Client) -> bool | None:
+    return True if emulator.get("/requests", params={"limit": 0}).json()["in_flight"] else None
+
+
+def blocked_runs(dagster: Dagster, run_ids: list[str]) -> list[str] | None:
+    """The runs that logged a step waiting for the pool, or None while none has."""
+    found = [r for r in run_ids if any(f"blocked by limit for pool {POOL}" in (e["message"] or "") for e in events_of(dagster, r))]
+    return found or None
+
+
+@pytest.mark.timeout(600)
 def test_two_syncs_launched_at_once_take_turns_in_the_api_pool(tmp_path: Path) -> None:
     warehouse, state_db, home = tmp_path / "warehouse.duckdb", tmp_path / "state" / "state.duckdb", tmp_path / "home"
     generate_warehouse(warehouse, users=300)
     write_pool_instance(home)
     grpc_port, web_port = free_port(), free_port()
     write_workspace(tmp_path / "workspace.yaml", grpc_port)
-    # Some latency per request, so each sink step lasts long enough that the other run's steps
-    # would meet it if the pool let them.
-    with running_emulator(EmulatorConfig(api_key=KEY, seed_content=False, latency_ms=5)) as emulator_url:
+    # The emulator holds the first pool step's requests until the other run is seen waiting
+    # for the pool, so the two runs meet there however slowly this machine starts them.
+    with running_emulator(EmulatorConfig(api_key=KEY, seed_content=False)) as emulator_url, httpx.Client(
+        base_url=f"{emulator_url}/__emulator", timeout=30
+    ) as emulator:
         env = {
             **os.environ,
             "DAGSTER_HOME": str(home),
@@ -119,9 +132,13 @@ def test_two_syncs_launched_at_once_take_turns_in_the_api_pool(tmp_path: Path) -
                 assert launched["__typename"] == "LaunchRunSuccess", launched
                 return str(launched["run"]["runId"])
 
+            emulator.post("/hold")
             with ThreadPoolExecutor(2) as pool:
                 run_ids = list(pool.map(launch, range(2)))
             assert len(set(run_ids)) == 2
+            wait_for("a pool step's request held in flight", lambda: held_in_flight(emulator), 180, every_s=0.2)
+            wait_for("the other run to wait for the pool", lambda: blocked_runs(dagster, run_ids), 180, every_s=0.5)
+            emulator.post("/release")
 
             for run_id in run_ids:
                 group.check_alive()

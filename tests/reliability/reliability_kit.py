@@ -176,6 +176,9 @@ class Launcher:
             USERFLOW_STATE_DB_PATH=str(state_db),
             USERFLOW_BASE_URL=self.url,
             USERFLOW_API_KEY=self.key,
+            # Checkpoint events per batch only: a crash point half way through a batch is then
+            # reached however slowly this machine sends (the 2 s flush would reset the count).
+            USERFLOW_EVENTS_FLUSH_INTERVAL_S="1e9",
         )
         if failpoint:
             env["USERFLOW_FAILPOINT"] = failpoint
