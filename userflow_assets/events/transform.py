@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from userflow_assets.spec import EventsSpec, SchemaField
+from userflow_assets.sqltext import Params, ident, literal, qualified, table_parts
 from userflow_assets.transform.build import (
     nested_message,
     row_expression,
@@ -23,13 +24,6 @@ from userflow_assets.transform.build import (
 from userflow_assets.transform.errors import SpecError
 from userflow_assets.transform.filters import compile_filter, find_column
 from userflow_assets.transform.ids import MAX_ID_CHARS, has_control, too_long, usable
-from userflow_assets.transform.sqltext import (
-    Params,
-    ident,
-    literal,
-    qualified,
-    table_parts,
-)
 from userflow_assets.transform.types import Kind, ValueType, classify, is_flat
 from userflow_assets.transform.values import COERCED, Check, coerce, value_sql
 

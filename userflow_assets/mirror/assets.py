@@ -37,12 +37,11 @@ from userflow_assets.mirror.report import markdown_table
 from userflow_assets.mirror.store import (
     MirrorDatabase,
     StagedTables,
-    qualified,
     table_exists,
     transaction,
 )
 from userflow_assets.settings import project_path
-from userflow_assets.warehouse.resources import quote_literal
+from userflow_assets.sqltext import literal, qualified_parts
 
 GROUP = "userflow_mirror"
 KINDS_TAG = {"userflow", "duckdb"}
@@ -110,7 +109,7 @@ def _column_schema(table: t.Table) -> dg.TableSchema:
 
 def _table_metadata(db: MirrorDatabase, schema: str, main: t.Table, counts: dict[str, int]) -> dict[str, Any]:
     with db.connect() as con:
-        cursor = con.execute(f"SELECT * FROM {qualified(schema, main.name)} LIMIT {PREVIEW_ROWS}")
+        cursor = con.execute(f"SELECT * FROM {qualified_parts(schema, main.name)} LIMIT {PREVIEW_ROWS}")
         preview = markdown_table([d[0] for d in cursor.description], cursor.fetchall())
     return {
         "dagster/row_count": counts[main.name],
@@ -166,7 +165,7 @@ def _newest_session(db: MirrorDatabase, schema: str) -> datetime | None:
     with db.connect() as con:
         if not table_exists(con, schema, t.CONTENT_SESSIONS.name):
             return None
-        return con.execute(f"SELECT max(created_at) FROM {qualified(schema, t.CONTENT_SESSIONS.name)}").fetchone()[0]
+        return con.execute(f"SELECT max(created_at) FROM {qualified_parts(schema, t.CONTENT_SESSIONS.name)}").fetchone()[0]
 
 
 def _sessions_asset(schema: str) -> dg.AssetsDefinition:
@@ -222,9 +221,9 @@ def _dropoff_asset(schema: str, sql_path: Path) -> dg.AssetsDefinition:
     )
     def _asset(mirror_db: MirrorDatabase) -> dg.MaterializeResult:
         query = sql_path.read_text()
-        target = qualified(schema, t.CHECKLIST_DROPOFF.name)
+        target = qualified_parts(schema, t.CHECKLIST_DROPOFF.name)
         with mirror_db.connect() as con:
-            con.execute(f"SET search_path = {quote_literal(schema)}")
+            con.execute(f"SET search_path = {literal(schema)}")
             with transaction(con):
                 con.execute(f"CREATE OR REPLACE TABLE {target} AS (\n{query}\n)")
             rows = con.execute(
@@ -274,7 +273,7 @@ def _drift_defs(schema: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinit
     def _no_drift(mirror_db: MirrorDatabase) -> dg.AssetCheckResult:
         with mirror_db.connect() as con:
             rows = con.execute(
-                f"SELECT kind, count(*) FROM {qualified(schema, t.DRIFT.name)} GROUP BY kind ORDER BY kind"
+                f"SELECT kind, count(*) FROM {qualified_parts(schema, t.DRIFT.name)} GROUP BY kind ORDER BY kind"
             ).fetchall()
         found = dict(rows)
         total = sum(found.values())

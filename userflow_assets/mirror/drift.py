@@ -20,9 +20,9 @@ from pathlib import Path
 
 import duckdb
 
-from userflow_assets.mirror.store import qualified, transaction
+from userflow_assets.mirror.store import transaction
 from userflow_assets.mirror.tables import DRIFT, GROUPS, USERS
-from userflow_assets.warehouse.resources import quote_literal
+from userflow_assets.sqltext import literal, qualified_parts
 
 STATE_ALIAS = "_sync_state"
 KINDS = ("attribute_changed", "not_synced", "missing")
@@ -48,7 +48,7 @@ def _same_value(a: str, b: str) -> str:
 
 
 def drift_sql(schema: str, synced_source: str) -> str:
-    users, groups = qualified(schema, USERS.name), qualified(schema, GROUPS.name)
+    users, groups = qualified_parts(schema, USERS.name), qualified_parts(schema, GROUPS.name)
     return f"""
     WITH synced AS ({synced_source}),
     compared AS (SELECT DISTINCT object_type FROM synced),
@@ -98,7 +98,7 @@ def _attach_state(con: duckdb.DuckDBPyConnection, state_path: Path) -> str:
     """Attach the state file read-only (if there is one); the SQL of its synced records."""
     if not state_path.is_file():
         return _EMPTY_STATE
-    con.execute(f"ATTACH {quote_literal(str(state_path))} AS {STATE_ALIAS} (READ_ONLY)")
+    con.execute(f"ATTACH {literal(str(state_path))} AS {STATE_ALIAS} (READ_ONLY)")
     has_records = con.execute(
         "SELECT count(*) FROM information_schema.tables "
         "WHERE table_catalog = ? AND table_schema = 'sync' AND table_name = 'records'",
@@ -121,7 +121,7 @@ def write_drift(con: duckdb.DuckDBPyConnection, schema: str, state_path: Path) -
     """Replace `<schema>.drift` with the current findings; the state is only read."""
     attached = state_path.is_file()
     source = _attach_state(con, state_path)
-    target = qualified(schema, DRIFT.name)
+    target = qualified_parts(schema, DRIFT.name)
     columns = ", ".join(name for name, _ in DRIFT.columns)
     try:
         compared = [r[0] for r in con.execute(f"SELECT DISTINCT object_type FROM ({source}) ORDER BY 1").fetchall()]
@@ -142,6 +142,6 @@ def write_drift(con: duckdb.DuckDBPyConnection, schema: str, state_path: Path) -
 def drift_samples(con: duckdb.DuckDBPyConnection, schema: str, kind: str, limit: int = 10) -> list[tuple]:
     return con.execute(
         f"SELECT object_type, id, attribute, left(userflow_value::VARCHAR, 80), left(synced_value::VARCHAR, 80) "
-        f"FROM {qualified(schema, DRIFT.name)} WHERE kind = ? ORDER BY object_type DESC, id, attribute LIMIT ?",
+        f"FROM {qualified_parts(schema, DRIFT.name)} WHERE kind = ? ORDER BY object_type DESC, id, attribute LIMIT ?",
         [kind, limit],
     ).fetchall()

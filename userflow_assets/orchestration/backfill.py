@@ -33,10 +33,11 @@ from userflow_assets.plan.planner import PlanSummary, build_plan, plan_preview, 
 from userflow_assets.settings import project_path
 from userflow_assets.sink.apply import apply_plan, existing_ids, mark_skipped, update_mode_candidates
 from userflow_assets.spec import SyncSpec
+from userflow_assets.sqltext import ident, literal
 from userflow_assets.state import store
 from userflow_assets.transform import build_records
 from userflow_assets.warehouse.queries import SourceQuery
-from userflow_assets.warehouse.resources import WarehouseResource, quote_identifier, quote_literal
+from userflow_assets.warehouse.resources import WarehouseResource
 
 BACKFILL_ASSET = "userflow_users_by_signup"
 BACKFILL_JOB = "userflow_users_backfill"
@@ -64,7 +65,7 @@ class SlicedQuery(SourceQuery):
 
 
 def sliced_query(query: SourceQuery, column: str, start: datetime, end: datetime) -> SlicedQuery:
-    signup = quote_identifier(column)
+    signup = ident(column)
     # The newline keeps a trailing line comment in the file from swallowing the parenthesis.
     text = f"SELECT * FROM (\n{query.text}\n) AS uf_source WHERE {signup} >= ${SLICE_START} AND {signup} < ${SLICE_END}"
     return SlicedQuery(path=query.path, text=text, uses_cursor=query.uses_cursor, start=start, end=end)
@@ -111,10 +112,10 @@ def earliest_signup(warehouse: WarehouseResource, query_file: str, column: str) 
             return None
         with duckdb.connect(":memory:") as con:
             con.execute("SET TimeZone='UTC'")
-            con.execute(f"ATTACH {quote_literal(str(path))} AS warehouse (READ_ONLY)")
+            con.execute(f"ATTACH {literal(str(path))} AS warehouse (READ_ONLY)")
             con.execute("USE warehouse")
             row = con.execute(
-                f"SELECT min({quote_identifier(column)}) FROM (\n{query.text}\n)", query.parameters(None)
+                f"SELECT min({ident(column)}) FROM (\n{query.text}\n)", query.parameters(None)
             ).fetchone()
     except Exception:  # noqa: BLE001 - a locked, missing or broken warehouse only moves the first slice
         return None

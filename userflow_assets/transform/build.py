@@ -16,6 +16,7 @@ from typing import Literal
 import duckdb
 
 from userflow_assets.spec import ObjectSpec
+from userflow_assets.sqltext import Params, ident, literal, qualified, table_parts
 from userflow_assets.transform.errors import SpecError
 from userflow_assets.transform.filters import compile_filter, find_column
 from userflow_assets.transform.ids import MAX_ID_CHARS, has_control, too_long, usable
@@ -27,13 +28,6 @@ from userflow_assets.transform.memberships import (
     memberships_sql,
 )
 from userflow_assets.transform.pyfunc import ROW, Function, load_function, run_function
-from userflow_assets.transform.sqltext import (
-    Params,
-    ident,
-    literal,
-    qualified,
-    table_parts,
-)
 from userflow_assets.transform.types import Kind, ValueType, classify, is_flat
 from userflow_assets.transform.values import (
     COERCED,

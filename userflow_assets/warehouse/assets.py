@@ -8,8 +8,9 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from userflow_assets import recovery
+from userflow_assets.sqltext import ident
 from userflow_assets.state import store
-from userflow_assets.warehouse.resources import WarehouseResource, quote_identifier
+from userflow_assets.warehouse.resources import WarehouseResource
 
 PREVIEW_ROWS = 10
 PREVIEW_CELL_CHARS = 60
@@ -67,7 +68,7 @@ def build_warehouse_asset(
             read_started_at = store.utcnow()
             staged = warehouse.stage(con, query, table, since=since)
             store.record_read(con, object_type, read_started_at, since, spec_hash, context.run.run_id)
-            preview = markdown_preview(con, f"staging.{quote_identifier(table)}")
+            preview = markdown_preview(con, f"staging.{ident(table)}")
         if not query.uses_cursor:
             cursor_text = "query has no $LAST_SYNC_TIMESTAMP: full read"
         else:

@@ -1,4 +1,7 @@
-"""Small helpers for writing SQL text: quoting, table names and bound parameters."""
+"""SQL text helpers every stage shares: quoting, table names and bound parameters.
+
+It imports nothing from the package, so the first stage (the warehouse) can use it as well as the last.
+"""
 
 from __future__ import annotations
 
@@ -41,7 +44,13 @@ def table_parts(name: str) -> list[str]:
 
 
 def qualified(name: str) -> str:
-    return ".".join(ident(p) for p in table_parts(name))
+    """A table name as the spec writes it (`schema.table`), quoted part by part."""
+    return qualified_parts(*table_parts(name))
+
+
+def qualified_parts(*parts: str) -> str:
+    """A name from parts the code already holds apart (`schema`, `table`): each quoted, then joined."""
+    return ".".join(ident(p) for p in parts)
 
 
 @dataclass
