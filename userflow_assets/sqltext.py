@@ -1,12 +1,18 @@
-"""SQL text helpers every stage shares: quoting, table names and bound parameters.
+"""SQL text helpers every stage shares: quoting, table names, bound parameters, transactions
+and the read-only attach of another DuckDB file.
 
 It imports nothing from the package, so the first stage (the warehouse) can use it as well as the last.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import duckdb
 
 
 def ident(name: str) -> str:
@@ -63,3 +69,20 @@ class Params:
         key = f"p{len(self.values)}"
         self.values[key] = value
         return f"${key}"
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The block as one transaction: readers see all of its writes or none of them."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def attach_read_only(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
+    """Attach the DuckDB file at `path` as `alias`, read-only: reading it never takes its write lock."""
+    con.execute(f"ATTACH {literal(str(path))} AS {ident(alias)} (READ_ONLY)")

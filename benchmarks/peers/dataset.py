@@ -25,6 +25,8 @@ from typing import Any
 
 import duckdb
 
+from userflow_assets.sqltext import attach_read_only
+
 USER_ATTRIBUTES_SQL = """
     lower(email) AS email, first_name || ' ' || last_name AS name, first_name, last_name, plan, role,
     locale, country, signed_up_at, last_seen_at, trial_ends_at, seats, mrr, is_verified, bio
@@ -45,7 +47,7 @@ def build_warehouse(out: Path, users: int, groups: int, seed: int = 42) -> dict[
         con = duckdb.connect(str(out))
         try:
             con.execute("SET TimeZone = 'UTC'")
-            con.execute(f"ATTACH '{raw}' AS raw (READ_ONLY)")
+            attach_read_only(con, raw, "raw")
             con.execute(
                 """
                 CREATE TABLE accounts AS

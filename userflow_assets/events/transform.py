@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from userflow_assets.spec import EventsSpec, SchemaField
-from userflow_assets.sqltext import Params, ident, literal, qualified, table_parts
+from userflow_assets.sqltext import Params, ident, literal, qualified, table_parts, transaction
 from userflow_assets.transform.build import (
     nested_message,
     row_expression,
@@ -222,8 +222,7 @@ def build_event_records(
 
 def _write(con: duckdb.DuckDBPyConnection, spec: EventsSpec, records_table: str, rejected_table: str) -> None:
     records, rejected = qualified(records_table), qualified(rejected_table)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for name in (records_table, rejected_table):
             parts = table_parts(name)
             if len(parts) > 1:
@@ -243,10 +242,6 @@ def _write(con: duckdb.DuckDBPyConnection, spec: EventsSpec, records_table: str,
             f"FROM {STAGED} s JOIN {DUPS} d ON d.key = s.key WHERE s.fail IS NULL AND d.differ"
             f") ORDER BY 1"
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _count(

@@ -38,10 +38,9 @@ from userflow_assets.mirror.store import (
     MirrorDatabase,
     StagedTables,
     table_exists,
-    transaction,
 )
 from userflow_assets.settings import project_path
-from userflow_assets.sqltext import literal, qualified_parts
+from userflow_assets.sqltext import literal, qualified_parts, transaction
 
 GROUP = "userflow_mirror"
 KINDS_TAG = {"userflow", "duckdb"}

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import duckdb
 
-from userflow_assets.mirror.store import transaction
 from userflow_assets.mirror.tables import DRIFT, GROUPS, USERS
-from userflow_assets.sqltext import literal, qualified_parts
+from userflow_assets.sqltext import attach_read_only, qualified_parts, transaction
 
 STATE_ALIAS = "_sync_state"
 KINDS = ("attribute_changed", "not_synced", "missing")
@@ -98,7 +97,7 @@ def _attach_state(con: duckdb.DuckDBPyConnection, state_path: Path) -> str:
     """Attach the state file read-only (if there is one); the SQL of its synced records."""
     if not state_path.is_file():
         return _EMPTY_STATE
-    con.execute(f"ATTACH {literal(str(state_path))} AS {STATE_ALIAS} (READ_ONLY)")
+    attach_read_only(con, state_path, STATE_ALIAS)
     has_records = con.execute(
         "SELECT count(*) FROM information_schema.tables "
         "WHERE table_catalog = ? AND table_schema = 'sync' AND table_name = 'records'",

@@ -22,8 +22,7 @@ import pandas as pd
 
 from userflow_assets.mirror.tables import Row, Table
 from userflow_assets.settings import project_path
-from userflow_assets.sqltext import ident, qualified_parts
-from userflow_assets.state.store import transaction
+from userflow_assets.sqltext import ident, qualified_parts, transaction
 
 CHUNK_ROWS = 5000
 _CONNECT_ATTEMPTS = 10

@@ -33,7 +33,7 @@ from userflow_assets.plan.planner import PlanSummary, build_plan, plan_preview, 
 from userflow_assets.settings import project_path
 from userflow_assets.sink.apply import apply_plan, existing_ids, mark_skipped, update_mode_candidates
 from userflow_assets.spec import SyncSpec
-from userflow_assets.sqltext import ident, literal
+from userflow_assets.sqltext import attach_read_only, ident
 from userflow_assets.state import store
 from userflow_assets.transform import build_records
 from userflow_assets.warehouse.queries import SourceQuery
@@ -112,7 +112,7 @@ def earliest_signup(warehouse: WarehouseResource, query_file: str, column: str) 
             return None
         with duckdb.connect(":memory:") as con:
             con.execute("SET TimeZone='UTC'")
-            con.execute(f"ATTACH {literal(str(path))} AS warehouse (READ_ONLY)")
+            attach_read_only(con, path, "warehouse")
             con.execute("USE warehouse")
             row = con.execute(
                 f"SELECT min({ident(column)}) FROM (\n{query.text}\n)", query.parameters(None)

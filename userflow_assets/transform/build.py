@@ -16,7 +16,7 @@ from typing import Literal
 import duckdb
 
 from userflow_assets.spec import ObjectSpec
-from userflow_assets.sqltext import Params, ident, literal, qualified, table_parts
+from userflow_assets.sqltext import Params, ident, literal, qualified, table_parts, transaction
 from userflow_assets.transform.errors import SpecError
 from userflow_assets.transform.filters import compile_filter, find_column
 from userflow_assets.transform.ids import MAX_ID_CHARS, has_control, too_long, usable
@@ -407,8 +407,7 @@ def write_tables(con: duckdb.DuckDBPyConnection, plan: Plan, records_table: str,
     else:
         # The common case: the staged rows are in source order already, and none is dropped.
         chosen = f"{STAGED} s WHERE s.fail IS NULL"
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for name in (records_table, rejected_table):
             parts = table_parts(name)
             if len(parts) > 1:
@@ -427,10 +426,6 @@ def write_tables(con: duckdb.DuckDBPyConnection, plan: Plan, records_table: str,
             f"FROM {STAGED} s JOIN {DUPS} d ON d.id = s.id WHERE s.fail IS NULL AND d.differ"
             f") ORDER BY 1"
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def count(

@@ -12,8 +12,7 @@ from pydantic import Field
 
 from userflow_assets import failpoints
 from userflow_assets.settings import project_path
-from userflow_assets.sqltext import ident, literal, qualified_parts
-from userflow_assets.state.store import transaction
+from userflow_assets.sqltext import attach_read_only, ident, qualified_parts, transaction
 from userflow_assets.warehouse.queries import QueryError, SourceQuery, load_query
 
 STAGING_SCHEMA = "staging"
@@ -57,7 +56,7 @@ class WarehouseResource(dg.ConfigurableResource):
         home = con.execute("SELECT current_database()").fetchone()[0]
         target = qualified_parts(home, STAGING_SCHEMA, table)
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {STAGING_SCHEMA}")
-        con.execute(f"ATTACH {literal(str(path))} AS warehouse (READ_ONLY)")
+        attach_read_only(con, path, "warehouse")
         try:
             con.execute("USE warehouse")
             # The newline keeps a trailing line comment in the file from swallowing the parenthesis.
