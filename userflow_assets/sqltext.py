@@ -1,12 +1,12 @@
-"""SQL text helpers every stage shares: quoting, table names, bound parameters, transactions
-and the read-only attach of another DuckDB file.
+"""Text helpers every stage shares: SQL quoting, table names, bound parameters, transactions,
+the read-only attach of another DuckDB file, and markdown tables for asset metadata.
 
 It imports nothing from the package, so the first stage (the warehouse) can use it as well as the last.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,3 +86,18 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 def attach_read_only(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
     """Attach the DuckDB file at `path` as `alias`, read-only: reading it never takes its write lock."""
     con.execute(f"ATTACH {literal(str(path))} AS {ident(alias)} (READ_ONLY)")
+
+
+def md_cell(value: object, max_chars: int | None = None) -> str:
+    """`value` as one markdown table cell: `|` escaped, newlines as spaces, at most `max_chars` (… included)."""
+    text = "" if value is None else str(value)
+    if max_chars is not None and len(text) > max_chars:
+        text = text[: max_chars - 1] + "…"
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(columns: Sequence[str], rows: Sequence[Sequence[object]], max_chars: int | None = None) -> str:
+    """`rows` as a markdown table under `columns`, each cell through `md_cell`."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(md_cell(v, max_chars) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

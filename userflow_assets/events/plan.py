@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import duckdb
 
 from userflow_assets.events.state import Event
+from userflow_assets.sqltext import md_cell
 
 PLAN_TABLE = "plan.events"
 RECORDS_TABLE = "transform.event_records"
@@ -108,13 +109,8 @@ def preview(con: duckdb.DuckDBPyConnection, limit: int = 10) -> str:
         f"SELECT action, key, name, user_id, group_id, time FROM {PLAN_TABLE} ORDER BY seq LIMIT ?", [limit]
     ).fetchall()
     lines = ["| action | key | name | user_id | group_id | time |", "|---|---|---|---|---|---|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(md_cell(v, 60) for v in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return (text[:59] + "…" if len(text) > 60 else text).replace("|", "\\|").replace("\n", " ")
 
 
 def waiting_events(con: duckdb.DuckDBPyConnection) -> list[tuple[Event, str]]:

@@ -33,14 +33,13 @@ from userflow_assets.client import UserflowClient, UserflowResource
 from userflow_assets.mirror import read
 from userflow_assets.mirror import tables as t
 from userflow_assets.mirror.drift import KINDS, drift_samples, write_drift
-from userflow_assets.mirror.report import markdown_table
 from userflow_assets.mirror.store import (
     MirrorDatabase,
     StagedTables,
     table_exists,
 )
 from userflow_assets.settings import project_path
-from userflow_assets.sqltext import literal, qualified_parts, transaction
+from userflow_assets.sqltext import literal, md_table, qualified_parts, transaction
 
 GROUP = "userflow_mirror"
 KINDS_TAG = {"userflow", "duckdb"}
@@ -48,6 +47,7 @@ POOL = "userflow_api"
 MIRROR_JOB = "userflow_mirror"
 DROPOFF_SQL = "sql/checklist_dropoff.sql"
 PREVIEW_ROWS = 5
+PREVIEW_CELL_CHARS = 80
 
 Reader = Callable[[UserflowClient, StagedTables], Awaitable[None]]
 
@@ -102,6 +102,11 @@ def _requests(userflow: UserflowResource) -> int:
     return int(userflow.metadata().get("userflow_requests", 0))
 
 
+def _markdown(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    # Cells are cut short: a long attributes JSON would swamp the metadata view.
+    return md_table(columns, rows, PREVIEW_CELL_CHARS) if rows else "none"
+
+
 def _column_schema(table: t.Table) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name, type_) for name, type_ in table.columns])
 
@@ -109,7 +114,7 @@ def _column_schema(table: t.Table) -> dg.TableSchema:
 def _table_metadata(db: MirrorDatabase, schema: str, main: t.Table, counts: dict[str, int]) -> dict[str, Any]:
     with db.connect() as con:
         cursor = con.execute(f"SELECT * FROM {qualified_parts(schema, main.name)} LIMIT {PREVIEW_ROWS}")
-        preview = markdown_table([d[0] for d in cursor.description], cursor.fetchall())
+        preview = _markdown([d[0] for d in cursor.description], cursor.fetchall())
     return {
         "dagster/row_count": counts[main.name],
         "dagster/table_name": f"{schema}.{main.name}",
@@ -235,7 +240,7 @@ def _dropoff_asset(schema: str, sql_path: Path) -> dg.AssetsDefinition:
                 "dagster/row_count": len(rows),
                 "dagster/table_name": f"{schema}.{t.CHECKLIST_DROPOFF.name}",
                 "checklists": len({r[0] for r in rows}),
-                "dropoff": dg.MetadataValue.md(markdown_table(columns, rows)),
+                "dropoff": dg.MetadataValue.md(_markdown(columns, rows)),
             }
         )
 
@@ -264,7 +269,7 @@ def _drift_defs(schema: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinit
                 "records_changed": summary.records_changed,
                 **summary.counts,
                 "compared": ", ".join(summary.compared) or "none (the sync state holds no records)",
-                **{f"sample_{kind}": dg.MetadataValue.md(markdown_table(columns, rows)) for kind, rows in samples.items()},
+                **{f"sample_{kind}": dg.MetadataValue.md(_markdown(columns, rows)) for kind, rows in samples.items()},
             }
         )
 

@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 
 from userflow_assets.spec import ObjectSpec
+from userflow_assets.sqltext import md_cell
 from userflow_assets.state.store import Record
 
 ACTIONS_TO_SEND = ("create", "update", "retry", "migrate", "delete")
@@ -224,12 +225,8 @@ def plan_preview(
         [limit],
     ).fetchall()
     lines = ["| action | id | attributes |", "|---|---|---|"]
-    lines += [f"| {a} | {_md(i)} | {_md(p)} |" for a, i, p in rows]
+    lines += [f"| {a} | {md_cell(i)} | {md_cell(p)} |" for a, i, p in rows]
     return "\n".join(lines)
-
-
-def _md(text: str | None) -> str:
-    return (text or "").replace("|", "\\|").replace("\n", " ")
 
 
 def request_attributes(attributes: str, previous: str | None, nulls: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from userflow_assets import recovery
-from userflow_assets.sqltext import ident
+from userflow_assets.sqltext import ident, md_table
 from userflow_assets.state import store
 from userflow_assets.warehouse.resources import WarehouseResource
 
@@ -23,18 +23,7 @@ class WarehouseReadConfig(dg.Config):
 
 def markdown_preview(con: duckdb.DuckDBPyConnection, table: str, limit: int = PREVIEW_ROWS) -> str:
     cursor = con.execute(f"SELECT * FROM {table} LIMIT {int(limit)}")
-    names = [d[0] for d in cursor.description]
-    rows = cursor.fetchall()
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    if len(text) > PREVIEW_CELL_CHARS:
-        text = text[: PREVIEW_CELL_CHARS - 1] + "…"
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md_table([d[0] for d in cursor.description], cursor.fetchall(), PREVIEW_CELL_CHARS)
 
 
 def build_warehouse_asset(
