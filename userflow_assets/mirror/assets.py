@@ -38,12 +38,11 @@ from userflow_assets.mirror.store import (
     StagedTables,
     table_exists,
 )
-from userflow_assets.settings import project_path
+from userflow_assets.settings import API_POOL, project_path
 from userflow_assets.sqltext import literal, md_table, qualified_parts, transaction
 
 GROUP = "userflow_mirror"
 KINDS_TAG = {"userflow", "duckdb"}
-POOL = "userflow_api"
 MIRROR_JOB = "userflow_mirror"
 DROPOFF_SQL = "sql/checklist_dropoff.sql"
 PREVIEW_ROWS = 5
@@ -142,7 +141,7 @@ def _full_read_asset(spec: MirrorRead, schema: str, deps: Sequence[str]) -> dg.A
         deps=list(deps),
         group_name=GROUP,
         kinds=KINDS_TAG,
-        pool=POOL,
+        pool=API_POOL,
         description=f"{spec.description} Tables: {', '.join(f'{schema}.{x.name}' for x in spec.tables)}; "
         "read in full and swapped in one transaction.",
     )
@@ -177,7 +176,7 @@ def _sessions_asset(schema: str) -> dg.AssetsDefinition:
         name="mirror_content_sessions",
         group_name=GROUP,
         kinds=KINDS_TAG,
-        pool=POOL,
+        pool=API_POOL,
         description="Content sessions with their answers and task completions. Incremental: sessions are "
         "read newest first and the walk stops at the first one older than the newest already stored "
         "(minus `reread_days`); those read replace their stored rows. `full_refresh` reads all and "

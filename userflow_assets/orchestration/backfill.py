@@ -30,7 +30,7 @@ from dagster_duckdb import DuckDBResource
 from userflow_assets import recovery
 from userflow_assets.client import UserflowResource
 from userflow_assets.plan.planner import PlanSummary, build_plan, plan_preview, summarize_plan
-from userflow_assets.settings import project_path
+from userflow_assets.settings import API_POOL, project_path
 from userflow_assets.sink.apply import apply_plan, existing_ids, mark_skipped, update_mode_candidates
 from userflow_assets.spec import SyncSpec
 from userflow_assets.sqltext import attach_read_only, ident
@@ -240,7 +240,7 @@ def _users_by_signup_asset(
         group_name=BACKFILL_GROUP,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=per_run),
-        pool="userflow_api",
+        pool=API_POOL,
         deps=["userflow_groups"] if spec.groups is not None else [],
         kinds={"userflow", "duckdb"},
         description=f"Historical users in {spec.backfill.partition} slices of `{column}` (UTC) from "

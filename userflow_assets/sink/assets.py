@@ -20,6 +20,7 @@ from userflow_assets.sink.apply import (
     remembered_rate_limits,
     update_mode_candidates,
 )
+from userflow_assets.settings import API_POOL
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.state import store
 from userflow_assets.transform.assets import records_table, rejected_table
@@ -91,7 +92,7 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
         deps=[f"userflow_{object_type}_records", *upstream],
         group_name="userflow",
         kinds={"userflow"},
-        pool="userflow_api",
+        pool=API_POOL,
         description=f"{object_type.capitalize()}s written to Userflow: only what changed since Userflow last "
         "confirmed it, checkpointed in the sync state after each batch.",
     )
@@ -189,7 +190,7 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
             metadata={"failed": failed, "synced": synced, "failed_share": share},
         )
 
-    @dg.asset_check(asset=_sink, name="read_back", pool="userflow_api")  # it calls Userflow too
+    @dg.asset_check(asset=_sink, name="read_back", pool=API_POOL)  # it calls Userflow too
     def _read_back(
         context: dg.AssetCheckExecutionContext, sync_db: DuckDBResource, userflow: UserflowResource
     ) -> dg.AssetCheckResult:
