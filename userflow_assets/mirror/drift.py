@@ -11,10 +11,11 @@ Three kinds of finding, one row each in `<schema>.drift`:
 
 An object type is compared only when the state holds at least one record of it: with no
 group sync configured every group would otherwise show as `not_synced`.
-Numbers compare as numbers (7 = 7.0) and date-time strings as instants, so a real API that
-reformats values does not show as drift.
+Values compare by `values.same_value`, the read-back check's rule: numbers as numbers (7 = 7.0)
+and date-time strings as instants, so a real API that reformats values does not show as drift.
 """
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +23,11 @@ import duckdb
 
 from userflow_assets.mirror.tables import DRIFT, GROUPS, USERS
 from userflow_assets.sqltext import attach_read_only, qualified_parts, transaction
+from userflow_assets.values import same_value
 
 STATE_ALIAS = "_sync_state"
 KINDS = ("attribute_changed", "not_synced", "missing")
-_NUMBER = "('UBIGINT', 'BIGINT', 'DOUBLE')"
+SAME_VALUE = "_uf_same_value"  # same_value, as a function of JSON texts in the drift query
 
 _EMPTY_STATE = (
     "SELECT NULL::VARCHAR AS object_type, NULL::VARCHAR AS id, NULL::VARCHAR AS attributes, "
@@ -35,15 +37,12 @@ _EMPTY_STATE = (
 
 def _same_value(a: str, b: str) -> str:
     """SQL: JSON values `a` and `b` mean the same value."""
-    a_text, b_text = f"({a} ->> '$')", f"({b} ->> '$')"
-    return f"""CASE
-        WHEN json_type({a}) IN {_NUMBER} AND json_type({b}) IN {_NUMBER}
-            THEN CAST({a_text} AS DOUBLE) = CAST({b_text} AS DOUBLE)
-        WHEN json_type({a}) = 'VARCHAR' AND json_type({b}) = 'VARCHAR'
-             AND TRY_CAST({a_text} AS TIMESTAMPTZ) IS NOT NULL AND TRY_CAST({b_text} AS TIMESTAMPTZ) IS NOT NULL
-            THEN TRY_CAST({a_text} AS TIMESTAMPTZ) = TRY_CAST({b_text} AS TIMESTAMPTZ)
-        ELSE json({a}) = json({b})
-    END"""
+    # Equal texts are the same value: Python is asked only about the few that differ.
+    return f"CASE WHEN json({a}) = json({b}) THEN true ELSE {SAME_VALUE}(CAST({a} AS VARCHAR), CAST({b} AS VARCHAR)) END"
+
+
+def _same_json(a: str, b: str) -> bool:
+    return same_value(json.loads(a), json.loads(b))
 
 
 def drift_sql(schema: str, synced_source: str) -> str:
@@ -119,6 +118,7 @@ class DriftSummary:
 def write_drift(con: duckdb.DuckDBPyConnection, schema: str, state_path: Path) -> DriftSummary:
     """Replace `<schema>.drift` with the current findings; the state is only read."""
     attached = state_path.is_file()
+    con.create_function(SAME_VALUE, _same_json, ["VARCHAR", "VARCHAR"], "BOOLEAN")
     source = _attach_state(con, state_path)
     target = qualified_parts(schema, DRIFT.name)
     columns = ", ".join(name for name, _ in DRIFT.columns)
@@ -127,6 +127,7 @@ def write_drift(con: duckdb.DuckDBPyConnection, schema: str, state_path: Path) -
         with transaction(con):
             con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT {columns} FROM ({drift_sql(schema, source)})")
     finally:
+        con.remove_function(SAME_VALUE)
         if attached:
             con.execute(f"DETACH {STATE_ALIAS}")
     rows = con.execute(f"SELECT kind, object_type, count(*) FROM {target} GROUP BY ALL").fetchall()

@@ -24,6 +24,7 @@ from userflow_assets.settings import API_POOL
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.state import store
 from userflow_assets.transform.assets import records_table, rejected_table
+from userflow_assets.values import same_value
 
 READ_BACK_SHARE = 100  # one record read back per this many written ...
 READ_BACK_MAX = 20  # ... and at most this many: the reads spend the same rate budget
@@ -237,7 +238,7 @@ async def _apply(
 
 
 async def _compare(userflow: UserflowResource, object_type: str, sample: list[tuple[str, str]]) -> list[str]:
-    """Each sampled record's set attributes must read back equal from Userflow."""
+    """Each sampled record's set attributes must read back as the same value from Userflow."""
     mismatches: list[str] = []
     async with userflow.get_client() as client:
         get = client.get_user if object_type == "user" else client.get_group
@@ -247,7 +248,7 @@ async def _compare(userflow: UserflowResource, object_type: str, sample: list[tu
                 mismatches.append(f"- {record_id}: {result.error}")
                 continue
             held = (result.value or {}).get("attributes") or {}
-            differing = [k for k, v in json.loads(attributes).items() if v is not None and held.get(k) != v]
+            differing = [k for k, v in json.loads(attributes).items() if v is not None and not same_value(v, held.get(k))]
             if differing:
                 mismatches.append(f"- {record_id}: {', '.join(sorted(differing))}")
     return sorted(mismatches)
