@@ -59,9 +59,10 @@ RECORD_COLUMNS = (
 
 @dataclass
 class TransformResult:
-    """Counts of one transform run; every field is a plain int or str, ready as Dagster metadata."""
+    """Counts of one transform run (users, groups or events); every field is a plain int or str,
+    ready as Dagster metadata."""
 
-    object_type: str
+    object_type: str  # user, group or event
     source_rows: int
     filtered_out: int
     records: int
@@ -69,7 +70,7 @@ class TransformResult:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)  # reason without its detail -> rows
     nulled_values: int = 0
     duplicates_merged: int = 0
-    with_fallback_id: int = 0  # records whose ID is their fallback ID
+    with_fallback_id: int = 0  # records whose ID is their fallback ID (users and groups)
     attributes: str = ""  # the attribute names, comma-separated
     records_table: str = ""
     rejected_table: str = ""
