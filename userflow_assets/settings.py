@@ -1,4 +1,5 @@
-"""Where the code location finds its files.
+"""Settings every stage shares: where the code location finds its files, and the pool of
+the steps that call Userflow.
 
 Relative paths in the sync spec are taken from the project folder (the one holding
 `sql/`), so the code location behaves the same whether it is started from the UI, the
@@ -8,6 +9,8 @@ CLI or a test.
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The Dagster pool of every step that calls Userflow: its limit is how many may at once.
+API_POOL = "userflow_api"
 
 
 def project_path(value: str | Path) -> Path:

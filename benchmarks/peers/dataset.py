@@ -8,9 +8,9 @@ text, no `billing` contacts (the shipped spec filters them out; here they become
 events (not part of the comparison).
 
 The expected state is computed from the warehouse by SQL of its own, with the attributes
-the shipped spec maps (defs.yaml), and compared with the emulator's state by meaning:
-a datetime equals any ISO text of the same instant, numbers equal numerically, a null
-attribute equals an absent one.
+the shipped spec maps (defs.yaml), and compared with the emulator's state by the sync's own
+rule (`userflow_assets.values.same_value`): a datetime equals any ISO text of the same
+instant, numbers equal numerically; besides, a NaN or null attribute equals an absent one.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from userflow_assets.sqltext import attach_read_only
+from userflow_assets.values import same_value as same_sent_value
 
 USER_ATTRIBUTES_SQL = """
     lower(email) AS email, first_name || ' ' || last_name AS name, first_name, last_name, plan, role,
@@ -45,7 +48,7 @@ def build_warehouse(out: Path, users: int, groups: int, seed: int = 42) -> dict[
         con = duckdb.connect(str(out))
         try:
             con.execute("SET TimeZone = 'UTC'")
-            con.execute(f"ATTACH '{raw}' AS raw (READ_ONLY)")
+            attach_read_only(con, raw, "raw")
             con.execute(
                 """
                 CREATE TABLE accounts AS
@@ -156,31 +159,16 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, dict[str, Any]]
     return {row[0]: dict(zip(names[1:], row[1:], strict=True)) for row in result.fetchall()}
 
 
-def _instant(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    else:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def same_value(expected: Any, actual: Any) -> bool:
     """Whether Userflow's `actual` holds the warehouse's `expected` value."""
-    if expected is None or (isinstance(expected, float) and math.isnan(expected)):
-        return actual is None
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return expected is actual
-    if isinstance(expected, int | float):
-        return isinstance(actual, int | float) and math.isclose(expected, actual, rel_tol=1e-9, abs_tol=1e-9)
-    if expected == actual:
-        return True
-    a, b = _instant(expected), _instant(actual)
-    return a is not None and a == b
+    return same_sent_value(_as_json(expected), actual)
+
+
+def _as_json(value: Any) -> Any:
+    """A warehouse value as a JSON body carries it: NaN as null, a datetime as ISO text."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def same_attributes(expected: dict[str, Any], actual: dict[str, Any] | None) -> bool:

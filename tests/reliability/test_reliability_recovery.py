@@ -16,7 +16,8 @@ import dagster as dg
 import pytest
 from dagster._core.definitions.reconstruct import ReconstructableJob
 
-from userflow_assets.recovery import POOL, RunWorker, recover_dead_runs
+from userflow_assets.recovery import RunWorker, recover_dead_runs
+from userflow_assets.settings import API_POOL as POOL
 from userflow_assets.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")

@@ -17,6 +17,7 @@ from userflow_assets.events.names import NamedIn, NearDuplicate, near_duplicates
 from userflow_assets.events.transform import build_event_records
 from userflow_assets.sink.apply import remembered_rate_limits
 from userflow_assets.sink.engine import SyncAborted
+from userflow_assets.settings import API_POOL
 from userflow_assets.spec import EventsSpec, ObjectSpec
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.state.store import SyncState
@@ -123,7 +124,7 @@ def build_event_names_check(spec: EventsSpec, users_spec: ObjectSpec | None) -> 
         asset=RECORDS_ASSET,
         name="event_names",
         blocking=False,
-        pool="userflow_api",
+        pool=API_POOL,
         description="Warns on event and attribute names that differ only in case or separators "
         "(Userflow treats them as different names, so targeting silently misses one).",
     )
@@ -194,7 +195,7 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.Asse
         deps=[RECORDS_ASSET, *upstream],
         group_name="userflow",
         kinds={"userflow"},
-        pool="userflow_api",
+        pool=API_POOL,
         description="Events sent to Userflow, each once: its key is recorded after Userflow confirmed it. "
         f"Delivery when no answer comes: {spec.delivery}.",
     )

@@ -15,6 +15,7 @@ import duckdb
 
 from userflow_assets.state.store import ConnectionFactory, SyncState
 from userflow_assets.state.types import Event
+from userflow_assets.sqltext import md_table
 
 PLAN_TABLE = "plan.events"
 RECORDS_TABLE = "transform.event_records"
@@ -112,14 +113,7 @@ def preview(con: duckdb.DuckDBPyConnection, limit: int = 10) -> str:
     rows = con.execute(
         f"SELECT action, key, name, user_id, group_id, time FROM {PLAN_TABLE} ORDER BY seq LIMIT ?", [limit]
     ).fetchall()
-    lines = ["| action | key | name | user_id | group_id | time |", "|---|---|---|---|---|---|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return (text[:59] + "…" if len(text) > 60 else text).replace("|", "\\|").replace("\n", " ")
+    return md_table(["action", "key", "name", "user_id", "group_id", "time"], rows, 60)
 
 
 def waiting_events(con: duckdb.DuckDBPyConnection) -> list[tuple[Event, str]]:

@@ -33,23 +33,20 @@ from userflow_assets.client import UserflowClient, UserflowResource
 from userflow_assets.mirror import read
 from userflow_assets.mirror import tables as t
 from userflow_assets.mirror.drift import KINDS, drift_samples, write_drift
-from userflow_assets.mirror.report import markdown_table
 from userflow_assets.mirror.store import (
     MirrorDatabase,
     StagedTables,
-    qualified,
     table_exists,
-    transaction,
 )
-from userflow_assets.settings import project_path
-from userflow_assets.warehouse.resources import quote_literal
+from userflow_assets.settings import API_POOL, project_path
+from userflow_assets.sqltext import literal, md_table, qualified_parts, transaction
 
 GROUP = "userflow_mirror"
 KINDS_TAG = {"userflow", "duckdb"}
-POOL = "userflow_api"
 MIRROR_JOB = "userflow_mirror"
 DROPOFF_SQL = "sql/checklist_dropoff.sql"
 PREVIEW_ROWS = 5
+PREVIEW_CELL_CHARS = 80
 
 Reader = Callable[[UserflowClient, StagedTables], Awaitable[None]]
 
@@ -104,14 +101,19 @@ def _requests(userflow: UserflowResource) -> int:
     return int(userflow.metadata().get("userflow_requests", 0))
 
 
+def _markdown(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    # Cells are cut short: a long attributes JSON would swamp the metadata view.
+    return md_table(columns, rows, PREVIEW_CELL_CHARS) if rows else "none"
+
+
 def _column_schema(table: t.Table) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name, type_) for name, type_ in table.columns])
 
 
 def _table_metadata(db: MirrorDatabase, schema: str, main: t.Table, counts: dict[str, int]) -> dict[str, Any]:
     with db.connect() as con:
-        cursor = con.execute(f"SELECT * FROM {qualified(schema, main.name)} LIMIT {PREVIEW_ROWS}")
-        preview = markdown_table([d[0] for d in cursor.description], cursor.fetchall())
+        cursor = con.execute(f"SELECT * FROM {qualified_parts(schema, main.name)} LIMIT {PREVIEW_ROWS}")
+        preview = _markdown([d[0] for d in cursor.description], cursor.fetchall())
     return {
         "dagster/row_count": counts[main.name],
         "dagster/table_name": f"{schema}.{main.name}",
@@ -139,7 +141,7 @@ def _full_read_asset(spec: MirrorRead, schema: str, deps: Sequence[str]) -> dg.A
         deps=list(deps),
         group_name=GROUP,
         kinds=KINDS_TAG,
-        pool=POOL,
+        pool=API_POOL,
         description=f"{spec.description} Tables: {', '.join(f'{schema}.{x.name}' for x in spec.tables)}; "
         "read in full and swapped in one transaction.",
     )
@@ -166,7 +168,7 @@ def _newest_session(db: MirrorDatabase, schema: str) -> datetime | None:
     with db.connect() as con:
         if not table_exists(con, schema, t.CONTENT_SESSIONS.name):
             return None
-        return con.execute(f"SELECT max(created_at) FROM {qualified(schema, t.CONTENT_SESSIONS.name)}").fetchone()[0]
+        return con.execute(f"SELECT max(created_at) FROM {qualified_parts(schema, t.CONTENT_SESSIONS.name)}").fetchone()[0]
 
 
 def _sessions_asset(schema: str) -> dg.AssetsDefinition:
@@ -174,7 +176,7 @@ def _sessions_asset(schema: str) -> dg.AssetsDefinition:
         name="mirror_content_sessions",
         group_name=GROUP,
         kinds=KINDS_TAG,
-        pool=POOL,
+        pool=API_POOL,
         description="Content sessions with their answers and task completions. Incremental: sessions are "
         "read newest first and the walk stops at the first one older than the newest already stored "
         "(minus `reread_days`); those read replace their stored rows. `full_refresh` reads all and "
@@ -222,9 +224,9 @@ def _dropoff_asset(schema: str, sql_path: Path) -> dg.AssetsDefinition:
     )
     def _asset(mirror_db: MirrorDatabase) -> dg.MaterializeResult:
         query = sql_path.read_text()
-        target = qualified(schema, t.CHECKLIST_DROPOFF.name)
+        target = qualified_parts(schema, t.CHECKLIST_DROPOFF.name)
         with mirror_db.connect() as con:
-            con.execute(f"SET search_path = {quote_literal(schema)}")
+            con.execute(f"SET search_path = {literal(schema)}")
             with transaction(con):
                 con.execute(f"CREATE OR REPLACE TABLE {target} AS (\n{query}\n)")
             rows = con.execute(
@@ -237,7 +239,7 @@ def _dropoff_asset(schema: str, sql_path: Path) -> dg.AssetsDefinition:
                 "dagster/row_count": len(rows),
                 "dagster/table_name": f"{schema}.{t.CHECKLIST_DROPOFF.name}",
                 "checklists": len({r[0] for r in rows}),
-                "dropoff": dg.MetadataValue.md(markdown_table(columns, rows)),
+                "dropoff": dg.MetadataValue.md(_markdown(columns, rows)),
             }
         )
 
@@ -266,7 +268,7 @@ def _drift_defs(schema: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinit
                 "records_changed": summary.records_changed,
                 **summary.counts,
                 "compared": ", ".join(summary.compared) or "none (the sync state holds no records)",
-                **{f"sample_{kind}": dg.MetadataValue.md(markdown_table(columns, rows)) for kind, rows in samples.items()},
+                **{f"sample_{kind}": dg.MetadataValue.md(_markdown(columns, rows)) for kind, rows in samples.items()},
             }
         )
 
@@ -274,7 +276,7 @@ def _drift_defs(schema: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinit
     def _no_drift(mirror_db: MirrorDatabase) -> dg.AssetCheckResult:
         with mirror_db.connect() as con:
             rows = con.execute(
-                f"SELECT kind, count(*) FROM {qualified(schema, t.DRIFT.name)} GROUP BY kind ORDER BY kind"
+                f"SELECT kind, count(*) FROM {qualified_parts(schema, t.DRIFT.name)} GROUP BY kind ORDER BY kind"
             ).fetchall()
         found = dict(rows)
         total = sum(found.values())

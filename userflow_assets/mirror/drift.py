@@ -11,22 +11,24 @@ Three kinds of finding, one row each in `<schema>.drift`:
 
 An object type is compared only when the state holds at least one record of it: with no
 group sync configured every group would otherwise show as `not_synced`.
-Numbers compare as numbers (7 = 7.0) and date-time strings as instants, so a real API that
-reformats values does not show as drift.
+Values compare by `values.same_value`, the read-back check's rule: numbers as numbers (7 = 7.0)
+and date-time strings as instants, so a real API that reformats values does not show as drift.
 """
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from userflow_assets.mirror.store import qualified, transaction
 from userflow_assets.mirror.tables import DRIFT, GROUPS, USERS
+from userflow_assets.sqltext import qualified_parts, transaction
 from userflow_assets.state.store import synced_records_sql
+from userflow_assets.values import same_value
 
 STATE_ALIAS = "_sync_state"
 KINDS = ("attribute_changed", "not_synced", "missing")
-_NUMBER = "('UBIGINT', 'BIGINT', 'DOUBLE')"
+SAME_VALUE = "_uf_same_value"  # same_value, as a function of JSON texts in the drift query
 
 _EMPTY_STATE = (
     "SELECT NULL::VARCHAR AS object_type, NULL::VARCHAR AS id, NULL::VARCHAR AS attributes, "
@@ -36,19 +38,16 @@ _EMPTY_STATE = (
 
 def _same_value(a: str, b: str) -> str:
     """SQL: JSON values `a` and `b` mean the same value."""
-    a_text, b_text = f"({a} ->> '$')", f"({b} ->> '$')"
-    return f"""CASE
-        WHEN json_type({a}) IN {_NUMBER} AND json_type({b}) IN {_NUMBER}
-            THEN CAST({a_text} AS DOUBLE) = CAST({b_text} AS DOUBLE)
-        WHEN json_type({a}) = 'VARCHAR' AND json_type({b}) = 'VARCHAR'
-             AND TRY_CAST({a_text} AS TIMESTAMPTZ) IS NOT NULL AND TRY_CAST({b_text} AS TIMESTAMPTZ) IS NOT NULL
-            THEN TRY_CAST({a_text} AS TIMESTAMPTZ) = TRY_CAST({b_text} AS TIMESTAMPTZ)
-        ELSE json({a}) = json({b})
-    END"""
+    # Equal texts are the same value: Python is asked only about the few that differ.
+    return f"CASE WHEN json({a}) = json({b}) THEN true ELSE {SAME_VALUE}(CAST({a} AS VARCHAR), CAST({b} AS VARCHAR)) END"
+
+
+def _same_json(a: str, b: str) -> bool:
+    return same_value(json.loads(a), json.loads(b))
 
 
 def drift_sql(schema: str, synced_source: str) -> str:
-    users, groups = qualified(schema, USERS.name), qualified(schema, GROUPS.name)
+    users, groups = qualified_parts(schema, USERS.name), qualified_parts(schema, GROUPS.name)
     return f"""
     WITH synced AS ({synced_source}),
     compared AS (SELECT DISTINCT object_type FROM synced),
@@ -110,14 +109,16 @@ class DriftSummary:
 def write_drift(con: duckdb.DuckDBPyConnection, schema: str, state_path: Path) -> DriftSummary:
     """Replace `<schema>.drift` with the current findings; the state is only read."""
     attached = state_path.is_file()
+    con.create_function(SAME_VALUE, _same_json, ["VARCHAR", "VARCHAR"], "BOOLEAN")
     source = _attach_state(con, state_path)
-    target = qualified(schema, DRIFT.name)
+    target = qualified_parts(schema, DRIFT.name)
     columns = ", ".join(name for name, _ in DRIFT.columns)
     try:
         compared = [r[0] for r in con.execute(f"SELECT DISTINCT object_type FROM ({source}) ORDER BY 1").fetchall()]
         with transaction(con):
             con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT {columns} FROM ({drift_sql(schema, source)})")
     finally:
+        con.remove_function(SAME_VALUE)
         if attached:
             con.execute(f"DETACH {STATE_ALIAS}")
     rows = con.execute(f"SELECT kind, object_type, count(*) FROM {target} GROUP BY ALL").fetchall()
@@ -132,6 +133,6 @@ def write_drift(con: duckdb.DuckDBPyConnection, schema: str, state_path: Path) -
 def drift_samples(con: duckdb.DuckDBPyConnection, schema: str, kind: str, limit: int = 10) -> list[tuple]:
     return con.execute(
         f"SELECT object_type, id, attribute, left(userflow_value::VARCHAR, 80), left(synced_value::VARCHAR, 80) "
-        f"FROM {qualified(schema, DRIFT.name)} WHERE kind = ? ORDER BY object_type DESC, id, attribute LIMIT ?",
+        f"FROM {qualified_parts(schema, DRIFT.name)} WHERE kind = ? ORDER BY object_type DESC, id, attribute LIMIT ?",
         [kind, limit],
     ).fetchall()

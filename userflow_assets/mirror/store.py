@@ -22,8 +22,7 @@ import pandas as pd
 
 from userflow_assets.mirror.tables import Row, Table
 from userflow_assets.settings import project_path
-from userflow_assets.state.store import transaction
-from userflow_assets.warehouse.resources import quote_identifier
+from userflow_assets.sqltext import ident, qualified_parts, transaction
 
 CHUNK_ROWS = 5000
 _CONNECT_ATTEMPTS = 10
@@ -61,10 +60,6 @@ class MirrorDatabase(dg.ConfigurableResource):
             con.close()
 
 
-def qualified(schema: str, table: str) -> str:
-    return f"{quote_identifier(schema)}.{quote_identifier(table)}"
-
-
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     row = con.execute(
         "SELECT count(*) FROM information_schema.tables "
@@ -75,7 +70,7 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
 
 
 def create_table_sql(name: str, table: Table) -> str:
-    columns = ", ".join(f"{quote_identifier(c)} {t}" for c, t in table.columns)
+    columns = ", ".join(f"{ident(c)} {t}" for c, t in table.columns)
     return f"CREATE TABLE {name} ({columns})"
 
 
@@ -99,14 +94,14 @@ class StagedTables:
         self._done = False
 
     def staging(self, table: str) -> str:
-        return qualified(self.schema, f"_load_{table}_{self._tag}")
+        return qualified_parts(self.schema, f"_load_{table}_{self._tag}")
 
     def target(self, table: str) -> str:
-        return qualified(self.schema, table)
+        return qualified_parts(self.schema, table)
 
     def __enter__(self) -> Self:
         with self.db.connect() as con:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(self.schema)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(self.schema)}")
             for name, table in self.tables.items():
                 self._drop_leftovers(con, name)
                 con.execute(create_table_sql(self.staging(name), table))
@@ -128,7 +123,7 @@ class StagedTables:
             [self.schema, f"_load_{name}_"],
         ).fetchall()
         for (leftover,) in leftovers:
-            con.execute(f"DROP TABLE IF EXISTS {qualified(self.schema, leftover)}")
+            con.execute(f"DROP TABLE IF EXISTS {qualified_parts(self.schema, leftover)}")
 
     def add(self, table: str, rows: Iterable[Row]) -> None:
         buffer = self._buffers[table]
@@ -146,7 +141,7 @@ class StagedTables:
             for name, rows in pending.items():
                 table = self.tables[name]
                 frame = pd.DataFrame(rows, columns=table.column_names, dtype=object)
-                casts = ", ".join(f"CAST({quote_identifier(c)} AS {t})" for c, t in table.columns)
+                casts = ", ".join(f"CAST({ident(c)} AS {t})" for c, t in table.columns)
                 con.register("_mirror_chunk", frame)
                 try:
                     con.execute(f"INSERT INTO {self.staging(name)} SELECT {casts} FROM _mirror_chunk")
@@ -161,7 +156,7 @@ class StagedTables:
         with self.db.connect() as con, transaction(con):
             for name in self.tables:
                 con.execute(f"DROP TABLE IF EXISTS {self.target(name)}")
-                con.execute(f"ALTER TABLE {self.staging(name)} RENAME TO {quote_identifier(name)}")
+                con.execute(f"ALTER TABLE {self.staging(name)} RENAME TO {ident(name)}")
         self._done = True
         return self.totals()
 
@@ -172,12 +167,12 @@ class StagedTables:
         deleted first, so a re-read object whose child rows vanished loses them too.
         """
         self.flush()
-        staged_keys = f"(SELECT {quote_identifier(key_column)} FROM {self.staging(key_table)})"
+        staged_keys = f"(SELECT {ident(key_column)} FROM {self.staging(key_table)})"
         with self.db.connect() as con, transaction(con):
             for name, table in self.tables.items():
                 if not table_exists(con, self.schema, name):
                     con.execute(create_table_sql(self.target(name), table))
-                con.execute(f"DELETE FROM {self.target(name)} WHERE {quote_identifier(keys[name])} IN {staged_keys}")
+                con.execute(f"DELETE FROM {self.target(name)} WHERE {ident(keys[name])} IN {staged_keys}")
                 con.execute(f"INSERT INTO {self.target(name)} SELECT * FROM {self.staging(name)}")
             for name in self.tables:
                 con.execute(f"DROP TABLE IF EXISTS {self.staging(name)}")

@@ -32,12 +32,14 @@ import duckdb
 from userflow_assets import recovery
 from userflow_assets.client import UserflowResource
 from userflow_assets.sink.run import SinkJob, sink_records
+from userflow_assets.settings import API_POOL
 from userflow_assets.spec import SyncSpec
+from userflow_assets.sqltext import ident
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.transform import build_records
 from userflow_assets.transform.assets import RejectedShare
 from userflow_assets.warehouse.queries import SourceQuery
-from userflow_assets.warehouse.resources import WarehouseResource, quote_identifier
+from userflow_assets.warehouse.resources import WarehouseResource
 
 BACKFILL_ASSET = "userflow_users_by_signup"
 BACKFILL_JOB = "userflow_users_backfill"
@@ -65,7 +67,7 @@ class SlicedQuery(SourceQuery):
 
 
 def sliced_query(query: SourceQuery, column: str, start: datetime, end: datetime) -> SlicedQuery:
-    signup = quote_identifier(column)
+    signup = ident(column)
     # The newline keeps a trailing line comment in the file from swallowing the parenthesis.
     text = f"SELECT * FROM (\n{query.text}\n) AS uf_source WHERE {signup} >= ${SLICE_START} AND {signup} < ${SLICE_END}"
     return SlicedQuery(path=query.path, text=text, uses_cursor=query.uses_cursor, start=start, end=end)
@@ -180,7 +182,7 @@ def _users_by_signup_asset(
         group_name=BACKFILL_GROUP,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=per_run),
-        pool="userflow_api",
+        pool=API_POOL,
         deps=["userflow_groups"] if spec.groups is not None else [],
         kinds={"userflow", "duckdb"},
         description=f"Historical users in {spec.backfill.partition} slices of `{column}` (UTC) from "

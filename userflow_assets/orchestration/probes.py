@@ -13,7 +13,8 @@ from pathlib import Path
 import duckdb
 
 from userflow_assets.warehouse.queries import CURSOR_PARAMETER, EARLIEST, QueryError, query_parameters
-from userflow_assets.warehouse.resources import WarehouseResource, quote_literal
+from userflow_assets.sqltext import attach_read_only
+from userflow_assets.warehouse.resources import WarehouseResource
 
 CHANGE_COLUMN = "updated_at"
 
@@ -72,7 +73,7 @@ def run_probes(warehouse: WarehouseResource, targets: list[ProbeTarget]) -> dict
     with duckdb.connect(":memory:") as con:
         con.execute("SET TimeZone='UTC'")
         try:
-            con.execute(f"ATTACH {quote_literal(str(path))} AS warehouse (READ_ONLY)")
+            attach_read_only(con, path, "warehouse")
         except duckdb.Error as error:
             raise ProbeError(f"cannot open the warehouse {path}: {error}") from error
         con.execute("USE warehouse")

@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 
+from userflow_assets.sqltext import md_table
 from userflow_assets.state.store import SyncState
 from userflow_assets.state.types import Record
 
@@ -218,10 +219,4 @@ def plan_preview(
         """,
         [limit],
     ).fetchall()
-    lines = ["| action | id | attributes |", "|---|---|---|"]
-    lines += [f"| {a} | {_md(i)} | {_md(p)} |" for a, i, p in rows]
-    return "\n".join(lines)
-
-
-def _md(text: str | None) -> str:
-    return (text or "").replace("|", "\\|").replace("\n", " ")
+    return md_table(["action", "id", "attributes"], rows)

@@ -9,9 +9,11 @@ import dagster as dg
 from userflow_assets.client import UserflowResource
 from userflow_assets.plan.planner import plan_table
 from userflow_assets.sink.run import SinkJob, sink_records
+from userflow_assets.settings import API_POOL
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.transform.assets import records_table, rejected_table
+from userflow_assets.values import same_value
 
 READ_BACK_SHARE = 100  # one record read back per this many written ...
 READ_BACK_MAX = 20  # ... and at most this many: the reads spend the same rate budget
@@ -43,7 +45,7 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
         deps=[f"userflow_{object_type}_records", *upstream],
         group_name="userflow",
         kinds={"userflow"},
-        pool="userflow_api",
+        pool=API_POOL,
         description=f"{object_type.capitalize()}s written to Userflow: only what changed since Userflow last "
         "confirmed it, checkpointed in the sync state after each batch.",
     )
@@ -78,7 +80,7 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
             metadata={"failed": failed, "synced": synced, "failed_share": share},
         )
 
-    @dg.asset_check(asset=_sink, name="read_back", pool="userflow_api")  # it calls Userflow too
+    @dg.asset_check(asset=_sink, name="read_back", pool=API_POOL)  # it calls Userflow too
     def _read_back(
         context: dg.AssetCheckExecutionContext, sync_db: StateDatabase, userflow: UserflowResource
     ) -> dg.AssetCheckResult:
@@ -98,7 +100,7 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
 
 
 async def _compare(userflow: UserflowResource, object_type: str, sample: list[tuple[str, str]]) -> list[str]:
-    """Each sampled record's set attributes must read back equal from Userflow."""
+    """Each sampled record's set attributes must read back as the same value from Userflow."""
     mismatches: list[str] = []
     async with userflow.get_client() as client:
         get = client.get_user if object_type == "user" else client.get_group
@@ -108,7 +110,7 @@ async def _compare(userflow: UserflowResource, object_type: str, sample: list[tu
                 mismatches.append(f"- {record_id}: {result.error}")
                 continue
             held = (result.value or {}).get("attributes") or {}
-            differing = [k for k, v in json.loads(attributes).items() if v is not None and held.get(k) != v]
+            differing = [k for k, v in json.loads(attributes).items() if v is not None and not same_value(v, held.get(k))]
             if differing:
                 mismatches.append(f"- {record_id}: {', '.join(sorted(differing))}")
     return sorted(mismatches)

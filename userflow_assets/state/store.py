@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 
 from userflow_assets import failpoints
+from userflow_assets.sqltext import attach_read_only, literal, transaction
 from userflow_assets.state.types import (
     PENDING_STATUSES,
     Failure,
@@ -141,17 +142,6 @@ RECORD_COLUMNS = ["id", "payload_hash", "attributes", "memberships", "primary_id
 EVENT_COLUMNS = ["key", "name", "user_id", "group_id", "time", "attributes", "payload_hash"]
 
 
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
-
-
 class SyncState(Protocol):
     """The state boundary: every operation a stage may ask of the durable sync state."""
 
@@ -187,10 +177,6 @@ class SyncState(Protocol):
 
 def _frame(items: Sequence[object], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame([[getattr(i, c) for c in columns] for i in items], columns=columns, dtype=object)
-
-
-def _quoted(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class DuckDBState:
@@ -355,7 +341,7 @@ class DuckDBState:
         """Temp views of `object_type`'s state in `con`: `state_records` (every confirmed record),
         `state_failures` (every record waiting to be retried) and `state_links` (fallback IDs
         whose switch to a primary ID was decided)."""
-        kind = _quoted(object_type)
+        kind = literal(object_type)
         con.execute(
             f"""
             CREATE OR REPLACE TEMP VIEW state_records AS
@@ -483,7 +469,7 @@ def synced_records_sql(con: duckdb.DuckDBPyConnection, state_path: Path, alias: 
     (object_type, id, attributes, synced_at), or None when it holds none yet."""
     if not state_path.is_file():
         return None
-    con.execute(f"ATTACH {_quoted(str(state_path))} AS {alias} (READ_ONLY)")
+    attach_read_only(con, state_path, alias)
     (has_records,) = con.execute(
         "SELECT count(*) FROM information_schema.tables "
         "WHERE table_catalog = ? AND table_schema = 'sync' AND table_name = 'records'",

@@ -8,9 +8,11 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from userflow_assets.spec import ObjectSpec
+from userflow_assets.sqltext import md_table
 from userflow_assets.transform import build_records
 
 REJECTED_PREVIEW_ROWS = 20
+REJECTED_PREVIEW_CHARS = 80  # of a cell: a long reason or value would swamp the view
 
 
 def records_table(object_type: str) -> str:
@@ -27,14 +29,7 @@ def rejected_preview(con: duckdb.DuckDBPyConnection, table: str, key_column: str
         f'SELECT source_row, {key_column}, "column", reason FROM {table} ORDER BY source_row LIMIT ?',
         [REJECTED_PREVIEW_ROWS],
     ).fetchall()
-    lines = [f"| row | {key_column} | column | reason |", "|---|---|---|---|"]
-    lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _md(value: object) -> str:
-    text = "" if value is None else str(value)
-    return (text[:80] + "…" if len(text) > 80 else text).replace("|", "\\|").replace("\n", " ")
+    return md_table(["row", key_column, "column", "reason"], rows, REJECTED_PREVIEW_CHARS)
 
 
 def records_metadata(result: Any, preview: str) -> dict[str, Any]:

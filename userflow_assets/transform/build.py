@@ -4,18 +4,23 @@ Validation happens first, against the real source (columns, types, bindable expr
 so a spec fault is a SpecError before anything is written. Then one query filters, maps,
 coerces, normalises and checks every row into a temp table; duplicates are resolved on it,
 and the records and rejected tables are replaced in one transaction.
+
+The events transform (`events/transform.py`) builds its own query and reuses the rest:
+binding, rules, duplicate resolution, the writing and the counting.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import duckdb
 
 from userflow_assets.spec import ObjectSpec
+from userflow_assets.sqltext import Params, ident, literal, qualified, qualified_parts, table_parts, transaction
 from userflow_assets.transform.errors import SpecError
 from userflow_assets.transform.filters import compile_filter, find_column
 from userflow_assets.transform.ids import MAX_ID_CHARS, has_control, too_long, usable
@@ -27,13 +32,6 @@ from userflow_assets.transform.memberships import (
     memberships_sql,
 )
 from userflow_assets.transform.pyfunc import ROW, Function, load_function, run_function
-from userflow_assets.transform.sqltext import (
-    Params,
-    ident,
-    literal,
-    qualified,
-    table_parts,
-)
 from userflow_assets.transform.types import Kind, ValueType, classify, is_flat
 from userflow_assets.transform.values import (
     COERCED,
@@ -46,19 +44,25 @@ from userflow_assets.transform.values import (
 
 VALUE_CHARS = 200  # of a rejected value, in the rejected table
 SRC, KEPT, PY, STAGED, DUPS = "__uf_src", "__uf_kept", "__uf_py", "__uf_staged", "__uf_dups"
+ID_KINDS = (Kind.TEXT, Kind.INT, Kind.BIGINT)
 
-RECORDS_DDL = (
-    "id VARCHAR NOT NULL, primary_id VARCHAR, fallback_id VARCHAR, attributes VARCHAR, "
-    "memberships VARCHAR, payload_hash VARCHAR, source_row BIGINT"
+# The records table's columns before `source_row`, the key first.
+RECORD_COLUMNS = (
+    ("id", "VARCHAR NOT NULL"),
+    ("primary_id", "VARCHAR"),
+    ("fallback_id", "VARCHAR"),
+    ("attributes", "VARCHAR"),
+    ("memberships", "VARCHAR"),
+    ("payload_hash", "VARCHAR"),
 )
-REJECTED_DDL = "source_row BIGINT, id VARCHAR, \"column\" VARCHAR, reason VARCHAR, value VARCHAR"
 
 
 @dataclass
 class TransformResult:
-    """Counts of one transform run; every field is a plain int or str, ready as Dagster metadata."""
+    """Counts of one transform run (users, groups or events); every field is a plain int or str,
+    ready as Dagster metadata."""
 
-    object_type: str
+    object_type: str  # user, group or event
     source_rows: int
     filtered_out: int
     records: int
@@ -66,7 +70,7 @@ class TransformResult:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)  # reason without its detail -> rows
     nulled_values: int = 0
     duplicates_merged: int = 0
-    with_fallback_id: int = 0  # records whose ID is their fallback ID
+    with_fallback_id: int = 0  # records whose ID is their fallback ID (users and groups)
     attributes: str = ""  # the attribute names, comma-separated
     records_table: str = ""
     rejected_table: str = ""
@@ -145,19 +149,18 @@ def build_records(
             con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {staged_sql}", params)
         except duckdb.Error as exc:
             raise runtime_fault(con, plan, exc) from exc
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {DUPS} AS SELECT id, count(*) AS n, "
-            f"min(payload_hash) <> max(payload_hash) AS differ, min({ROW}) AS first_row "
-            f"FROM {STAGED} WHERE fail IS NULL GROUP BY id HAVING count(*) > 1"
-        )
-        write_tables(con, plan, records_table, rejected_table)
-        result = count(con, plan, source, records_table, rejected_table, nulled_in_python)
+        in_order = plan.function is None
+        write_tables(con, RECORD_COLUMNS, plan.id_column, records_table, rejected_table, in_source_order=in_order)
+        result = count(con, source, records_table, rejected_table)
     finally:
         for table in (KEPT, PY, STAGED, DUPS):
             con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
     result.object_type = object_type
+    result.nulled_values += nulled_in_python
+    (result.with_fallback_id,) = con.execute(
+        f"SELECT count(*) FROM {qualified(records_table)} WHERE primary_id IS NULL"
+    ).fetchone()
     result.attributes = ", ".join(a.name for a in attributes)
-    result.records_table, result.rejected_table = records_table, rejected_table
     result.elapsed_ms = round((time.perf_counter() - started) * 1000)
     return result
 
@@ -186,13 +189,17 @@ def compile_plan(
 ) -> Plan:
     """Check the spec against the source and compile what can be compiled before any row is read."""
     params = Params()
-    id_column = id_source(spec.id_column, columns, f"{obj}.id_column")
-    fallback = id_source(spec.fallback_id_column, columns, f"{obj}.fallback_id_column") if spec.fallback_id_column else None
+    id_column = id_source(spec.id_column, columns, f"{obj}.id_column", "an ID column")
+    fallback = (
+        id_source(spec.fallback_id_column, columns, f"{obj}.fallback_id_column", "an ID column")
+        if spec.fallback_id_column
+        else None
+    )
     filter_sql = compile_filter(con, spec.filter, columns, params, obj) if spec.filter else "true"
     rows = row_expression(con, source, columns)
     overridden = set(spec.transform.outputs) if spec.transform else set()
     mapping = {name: expr for name, expr in spec.mapping.items() if name not in overridden}
-    mapped_types = {name: bind_expression(con, source, rows, name, expr, obj) for name, expr in mapping.items()}
+    mapped_types = {name: bind_expression(con, source, rows, f"{obj}.mapping.{name}", expr) for name, expr in mapping.items()}
     function = None
     if spec.transform is not None:
         function = load_function(spec.transform, obj)
@@ -211,20 +218,18 @@ def compile_plan(
     return plan
 
 
-def id_source(name: str, columns: dict[str, ValueType], where: str) -> str:
+def id_source(name: str, columns: dict[str, ValueType], where: str, role: str) -> str:
+    """The source column `name` refers to, which must hold text or integers (`role` says what it is for)."""
     found = find_column(name, columns)
     if found is None:
         raise SpecError(f"{where}: unknown column {name!r} (the source has: {', '.join(list(columns)[:30])})")
-    if columns[found].kind not in (Kind.TEXT, Kind.INT, Kind.BIGINT):
-        raise SpecError(f"{where}: {found!r} is {columns[found].sql}; an ID column holds text or integers")
+    if columns[found].kind not in ID_KINDS:
+        raise SpecError(f"{where}: {found!r} is {columns[found].sql}; {role} holds text or integers")
     return found
 
 
-def bind_expression(
-    con: duckdb.DuckDBPyConnection, source: str, rows: str, name: str, expression: str, obj: str
-) -> ValueType:
-    """The type of a mapping expression, found by letting DuckDB bind it against the source."""
-    where = f"{obj}.mapping.{name}"
+def bind_expression(con: duckdb.DuckDBPyConnection, source: str, rows: str, where: str, expression: str) -> ValueType:
+    """The type of a spec expression (at `where` in the spec), found by letting DuckDB bind it against the source."""
     # The expression sits on its own lines, so a trailing comment cannot swallow the parenthesis;
     # the row column beside it makes an aggregate a binder error instead of a one-row result.
     sql = f"SELECT {ROW}, (\n{expression}\n) AS v FROM (SELECT {rows} AS {ROW}, * FROM {source})"
@@ -323,7 +328,6 @@ def staged_query(plan: Plan, attributes: list[Attribute], py_table: str | None) 
         )
 
     rules = rule_list(plan, attributes)
-    fail = "CASE " + " ".join(f"WHEN {r.condition} THEN {i}" for i, r in enumerate(rules)) + " END"
     pieces = []
     for i, a in enumerate(attributes):
         assert a.value is not None
@@ -336,16 +340,13 @@ def staged_query(plan: Plan, attributes: list[Attribute], py_table: str | None) 
         nulled.append("__uf_ms_nulled")
     checked = (
         f"SELECT *, {attributes_json} AS attributes, {memberships_json} AS memberships, "
-        f"({' + '.join(nulled) or '0'}) AS nulled, ({fail}) AS fail FROM merged"
+        f"({' + '.join(nulled) or '0'}) AS nulled, ({first_broken(rules)}) AS fail FROM merged"
     )
 
-    reason = "CASE fail " + " ".join(f"WHEN {i} THEN {r.reason}" for i, r in enumerate(rules)) + " END"
-    column = "CASE fail " + " ".join(f"WHEN {i} THEN {r.column}" for i, r in enumerate(rules)) + " END"
-    value = "CASE fail " + " ".join(f"WHEN {i} THEN left({r.value}, {VALUE_CHARS})" for i, r in enumerate(rules)) + " END"
     payload = "md5(concat('{\"attributes\":', attributes, ',\"memberships\":', coalesce(memberships, 'null'), '}'))"
     final = (
         f"SELECT {ROW}, id, primary_id, fallback_id, attributes, memberships, {payload} AS payload_hash, "
-        f"nulled, fail, {reason} AS reason, {column} AS rcolumn, {value} AS rvalue FROM checked"
+        f"nulled, fail, {broken_rule_columns(rules)} FROM checked"
     )
     return f"WITH mapped AS ({mapped}), coerced AS ({coerced}), merged AS ({merged}), checked AS ({checked}) {final}"
 
@@ -358,16 +359,41 @@ class Rule:
     value: str  # SQL text: the offending value
 
 
+def first_broken(rules: Sequence[Rule]) -> str:
+    """SQL: the position of the first rule the row breaks, NULL when it keeps them all."""
+    return "CASE " + " ".join(f"WHEN {r.condition} THEN {i}" for i, r in enumerate(rules)) + " END"
+
+
+def broken_rule_columns(rules: Sequence[Rule]) -> str:
+    """SQL select items: the reason, column and (cut) value of rule number `fail`."""
+
+    def case(part: Callable[[Rule], str]) -> str:
+        return "CASE fail " + " ".join(f"WHEN {i} THEN {part(r)}" for i, r in enumerate(rules)) + " END"
+
+    reason, column = case(lambda r: r.reason), case(lambda r: r.column)
+    value = case(lambda r: f"left(CAST({r.value} AS VARCHAR), {VALUE_CHARS})")
+    return f"{reason} AS reason, {column} AS rcolumn, {value} AS rvalue"
+
+
+def key_rules(key: str, raw: str, column: str, used_column: str) -> list[Rule]:
+    """The rules a record's key keeps: present, no control characters, not too long.
+
+    `raw` is the key before it was found unusable; `column` names the key's source column and
+    `used_column` (SQL) the one it was taken from, when there is a choice.
+    """
+    return [
+        Rule(f"{key} IS NULL", literal(f"missing {key}"), column, raw),
+        Rule(has_control(key), literal(f"{key} contains control characters"), used_column, key),
+        Rule(too_long(key), literal(f"{key} longer than {MAX_ID_CHARS} characters"), used_column, key),
+    ]
+
+
 def rule_list(plan: Plan, attributes: list[Attribute]) -> list[Rule]:
     """Every rule a row must keep, in the order their failures are reported."""
     id_column = literal(plan.id_column)
     # An ID rule is about the column the ID came from: the fallback's when it was used.
     id_from = f"CASE WHEN primary_id IS NULL THEN {literal(plan.fallback_column or plan.id_column)} ELSE {id_column} END"
-    rules = [
-        Rule("id IS NULL", literal("missing id"), id_column, "__uf_pid"),
-        Rule(has_control("id"), literal("id contains control characters"), id_from, "id"),
-        Rule(too_long("id"), literal(f"id longer than {MAX_ID_CHARS} characters"), id_from, "id"),
-    ]
+    rules = key_rules("id", "__uf_pid", id_column, id_from)
     for a in attributes:
         assert a.value is not None
         target = coerced_column(a) if a.coerced else a.raw
@@ -403,51 +429,66 @@ def runtime_fault(con: duckdb.DuckDBPyConnection, plan: Plan, exc: duckdb.Error)
     return exc
 
 
-def write_tables(con: duckdb.DuckDBPyConnection, plan: Plan, records_table: str, rejected_table: str) -> None:
-    """Replace both output tables in one transaction: readers see the old pair or the new pair."""
+def write_tables(
+    con: duckdb.DuckDBPyConnection,
+    columns: Sequence[tuple[str, str]],
+    key_source: str,
+    records_table: str,
+    rejected_table: str,
+    in_source_order: bool,
+) -> None:
+    """Resolve duplicate keys among the staged rows, then replace both output tables in one
+    transaction: readers see the old pair or the new pair.
+
+    `columns` are the records' columns before `source_row` with their types, the key first;
+    `key_source` is the spec's name of the key's column; `in_source_order` says the staged rows
+    are in source order already (no Python function came between).
+    """
+    key = columns[0][0]
     records, rejected = qualified(records_table), qualified(rejected_table)
-    keep = f"d.id IS NULL OR (NOT d.differ AND s.{ROW} = d.first_row)"
+    # Same key, same payload: one record, from the first row. Same key, different payloads: none can be trusted.
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {DUPS} AS SELECT {key}, count(*) AS n, "
+        f"min(payload_hash) <> max(payload_hash) AS differ, min({ROW}) AS first_row "
+        f"FROM {STAGED} WHERE fail IS NULL GROUP BY {key} HAVING count(*) > 1"
+    )
+    keep = f"d.{key} IS NULL OR (NOT d.differ AND s.{ROW} = d.first_row)"
     (has_duplicates,) = con.execute(f"SELECT count(*) > 0 FROM {DUPS}").fetchone()
-    if has_duplicates or plan.function is not None:
-        chosen = f"{STAGED} s LEFT JOIN {DUPS} d ON d.id = s.id WHERE s.fail IS NULL AND ({keep}) ORDER BY s.{ROW}"
+    if has_duplicates or not in_source_order:
+        chosen = f"{STAGED} s LEFT JOIN {DUPS} d ON d.{key} = s.{key} WHERE s.fail IS NULL AND ({keep}) ORDER BY s.{ROW}"
     else:
-        # The common case: the staged rows are in source order already, and none is dropped.
+        # The common case: the staged rows are in source order, and none is dropped.
         chosen = f"{STAGED} s WHERE s.fail IS NULL"
-    con.execute("BEGIN TRANSACTION")
-    try:
+    records_ddl = ", ".join(f"{name} {sql_type}" for name, sql_type in columns)
+    selected = ", ".join(f"s.{name}" for name, _ in columns)
+    with transaction(con):
         for name in (records_table, rejected_table):
             parts = table_parts(name)
             if len(parts) > 1:
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {'.'.join(ident(p) for p in parts[:-1])}")
-        con.execute(f"CREATE OR REPLACE TABLE {records} ({RECORDS_DDL})")
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified_parts(*parts[:-1])}")
+        con.execute(f"CREATE OR REPLACE TABLE {records} ({records_ddl}, source_row BIGINT)")
+        con.execute(f"INSERT INTO {records} SELECT {selected}, s.{ROW} FROM {chosen}")
         con.execute(
-            f"INSERT INTO {records} SELECT s.id, s.primary_id, s.fallback_id, s.attributes, s.memberships, "
-            f"s.payload_hash, s.{ROW} FROM {chosen}"
+            f'CREATE OR REPLACE TABLE {rejected} (source_row BIGINT, {key} VARCHAR, "column" VARCHAR, '
+            "reason VARCHAR, value VARCHAR)"
         )
-        con.execute(f"CREATE OR REPLACE TABLE {rejected} ({REJECTED_DDL})")
         con.execute(
             f"INSERT INTO {rejected} SELECT * FROM ("
-            f"SELECT {ROW}, id, rcolumn, reason, rvalue FROM {STAGED} WHERE fail IS NOT NULL "
-            f"UNION ALL SELECT s.{ROW}, s.id, {literal(plan.id_column)}, "
-            f"'duplicate id with different data (' || d.n || ' rows)', left(s.id, {VALUE_CHARS}) "
-            f"FROM {STAGED} s JOIN {DUPS} d ON d.id = s.id WHERE s.fail IS NULL AND d.differ"
+            f"SELECT {ROW}, {key}, rcolumn, reason, rvalue FROM {STAGED} WHERE fail IS NOT NULL "
+            f"UNION ALL SELECT s.{ROW}, s.{key}, {literal(key_source)}, "
+            f"'duplicate {key} with different data (' || d.n || ' rows)', left(s.{key}, {VALUE_CHARS}) "
+            f"FROM {STAGED} s JOIN {DUPS} d ON d.{key} = s.{key} WHERE s.fail IS NULL AND d.differ"
             f") ORDER BY 1"
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
-def count(
-    con: duckdb.DuckDBPyConnection, plan: Plan, source: str, records_table: str, rejected_table: str, nulled_in_python: int
-) -> TransformResult:
+def count(con: duckdb.DuckDBPyConnection, source: str, records_table: str, rejected_table: str) -> TransformResult:
+    """The counts of a run, read from its source, staged rows, duplicates and output tables."""
     records, rejected = qualified(records_table), qualified(rejected_table)
     (source_rows,) = con.execute(f"SELECT count(*) FROM {source}").fetchone()
     (kept,) = con.execute(f"SELECT count(*) FROM {STAGED}").fetchone()
-    n_records, with_fallback, nulled = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE r.primary_id IS NULL), coalesce(sum(s.nulled), 0) "
-        f"FROM {records} r JOIN {STAGED} s ON s.{ROW} = r.source_row"
+    n_records, nulled = con.execute(
+        f"SELECT count(*), coalesce(sum(s.nulled), 0) FROM {records} r JOIN {STAGED} s ON s.{ROW} = r.source_row"
     ).fetchone()
     (merged,) = con.execute(f"SELECT coalesce(sum(n - 1), 0) FROM {DUPS} WHERE NOT differ").fetchone()
     # The reason without its parenthesised detail: `email: longer than 254 characters`.
@@ -463,7 +504,8 @@ def count(
         records=int(n_records),
         rejected=int(sum(by_reason.values())),
         rejected_by_reason={str(k): int(v) for k, v in by_reason.items()},
-        nulled_values=int(nulled) + nulled_in_python,
+        nulled_values=int(nulled),
         duplicates_merged=int(merged),
-        with_fallback_id=int(with_fallback),
+        records_table=records_table,
+        rejected_table=rejected_table,
     )

@@ -14,8 +14,8 @@ from typing import Literal
 import duckdb
 
 from userflow_assets.spec import Condition, Filter, Scalar
+from userflow_assets.sqltext import Params, ident
 from userflow_assets.transform.errors import SpecError
-from userflow_assets.transform.sqltext import Params, ident
 from userflow_assets.transform.types import Kind, ValueType
 
 Category = Literal["string", "number", "datetime", "boolean", "list", "json", "other"]

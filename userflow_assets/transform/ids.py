@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from userflow_assets.transform.sqltext import literal
+from userflow_assets.sqltext import literal
 
 MAX_ID_CHARS = 1000
 # Whitespace a blank ID may consist of: ASCII and the Unicode spaces str.isspace() knows.

@@ -12,10 +12,10 @@ import json
 from dataclasses import dataclass, field
 
 from userflow_assets.spec import MembershipSpec
+from userflow_assets.sqltext import ident, literal
 from userflow_assets.transform.errors import SpecError
 from userflow_assets.transform.filters import find_column
 from userflow_assets.transform.ids import MAX_ID_CHARS, has_control, too_long, usable
-from userflow_assets.transform.sqltext import ident, literal
 from userflow_assets.transform.types import Kind, ValueType, is_flat
 from userflow_assets.transform.values import Check, value_sql
 

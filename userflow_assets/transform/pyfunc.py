@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from userflow_assets.spec import PythonTransform
+from userflow_assets.sqltext import ident
 from userflow_assets.transform.errors import SpecError
-from userflow_assets.transform.sqltext import ident
 
 CHUNK_VECTORS = 49  # DuckDB vectors of 2,048 rows: about 100k rows per call
 ROW = "__uf_row"

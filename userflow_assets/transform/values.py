@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from userflow_assets.spec import SchemaField
+from userflow_assets.sqltext import literal
 from userflow_assets.transform.errors import SpecError
-from userflow_assets.transform.sqltext import literal
 from userflow_assets.transform.types import Kind, ValueType, is_flat
 
 # Userflow speaks JSON, read by JavaScript: integers beyond 2^53 silently lose digits there.

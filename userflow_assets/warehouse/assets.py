@@ -7,9 +7,10 @@ import dagster as dg
 import duckdb
 
 from userflow_assets import recovery
+from userflow_assets.sqltext import ident, md_table
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.state.types import utcnow
-from userflow_assets.warehouse.resources import WarehouseResource, quote_identifier
+from userflow_assets.warehouse.resources import WarehouseResource
 
 PREVIEW_ROWS = 10
 PREVIEW_CELL_CHARS = 60
@@ -22,18 +23,7 @@ class WarehouseReadConfig(dg.Config):
 
 def markdown_preview(con: duckdb.DuckDBPyConnection, table: str, limit: int = PREVIEW_ROWS) -> str:
     cursor = con.execute(f"SELECT * FROM {table} LIMIT {int(limit)}")
-    names = [d[0] for d in cursor.description]
-    rows = cursor.fetchall()
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    if len(text) > PREVIEW_CELL_CHARS:
-        text = text[: PREVIEW_CELL_CHARS - 1] + "…"
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md_table([d[0] for d in cursor.description], cursor.fetchall(), PREVIEW_CELL_CHARS)
 
 
 def build_warehouse_asset(
@@ -67,7 +57,7 @@ def build_warehouse_asset(
         read_started_at = utcnow()
         with sync_db.get_connection() as con:
             staged = warehouse.stage(con, query, table, since=since)
-            preview = markdown_preview(con, f"staging.{quote_identifier(table)}")
+            preview = markdown_preview(con, f"staging.{ident(table)}")
         state.record_read(object_type, read_started_at, since, spec_hash, context.run.run_id)
         if not query.uses_cursor:
             cursor_text = "query has no $LAST_SYNC_TIMESTAMP: full read"

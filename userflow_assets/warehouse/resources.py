@@ -12,18 +12,10 @@ from pydantic import Field
 
 from userflow_assets import failpoints
 from userflow_assets.settings import project_path
-from userflow_assets.state.store import transaction  # moves to the SQL helpers
+from userflow_assets.sqltext import attach_read_only, ident, qualified_parts, transaction
 from userflow_assets.warehouse.queries import QueryError, SourceQuery, load_query
 
 STAGING_SCHEMA = "staging"
-
-
-def quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -62,9 +54,9 @@ class WarehouseResource(dg.ConfigurableResource):
                 "create the sample with `python -m userflow_assets.sample`)"
             )
         home = con.execute("SELECT current_database()").fetchone()[0]
-        target = f"{quote_identifier(home)}.{STAGING_SCHEMA}.{quote_identifier(table)}"
+        target = qualified_parts(home, STAGING_SCHEMA, table)
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {STAGING_SCHEMA}")
-        con.execute(f"ATTACH {quote_literal(str(path))} AS warehouse (READ_ONLY)")
+        attach_read_only(con, path, "warehouse")
         try:
             con.execute("USE warehouse")
             # The newline keeps a trailing line comment in the file from swallowing the parenthesis.
@@ -74,7 +66,7 @@ class WarehouseResource(dg.ConfigurableResource):
         except duckdb.Error as error:
             raise QueryError(f"{query.path}: {error}") from error
         finally:
-            con.execute(f"USE {quote_identifier(home)}")
+            con.execute(f"USE {ident(home)}")
             con.execute("DETACH warehouse")
         row_count = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
         columns = con.execute(
