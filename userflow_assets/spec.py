@@ -321,7 +321,7 @@ class SyncSpec(dg.Model):
     @field_validator("state_database")
     @classmethod
     def _stem_is_not_a_schema(cls, value: str) -> str:
-        # DuckDB names a database after its file, and `sync.records` must mean the schema.
+        # DuckDB names a database after its file, and a state table named by schema must mean the schema.
         stem = value.replace("\\", "/").rsplit("/", 1)[-1].split(".", 1)[0]
         if stem.lower() in STATE_SCHEMAS:
             raise ValueError(
