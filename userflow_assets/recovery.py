@@ -209,7 +209,8 @@ def recover_dead_runs(instance: dg.DagsterInstance, own_run_id: str, log: Any) -
     return recovered
 
 
-def recover_before_pool(context: dg.AssetExecutionContext) -> list[Recovered]:
-    """For the steps that run before the first pool step: record this run's worker, then recover."""
+def free_pool_slots_of_dead_runs(context: dg.AssetExecutionContext) -> list[Recovered]:
+    """The first step of a sync run, before any pool step: record this run's worker, then mark
+    failed, and free the pool slots of, every run whose recorded process is provably gone."""
     record_run_worker(context)
     return recover_dead_runs(context.instance, context.run.run_id, context.log)

@@ -45,9 +45,10 @@ def build_warehouse_asset(
         warehouse: WarehouseResource,
         sync_db: StateDatabase,
     ) -> dg.MaterializeResult:
-        # The warehouse steps run before any step of the `userflow_api` pool: a run killed
-        # outright still holds its slot, and this run would wait for it forever.
-        recovered = recovery.recover_before_pool(context)
+        # Step one of every sync run, before reading: the warehouse steps run before any step
+        # of the API pool, and a run killed outright still holds its slot, so this run would
+        # wait for it forever.
+        recovered = recovery.free_pool_slots_of_dead_runs(context)
         query = warehouse.load_query(sql_file)
         state = sync_db.state()
         state.ensure_schema()
