@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
-import duckdb
 from dagster_duckdb import DuckDBResource
 
 from userflow_assets.client import EventDelivery, UserflowError, UserflowResource

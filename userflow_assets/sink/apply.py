@@ -4,7 +4,7 @@ A record is remembered as synced only after Userflow confirmed that exact payloa
 anything else is kept as a failure with its error and retried by the next run.
 """
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -22,9 +22,6 @@ from userflow_assets.state.types import Failure, Link
 # Update mode: below this many unknown IDs, one GET each is cheaper than listing everything.
 MAX_LOOKUPS = 200
 
-__all__ = ["ApplyOutcome", "SyncAborted", "apply_plan", "existing_ids", "mark_skipped", "remembered_rate_limits"]
-
-
 @dataclass
 class ApplyOutcome:
     confirmed: dict[str, int] = field(
@@ -37,7 +34,9 @@ class ApplyOutcome:
     failure_examples: list[str] = field(default_factory=list)
 
 
-def _sender(client: UserflowClient, object_type: str, spec: ObjectSpec, prune: bool, outcome: ApplyOutcome):  # noqa: ANN202
+def _sender(
+    client: UserflowClient, object_type: str, spec: ObjectSpec, prune: bool, outcome: ApplyOutcome
+) -> Callable[[PlannedRecord], Awaitable[None]]:
     delete = client.delete_user if object_type == "user" else client.delete_group
     # Without pruning, a membership that left the warehouse needs a request of its own.
     remove_left = object_type == "user" and spec.remove_memberships and not prune and spec.memberships is not None
@@ -63,7 +62,9 @@ def _sender(client: UserflowClient, object_type: str, spec: ObjectSpec, prune: b
     return send
 
 
-def _settler(state: SyncState, object_type: str, spec: ObjectSpec, run_id: str):  # noqa: ANN202
+def _settler(
+    state: SyncState, object_type: str, spec: ObjectSpec, run_id: str
+) -> Callable[[list[BulkResult[PlannedRecord, None]]], None]:
     def settle(results: list[BulkResult[PlannedRecord, None]]) -> None:
         upserts = [r for r in results if r.item.action != "delete"]
         # A delete that failed is planned again by the next full read; it has no payload to keep.
