@@ -11,6 +11,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The Dagster pool of every step that calls Userflow: its limit is how many may at once.
 API_POOL = "userflow_api"
+# Where the shipped spec reads the API key and the base URL from.
+API_KEY_VARIABLE, BASE_URL_VARIABLE = "USERFLOW_API_KEY", "USERFLOW_BASE_URL"
 
 
 def project_path(value: str | Path) -> Path:

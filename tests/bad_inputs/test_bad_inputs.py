@@ -24,6 +24,7 @@ from bad_inputs_kit import (
     synced,
 )
 
+from userflow_assets.client.redaction import fingerprint
 from userflow_assets.emulator import EmulatorConfig, running_emulator
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.transform import SpecError, build_records
@@ -101,7 +102,8 @@ def user_failures(state_db: Path) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("case", RUN_CASES, ids=[c["name"] for c in RUN_CASES])
 def test_run_case(tmp_path: Path, case: dict[str, Any], bad_inputs_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     kind = case.get("target", "emulator")
-    monkeypatch.setenv("USERFLOW_API_KEY", "uf_some_other_key" if kind == "wrong_key" else RUN_KEY)
+    key = "uf_some_other_key" if kind == "wrong_key" else RUN_KEY
+    monkeypatch.setenv("USERFLOW_API_KEY", key)
     httpx.post(f"{bad_inputs_url}/__emulator/reset", timeout=30).raise_for_status()
     make_warehouse(tmp_path)
     if "users_sql" in case:
@@ -116,7 +118,8 @@ def test_run_case(tmp_path: Path, case: dict[str, Any], bad_inputs_url: str, mon
     assert result.success is case["success"]
     failures = failure_messages(result)
     if "failure" in case:
-        assert len(failures) == 1 and case["failure"] in failures[0], failures
+        expected = case["failure"].replace("{url}", url).replace("{fingerprint}", fingerprint(key))
+        assert len(failures) == 1 and expected in failures[0], failures
     assert synced(state_db) == case["synced"]
     if "user_posts" in case:
         posts = httpx.get(f"{bad_inputs_url}/__emulator/requests", timeout=30).json()["by_endpoint"]

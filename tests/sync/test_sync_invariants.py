@@ -214,6 +214,10 @@ def test_wrong_key_stops_the_run_and_marks_nothing(harness: Harness, monkeypatch
     message = "".join(e.message for e in (error, error.cause) if e) if error else ""
     assert "refused the API key" in message
     assert "uf_wrong_key_123456" not in message
+    # The cause and the fix lead: the variable to set, where the key was sent, which key; no record.
+    assert f"Userflow at {harness.url} refused the API key {fingerprint('uf_wrong_key_123456')}" in message
+    assert "Set USERFLOW_API_KEY to a key of this Userflow environment" in message
+    assert "(record" not in message
     assert harness.state("SELECT count(*) FROM sync.records") == [(0,)]
     assert harness.state("SELECT count(*) FROM sync.cursors") == [(0,)]
 
@@ -271,3 +275,11 @@ def test_the_next_run_starts_from_the_kept_rate_limits(harness: Harness) -> None
     assert snapshot.ceiling_per_minute == pytest.approx(1234.0)
     assert snapshot.rate_per_minute <= 1234.0  # resumed under the kept ceiling, not from 500/min and up
     assert harness.state("SELECT ceiling_per_minute FROM sync.rate_limits WHERE target = ?", [target]) == [(1234.0,)]
+
+def test_every_sink_shows_the_rate_its_client_held(harness: Harness) -> None:
+    result = harness.run()
+    for sink in ("userflow_groups", "userflow_users"):
+        meta = metadata(result, sink)
+        # A gauge shown as it is (not as a difference from the step before), in every sink.
+        assert meta["userflow_rate_per_minute"] > 0, sink
+        assert meta["userflow_concurrency_cap"] >= 1, sink

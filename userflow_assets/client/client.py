@@ -225,9 +225,14 @@ class UserflowClient:
         return f"UserflowClient(base_url={self.base_url!r}, key={fingerprint(self._key.reveal())})"
 
     @property
+    def key_fingerprint(self) -> str:
+        """A short, non-reversible name of the key, safe to show."""
+        return fingerprint(self._key.reveal())
+
+    @property
     def limits_target(self) -> str:
         """What the learned rate limits belong to: the base URL and the key's fingerprint."""
-        return f"{self.base_url} {fingerprint(self._key.reveal())}"
+        return f"{self.base_url} {self.key_fingerprint}"
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from userflow_assets.client.redaction import (
     install_redacting_filter,
     register_secret,
 )
+from userflow_assets.client.ratelimit import AdaptiveRateLimiter
 from userflow_assets.client.stats import ClientStats
 
 
@@ -61,6 +62,7 @@ class UserflowResource(dg.ConfigurableResource):
     )
 
     _stats: ClientStats = PrivateAttr(default_factory=ClientStats)
+    _limiter: AdaptiveRateLimiter | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._stats = ClientStats()  # one set of counters per run
@@ -86,11 +88,14 @@ class UserflowResource(dg.ConfigurableResource):
             "stats": self._stats,
         }
         options.update(overrides)
-        return UserflowClient(self.api_key, **options)
+        client = UserflowClient(self.api_key, **options)
+        self._limiter = client.limiter  # shared by the key's clients: its rate is the run's
+        return client
 
     def metadata(self) -> dict[str, int | float]:
-        """This run's counters so far (all clients of the run), for asset metadata."""
-        return self._stats.metadata()
+        """This run's counters so far (all clients of the run) and the rate its limiter holds,
+        for asset metadata."""
+        return self._stats.metadata(self._limiter)
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():

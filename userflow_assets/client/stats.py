@@ -58,6 +58,23 @@ class ClientStats:
         return data
 
 
+# What the limiter holds now, not counts: a step shows them as they are, never as a difference.
+GAUGES = frozenset(
+    {
+        "userflow_rate_per_minute",
+        "userflow_concurrency_cap",
+        "userflow_learned_quota_per_minute",
+        "userflow_random_429_share",
+    }
+)
+
+
+def counters_since(before: dict[str, int | float], after: dict[str, int | float]) -> dict[str, int | float]:
+    """One step's share of a run's client metadata: counters less what they were at `before`,
+    gauges as they are at `after`."""
+    return {k: v if k in GAUGES else v - before.get(k, 0) for k, v in after.items()}
+
+
 class ProgressLog:
     """Logs `done/total, rate, ETA` at most once per interval while a batch runs."""
 

@@ -10,6 +10,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from userflow_assets.client import EventDelivery, UserflowError, UserflowResource
+from userflow_assets.client.stats import counters_since
 from userflow_assets.events import plan as event_plan
 from userflow_assets.events.apply import EventsOutcome, apply_events
 from userflow_assets.events.names import NamedIn, NearDuplicate, near_duplicates
@@ -62,7 +63,13 @@ def build_records_asset(spec: EventsSpec) -> dg.AssetsDefinition:
 
 
 def build_rejected_share_check(spec: EventsSpec) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=RECORDS_ASSET, name="rejected_share", blocking=True)
+    @dg.asset_check(
+        asset=RECORDS_ASSET,
+        name="rejected_share",
+        blocking=True,
+        description="The share of event rows rejected stays within events.max_rejected_fraction "
+        "(blocking: above it no event is sent).",
+    )
     def _rejected_share(sync_db: DuckDBResource) -> dg.AssetCheckResult:
         with sync_db.get_connection() as con:
             verdict = rejected_share(
@@ -240,7 +247,7 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.Asse
         except SyncAborted:
             state.finish_run(run_id, OBJECT_TYPE, "stopped", json.dumps({}))
             raise
-        client_counters = {k: v - counters_before.get(k, 0) for k, v in userflow.metadata().items()}
+        client_counters = counters_since(counters_before, userflow.metadata())
         result = _outcome_metadata(outcome, client_counters)
         # Every staged event is settled now: sent, recorded as owed, held, or rejected.
         cursor = state.advance_cursor(OBJECT_TYPE, run_id)

@@ -10,7 +10,7 @@ from userflow_assets.mirror import build_mirror_defs
 from userflow_assets.orchestration.backfill import BACKFILL_GROUP, build_backfill_defs
 from userflow_assets.orchestration.schedules import SYNC_RUN_TAG, build_schedule
 from userflow_assets.orchestration.sensors import build_change_sensor
-from userflow_assets.settings import project_path
+from userflow_assets.settings import API_KEY_VARIABLE, project_path
 from userflow_assets.sink.assets import build_sink_defs
 from userflow_assets.spec import SyncSpec
 from userflow_assets.state.resources import StateDatabase
@@ -57,7 +57,7 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
         ),
         "sync_db": StateDatabase(database=str(project_path(spec.state_database))),
         "userflow": UserflowResource(
-            api_key=dg.EnvVar("USERFLOW_API_KEY"),
+            api_key=dg.EnvVar(API_KEY_VARIABLE),
             base_url=spec.userflow.base_url,
             requests_per_minute=spec.userflow.requests_per_minute,
             max_concurrency=spec.userflow.max_concurrency,

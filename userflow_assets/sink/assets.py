@@ -68,19 +68,38 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
             (rejected,) = con.execute(f"SELECT count(*) FROM {rejected_table(object_type)}").fetchone()
         return dg.MaterializeResult(metadata=sink_records(context, job, sync_db, userflow, rejected=rejected))
 
-    @dg.asset_check(asset=_sink, name="failed_share")
+    @dg.asset_check(
+        asset=_sink,
+        name="failed_share",
+        description=f"The share of {object_type}s waiting to be retried (Userflow did not confirm them) stays "
+        f"within {object_type}s.max_rejected_fraction; the next run retries them either way.",
+    )
     def _failed_share(sync_db: StateDatabase) -> dg.AssetCheckResult:
         state = sync_db.state()
         state.ensure_schema()
         synced, failed = state.record_counts(object_type)
-        share = failed / (synced + failed) if synced + failed else 0.0
+        known = synced + failed
+        share = failed / known if known else 0.0
+        limit = spec.max_rejected_fraction
         return dg.AssetCheckResult(
-            passed=share <= spec.max_rejected_fraction,
-            description=f"{failed} {object_type}s wait to be retried, {synced} are synced ({share:.2%})",
-            metadata={"failed": failed, "synced": synced, "failed_share": share},
+            passed=share <= limit,
+            description=f"{failed} of {known} {object_type}s wait to be retried ({share:.2%}; {synced} synced); "
+            f"the limit is {limit:.2%} ({object_type}s.max_rejected_fraction)",
+            metadata={
+                "failed": failed,
+                "synced": synced,
+                "failed_share": dg.MetadataValue.float(share),
+                "limit": dg.MetadataValue.float(limit),
+            },
         )
 
-    @dg.asset_check(asset=_sink, name="read_back", pool=API_POOL)  # it calls Userflow too
+    @dg.asset_check(  # it calls Userflow too: in the pool
+        asset=_sink,
+        name="read_back",
+        pool=API_POOL,
+        description=f"Reads back 1% of the {object_type}s this run wrote (1 to {READ_BACK_MAX}) and compares "
+        "every attribute with what the sync state says Userflow confirmed.",
+    )
     def _read_back(
         context: dg.AssetCheckExecutionContext, sync_db: StateDatabase, userflow: UserflowResource
     ) -> dg.AssetCheckResult:

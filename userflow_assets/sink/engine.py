@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from userflow_assets import failpoints
+from userflow_assets.settings import API_KEY_VARIABLE, BASE_URL_VARIABLE
 from userflow_assets.client import (
     BulkResult,
     UserflowAuthError,
@@ -134,9 +135,21 @@ async def send_all(
     return tally
 
 
+def key_refused_message(client: UserflowClient, error: UserflowError | None) -> str:
+    """The cause and the fix first; no record ID (the key, not a record, is at fault)."""
+    answer = " ".join(str(part) for part in (getattr(error, "status", None), getattr(error, "code", None)) if part)
+    detail = getattr(error, "message", "") or ""
+    return (
+        f"Userflow at {client.base_url} refused the API key {client.key_fingerprint} ({answer}: {detail}). "
+        f"Set {API_KEY_VARIABLE} to a key of this Userflow environment (Settings -> API), or "
+        f"{BASE_URL_VARIABLE} to the environment the key belongs to (https://api.eu.userflow.com for EU). "
+        "The run stopped and nothing more was sent."
+    )
+
+
 def _raise_if_stopped(client: UserflowClient, kind: Kind[T, V], tally: Tally, stop: _Stop) -> None:
     if stop.reason == "key":
-        raise SyncAborted(f"Userflow refused the API key ({stop.error}); the run stopped and nothing more was sent")
+        raise SyncAborted(key_refused_message(client, stop.error))
     if stop.reason:
         raise SyncAborted(
             f"{MAX_CONSECUTIVE_FAILURES} {kind.noun} in a row failed, so Userflow looks unreachable; "

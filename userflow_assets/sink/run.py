@@ -16,6 +16,7 @@ import duckdb
 
 from userflow_assets import failpoints
 from userflow_assets.client import UserflowResource
+from userflow_assets.client.stats import counters_since
 from userflow_assets.plan.planner import PlanSummary, build_plan, plan_deletes, plan_preview, summarize_plan
 from userflow_assets.sink.apply import (
     ApplyOutcome,
@@ -136,7 +137,7 @@ def sink_records(
 
     counters_before = userflow.metadata()  # the run's counters are shared by every sink
     outcome = asyncio.run(_apply(userflow, sync_db, job, run_id, summary.to_send))
-    client_counters = {k: v - counters_before.get(k, 0) for k, v in userflow.metadata().items()}
+    client_counters = counters_since(counters_before, userflow.metadata())
     cursor = state.advance_cursor(job.object_type, run_id) if job.regular else None
     counts = {**outcome.confirmed, "failed": outcome.failed, "skipped": summary.counts["skipped"], "rejected": rejected}
     state.finish_run(run_id, job.object_type, "success", json.dumps(counts))

@@ -111,22 +111,45 @@ def build_records_defs(object_type: str, spec: ObjectSpec) -> dg.Definitions:
         )
         return dg.MaterializeResult(metadata=records_metadata(result, preview))
 
-    @dg.asset_check(asset=_records, name="ids_unique_and_present", blocking=True)
+    @dg.asset_check(
+        asset=_records,
+        name="ids_unique_and_present",
+        blocking=True,
+        description=f"Every {object_type} record has one non-empty ID of its own (blocking: nothing is sent "
+        "otherwise). Rows without an ID or with a duplicate ID were rejected before it; it counts those too.",
+    )
     def _ids_unique(sync_db: DuckDBResource) -> dg.AssetCheckResult:
         with sync_db.get_connection() as con:
-            missing, duplicated = con.execute(
+            missing, duplicated, records = con.execute(
                 f"""
-                SELECT count(*) FILTER (WHERE id IS NULL OR trim(id) = ''),
-                       count(*) - count(DISTINCT id)
+                SELECT count(*) FILTER (WHERE id IS NULL OR trim(id) = ''), count(*) - count(DISTINCT id), count(*)
                 FROM {records_table(object_type)}
                 """
             ).fetchone()
+            rejected_missing, rejected_duplicate = con.execute(
+                f"SELECT count(*) FILTER (WHERE reason LIKE 'missing %'), "
+                f"count(*) FILTER (WHERE reason LIKE 'duplicate %') FROM {rejected_table(object_type)}"
+            ).fetchone()
         return dg.AssetCheckResult(
             passed=missing == 0 and duplicated == 0,
-            metadata={"missing_ids": missing, "duplicate_ids": duplicated},
+            description=f"{missing} missing and {duplicated} duplicate IDs among {records} records; before this "
+            f"check the transform rejected {rejected_missing} rows without an ID and {rejected_duplicate} with a "
+            f"duplicate ID ({rejected_table(object_type)})",
+            metadata={
+                "missing_ids": missing,
+                "duplicate_ids": duplicated,
+                "rejected_missing_ids": rejected_missing,
+                "rejected_duplicate_ids": rejected_duplicate,
+            },
         )
 
-    @dg.asset_check(asset=_records, name="rejected_share", blocking=True)
+    @dg.asset_check(
+        asset=_records,
+        name="rejected_share",
+        blocking=True,
+        description=f"The share of rows rejected stays within {object_type}s.max_rejected_fraction "
+        "(blocking: above it nothing is sent, so a broken query cannot half-sync).",
+    )
     def _rejected_share(sync_db: DuckDBResource) -> dg.AssetCheckResult:
         with sync_db.get_connection() as con:
             verdict = rejected_share(
