@@ -17,6 +17,7 @@ from userflow_assets.events.names import NamedIn, NearDuplicate, near_duplicates
 from userflow_assets.events.transform import build_event_records
 from userflow_assets.sink.apply import remembered_rate_limits
 from userflow_assets.sink.engine import SyncAborted
+from userflow_assets.sink.run import mark_dry_run
 from userflow_assets.settings import API_POOL
 from userflow_assets.spec import EventsSpec, ObjectSpec
 from userflow_assets.state.resources import StateDatabase
@@ -235,6 +236,7 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.Asse
             "dry_run": config.dry_run,
         }
         if config.dry_run:
+            mark_dry_run(context)
             return dg.MaterializeResult(metadata=base)
 
         state.start_run(run_id, OBJECT_TYPE)

@@ -56,6 +56,8 @@ def build_plan(
 
     Failed records of earlier runs are retried even when the warehouse row did not change
     (they are not in an incremental read, so their last payload comes from the state).
+    With `full_resync`, every record is sent: changed or not, and also those an incremental
+    read did not list (with the payload Userflow last confirmed).
     A record seen under its primary ID that the state knows under its fallback ID carries
     `migrate_from`, unless that switch was already decided; if nothing else about it changed
     its action is `migrate`.
@@ -69,11 +71,18 @@ def build_plan(
         f"""
         CREATE OR REPLACE TEMP TABLE _decided AS
         WITH current AS (
-            SELECT id, payload_hash, primary_id, fallback_id, FALSE AS from_failures FROM {records_table}
+            SELECT id, payload_hash, primary_id, fallback_id, 'read' AS source FROM {records_table}
             UNION ALL
-            SELECT f.id, f.payload_hash, f.primary_id, f.fallback_id, TRUE
+            SELECT f.id, f.payload_hash, f.primary_id, f.fallback_id, 'failures'
             FROM state_failures AS f
             WHERE f.id NOT IN (SELECT id FROM {records_table})
+            UNION ALL
+            -- A full resync sends every record, also those this (incremental) read did not
+            -- list: as Userflow last confirmed them.
+            SELECT s.id, s.payload_hash, s.primary_id, s.fallback_id, 'state'
+            FROM state_records AS s
+            WHERE $full_resync AND s.id NOT IN (SELECT id FROM {records_table})
+              AND s.id NOT IN (SELECT id FROM state_failures)
         ),
         pending_links AS (
             SELECT c.id AS primary_id, s.id AS fallback_id
@@ -84,7 +93,7 @@ def build_plan(
         )
         SELECT
             c.id,
-            c.from_failures,
+            c.source,
             CASE
                 WHEN f.id IS NOT NULL THEN 'retry'
                 WHEN s.id IS NULL THEN 'create'
@@ -110,7 +119,10 @@ def build_plan(
             FROM {records_table} AS r SEMI JOIN sending USING (id)
             UNION ALL
             SELECT f.id, f.payload_hash, f.attributes, f.memberships, f.primary_id, f.fallback_id
-            FROM state_failures AS f JOIN sending AS d ON d.id = f.id AND d.from_failures
+            FROM state_failures AS f JOIN sending AS d ON d.id = f.id AND d.source = 'failures'
+            UNION ALL
+            SELECT s.id, s.payload_hash, s.attributes, s.memberships, s.primary_id, s.fallback_id
+            FROM state_records AS s JOIN sending AS d ON d.id = s.id AND d.source = 'state'
         )
         SELECT p.*, s.attributes AS previous_attributes, d.action, d.migrate_from,
                s.memberships AS previous_memberships

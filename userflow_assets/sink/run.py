@@ -48,6 +48,15 @@ class SinkJob:
     regular: bool = True  # the regular sync: plans deletes and moves its cursor; a slice does neither
 
 
+DRY_RUN_TAG = "userflow/dry_run"
+
+
+def mark_dry_run(context: dg.AssetExecutionContext) -> None:
+    """Tag the run, so a dry run is told apart from a sync in the runs list, not only in metadata."""
+    context.instance.add_run_tags(context.run.run_id, {DRY_RUN_TAG: "true"})
+    context.log.warning("Dry run: the plan was worked out and shown; nothing was sent to Userflow")
+
+
 def plan_metadata(summary: PlanSummary, preview: str) -> dict[str, Any]:
     return {
         **{f"plan_{action}": n for action, n in summary.counts.items()},
@@ -127,12 +136,15 @@ def sink_records(
     base = {
         **plan_meta,
         "mode": job.mode,
+        "full_resync": job.full_resync,
+        **({"prune_memberships": job.prune} if job.object_type == "user" else {}),
         "rejected": rejected,
         "skipped": summary.counts["skipped"],
         "update_mode_unverified": unverified,
         "dry_run": job.dry_run,
     }
     if job.dry_run:
+        mark_dry_run(context)
         return base
 
     counters_before = userflow.metadata()  # the run's counters are shared by every sink

@@ -74,6 +74,7 @@ def build_warehouse_asset(
                 "query": dg.MetadataValue.path(str(query.path)),
                 "staged_table": staged.table,
                 "cursor": cursor_text,
+                "full_refresh": config.full_refresh,
                 "preview": dg.MetadataValue.md(preview),
                 **(
                     {"recovered_runs": dg.MetadataValue.md("\n".join(f"- {r.describe()}" for r in recovered))}
