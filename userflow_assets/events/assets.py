@@ -58,7 +58,7 @@ def build_records_asset(spec: EventsSpec) -> dg.AssetsDefinition:
             f"{result.records} event records, {result.rejected} rejected, "
             f"{result.filtered_out} filtered out of {result.source_rows} rows"
         )
-        return dg.MaterializeResult(metadata=records_metadata(result, preview))
+        return dg.MaterializeResult(metadata=records_metadata(result, preview, event_plan.REJECTED_TABLE))
 
     return _records
 

@@ -219,6 +219,7 @@ def _users_by_signup_asset(
             dry_run=config.dry_run,
             batch_size=config.batch_size,
             regular=False,
+            rejected_in=tables.rejected,
         )
         try:
             sent = sink_records(context, job, sync_db, userflow, rejected=counts["rejected"])

@@ -221,12 +221,13 @@ def planned_batches(
 
 
 def plan_preview(
-    con: duckdb.DuckDBPyConnection, object_type: str, limit: int = 10, *, plan: str | None = None
+    con: duckdb.DuckDBPyConnection, object_type: str, limit: int = 50, *, plan: str | None = None
 ) -> str:
-    """A markdown table of the first records that will be sent, for the asset's metadata."""
+    """A markdown table of the first records that will be sent, their attributes whole (up to
+    2,000 characters), for the asset's metadata."""
     rows = con.execute(
         f"""
-        SELECT action, id, left(attributes, 120) FROM {plan or plan_table(object_type)}
+        SELECT action, id, left(attributes, 2000) FROM {plan or plan_table(object_type)}
         WHERE action <> 'unchanged' ORDER BY action, id LIMIT ?
         """,
         [limit],

@@ -63,6 +63,7 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
             full_resync=config.full_resync,
             dry_run=config.dry_run,
             batch_size=config.batch_size,
+            rejected_in=f"userflow_{object_type}_records ({rejected_table(object_type)})",
         )
         with sync_db.get_connection() as con:
             (rejected,) = con.execute(f"SELECT count(*) FROM {rejected_table(object_type)}").fetchone()

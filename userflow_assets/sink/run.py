@@ -27,6 +27,7 @@ from userflow_assets.sink.apply import (
     update_mode_candidates,
 )
 from userflow_assets.spec import ObjectSpec
+from userflow_assets.sqltext import md_table
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.state.store import SyncState
 
@@ -46,6 +47,7 @@ class SinkJob:
     dry_run: bool = False
     batch_size: int = 500
     regular: bool = True  # the regular sync: plans deletes and moves its cursor; a slice does neither
+    rejected_in: str = ""  # where the rejected rows are listed, for the `rejected` count
 
 
 DRY_RUN_TAG = "userflow/dry_run"
@@ -55,6 +57,19 @@ def mark_dry_run(context: dg.AssetExecutionContext) -> None:
     """Tag the run, so a dry run is told apart from a sync in the runs list, not only in metadata."""
     context.instance.add_run_tags(context.run.run_id, {DRY_RUN_TAG: "true"})
     context.log.warning("Dry run: the plan was worked out and shown; nothing was sent to Userflow")
+
+
+FAILURES_SHOWN = 500
+
+
+def failures_metadata(state: SyncState, object_type: str) -> dict[str, Any]:
+    """Every record waiting to be retried (up to 500 shown) and the SQL that lists them all."""
+    rows = state.failures(object_type, FAILURES_SHOWN)
+    table = md_table(["id", "status", "code", "message", "attempts", "last failed"], rows, 200)
+    return {
+        "failures": dg.MetadataValue.md(table if rows else "none"),
+        "failures_sql": dg.MetadataValue.text(state.failures_sql(object_type)),
+    }
 
 
 def plan_metadata(summary: PlanSummary, preview: str) -> dict[str, Any]:
@@ -139,6 +154,7 @@ def sink_records(
         "full_resync": job.full_resync,
         **({"prune_memberships": job.prune} if job.object_type == "user" else {}),
         "rejected": rejected,
+        "rejected_in": job.rejected_in,
         "skipped": summary.counts["skipped"],
         "update_mode_unverified": unverified,
         "dry_run": job.dry_run,
@@ -151,6 +167,7 @@ def sink_records(
     outcome = asyncio.run(_apply(userflow, sync_db, job, run_id, summary.to_send))
     client_counters = counters_since(counters_before, userflow.metadata())
     cursor = state.advance_cursor(job.object_type, run_id) if job.regular else None
+    in_sync, _ = state.record_counts(job.object_type)
     counts = {**outcome.confirmed, "failed": outcome.failed, "skipped": summary.counts["skipped"], "rejected": rejected}
     state.finish_run(run_id, job.object_type, "success", json.dumps(counts))
     elapsed = time.monotonic() - started
@@ -164,7 +181,8 @@ def sink_records(
         "deleted": outcome.confirmed["delete"],
         "memberships_removed": outcome.memberships_removed,
         "failed": outcome.failed,
-        "failure_examples": dg.MetadataValue.md("\n".join(f"- {e}" for e in outcome.failure_examples) or "none"),
+        "in_sync_now": in_sync,
+        **failures_metadata(state, job.object_type),
         **({"cursor": cursor.isoformat() if cursor else "none"} if job.regular else {}),
         "duration_s": round(elapsed, 3),
         "records_per_s": round(sent / elapsed, 2) if elapsed else 0.0,

@@ -165,6 +165,8 @@ class SyncState(Protocol):
     ) -> None: ...
     def record_counts(self, object_type: str) -> tuple[int, int]: ...
     def written_sample(self, object_type: str, run_id: str, share: int, most: int) -> list[tuple[str, str]]: ...
+    def failures(self, object_type: str, most: int) -> list[tuple[object, ...]]: ...
+    def failures_sql(self, object_type: str) -> str: ...
     def expose_records(self, con: duckdb.DuckDBPyConnection, object_type: str) -> None: ...
     def expose_events(self, con: duckdb.DuckDBPyConnection) -> None: ...
     def remembered_limits(self, target: str) -> LearnedLimits | None: ...
@@ -334,6 +336,19 @@ class DuckDBState:
                 "WHERE object_type = $type AND run_id = $run) / $share))",
                 {"type": object_type, "run": run_id, "max": most, "share": share},
             ).fetchall()
+
+    def failures(self, object_type: str, most: int) -> list[tuple[object, ...]]:
+        """(id, status, code, message, attempts, last_failed_at) of the records waiting to be
+        retried, most recent first, at most `most`."""
+        with self._connect() as con:
+            return con.execute(f"{self.failures_sql(object_type)} LIMIT ?", [most]).fetchall()
+
+    def failures_sql(self, object_type: str) -> str:
+        """The SQL, runnable on the state, that lists every record of `object_type` waiting to be retried."""
+        return (
+            "SELECT id, status, code, message, attempts, last_failed_at FROM sync.failures "
+            f"WHERE object_type = {literal(object_type)} ORDER BY last_failed_at DESC, id"
+        )
 
     # -- what the planners read, as views in the work database ------------------------------
 

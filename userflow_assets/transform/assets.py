@@ -11,7 +11,7 @@ from userflow_assets.spec import ObjectSpec
 from userflow_assets.sqltext import md_table
 from userflow_assets.transform import build_records
 
-REJECTED_PREVIEW_ROWS = 20
+REJECTED_PREVIEW_ROWS = 500  # shown in the UI; the SQL beside them lists them all
 REJECTED_PREVIEW_CHARS = 80  # of a cell: a long reason or value would swamp the view
 
 
@@ -23,17 +23,22 @@ def rejected_table(object_type: str) -> str:
     return f"transform.{object_type}_rejected"
 
 
+def rejected_sql(table: str) -> str:
+    return f"SELECT * FROM {table} ORDER BY source_row"
+
+
 def rejected_preview(con: duckdb.DuckDBPyConnection, table: str, key_column: str = "id") -> str:
     """The first rejected rows of `table` as a markdown table, for the records asset's metadata."""
     rows = con.execute(
-        f'SELECT source_row, {key_column}, "column", reason FROM {table} ORDER BY source_row LIMIT ?',
+        f'SELECT source_row, {key_column}, "column", reason, value FROM {table} ORDER BY source_row LIMIT ?',
         [REJECTED_PREVIEW_ROWS],
     ).fetchall()
-    return md_table(["row", key_column, "column", "reason"], rows, REJECTED_PREVIEW_CHARS)
+    return md_table(["row", key_column, "column", "reason", "value"], rows, REJECTED_PREVIEW_CHARS)
 
 
-def records_metadata(result: Any, preview: str) -> dict[str, Any]:
-    """A records asset's metadata: counts, rejections by reason and a preview of them."""
+def records_metadata(result: Any, preview: str, table: str) -> dict[str, Any]:
+    """A records asset's metadata: counts, rejections by reason, the first of them, and where
+    they all are."""
     by_reason = "\n".join(f"- {reason}: {n}" for reason, n in sorted(result.rejected_by_reason.items()))
     return {
         "dagster/row_count": result.records,
@@ -44,6 +49,8 @@ def records_metadata(result: Any, preview: str) -> dict[str, Any]:
         "duplicates_merged": result.duplicates_merged,
         "rejected_by_reason": dg.MetadataValue.md(by_reason or "none"),
         "rejected_preview": dg.MetadataValue.md(preview),
+        "rejected_table": table,
+        "rejected_sql": dg.MetadataValue.text(rejected_sql(table)),
     }
 
 
@@ -109,7 +116,7 @@ def build_records_defs(object_type: str, spec: ObjectSpec) -> dg.Definitions:
             f"{result.records} {object_type} records, {result.rejected} rejected, "
             f"{result.filtered_out} filtered out of {result.source_rows} rows"
         )
-        return dg.MaterializeResult(metadata=records_metadata(result, preview))
+        return dg.MaterializeResult(metadata=records_metadata(result, preview, rejected_table(object_type)))
 
     @dg.asset_check(
         asset=_records,
