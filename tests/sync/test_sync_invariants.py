@@ -205,6 +205,41 @@ def test_fallback_id_switches_to_primary_once(harness: Harness) -> None:
     assert harness.requests_total() == before, "the switch happens once"
 
 
+def test_fallback_id_kept_beside_the_primary_with_on_primary_id_keep(harness: Harness) -> None:
+    harness.sql(
+        "INSERT INTO users VALUES (NULL, 'late@example.com', 'Late Comer', 'free', 3, '2026-01-01', "
+        "[{'account_id': 'a1', 'role': 'member', 'account_name': 'Account 1'}])"
+    )
+    spec = harness.spec(fallback_id_column="email", on_primary_id="keep", deletes="delete")
+    harness.run(spec)
+    harness.sql("UPDATE users SET user_id = 'u900', updated_at = now() WHERE email = 'late@example.com'")
+    result = harness.run(spec)
+    users = harness.users()
+    assert users["late@example.com"]["attributes"]["name"] == "Late Comer", "the fallback-ID user stays"
+    assert users["u900"]["attributes"]["name"] == "Late Comer"
+    assert {("u900", "a1"), ("late@example.com", "a1")} <= harness.memberships()
+    assert "DELETE /users/{id}" not in harness.emulator("requests")["by_endpoint"]
+    assert metadata(result, "userflow_users")["migrated"] == 1
+    assert harness.state("SELECT fallback_id, primary_id, decision FROM sync.links") == [
+        ("late@example.com", "u900", "keep")
+    ]
+    # Both stay synced records: the twin is not forgotten, so nothing plans to create it again.
+    assert harness.state(
+        "SELECT id, primary_id, fallback_id FROM sync.records WHERE id IN ('u900', 'late@example.com') ORDER BY id"
+    ) == [("late@example.com", None, "late@example.com"), ("u900", "u900", "late@example.com")]
+    before = harness.requests_total()
+    harness.sql("UPDATE users SET updated_at = now() WHERE user_id = 'u900'")
+    again = harness.run(spec)
+    assert metadata(again, "userflow_users")["plan_migrate"] == 0
+    assert metadata(again, "userflow_users")["plan_migrations"] == 0
+    assert harness.requests_total() == before, "the decision is made once"
+    # A full read sees the email only as u900's fallback ID: the kept user is not deleted either.
+    full = harness.run(spec, read={"full_refresh": True})
+    assert metadata(full, "userflow_users")["deleted"] == 0
+    assert harness.requests_total() == before
+    assert {"late@example.com", "u900"} <= set(harness.users())
+
+
 def test_wrong_key_stops_the_run_and_marks_nothing(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USERFLOW_API_KEY", "uf_wrong_key_123456")
     result = harness.run(raise_on_error=False)
