@@ -14,7 +14,14 @@ from typing import Any
 import duckdb
 import pytest
 
-from userflow_assets.plan.planner import build_plan, plan_deletes, plan_table, planned_batches, summarize_plan
+from userflow_assets.plan.planner import (
+    PlanSummary,
+    build_plan,
+    plan_deletes,
+    plan_table,
+    planned_batches,
+    summarize_plan,
+)
 from userflow_assets.state.store import DuckDBState
 from userflow_assets.state.types import Failure, Link, Record
 from userflow_assets.transform.build import RECORD_COLUMNS
@@ -73,7 +80,7 @@ class Db:
         failures = [Failure(r, 500, "server_error", "boom") for r in records]
         self.state.checkpoint("user", "run-0", [], failures)
 
-    def plan(self, full_resync: bool, **kwargs: Any):  # noqa: ANN201
+    def plan(self, full_resync: bool, **kwargs: Any) -> PlanSummary:
         return build_plan(self.con, self.state, "user", RECORDS, full_resync, **kwargs)
 
     def rows(self, table: str = PLAN) -> dict[str, dict[str, Any]]:
