@@ -205,6 +205,41 @@ def test_fallback_id_switches_to_primary_once(harness: Harness) -> None:
     assert harness.requests_total() == before, "the switch happens once"
 
 
+def test_fallback_id_kept_beside_the_primary_with_on_primary_id_keep(harness: Harness) -> None:
+    harness.sql(
+        "INSERT INTO users VALUES (NULL, 'late@example.com', 'Late Comer', 'free', 3, '2026-01-01', "
+        "[{'account_id': 'a1', 'role': 'member', 'account_name': 'Account 1'}])"
+    )
+    spec = harness.spec(fallback_id_column="email", on_primary_id="keep", deletes="delete")
+    harness.run(spec)
+    harness.sql("UPDATE users SET user_id = 'u900', updated_at = now() WHERE email = 'late@example.com'")
+    result = harness.run(spec)
+    users = harness.users()
+    assert users["late@example.com"]["attributes"]["name"] == "Late Comer", "the fallback-ID user stays"
+    assert users["u900"]["attributes"]["name"] == "Late Comer"
+    assert {("u900", "a1"), ("late@example.com", "a1")} <= harness.memberships()
+    assert "DELETE /users/{id}" not in harness.emulator("requests")["by_endpoint"]
+    assert metadata(result, "userflow_users")["migrated"] == 1
+    assert harness.state("SELECT fallback_id, primary_id, decision FROM sync.links") == [
+        ("late@example.com", "u900", "keep")
+    ]
+    # Both stay synced records: the twin is not forgotten, so nothing plans to create it again.
+    assert harness.state(
+        "SELECT id, primary_id, fallback_id FROM sync.records WHERE id IN ('u900', 'late@example.com') ORDER BY id"
+    ) == [("late@example.com", None, "late@example.com"), ("u900", "u900", "late@example.com")]
+    before = harness.requests_total()
+    harness.sql("UPDATE users SET updated_at = now() WHERE user_id = 'u900'")
+    again = harness.run(spec)
+    assert metadata(again, "userflow_users")["plan_migrate"] == 0
+    assert metadata(again, "userflow_users")["plan_migrations"] == 0
+    assert harness.requests_total() == before, "the decision is made once"
+    # A full read sees the email only as u900's fallback ID: the kept user is not deleted either.
+    full = harness.run(spec, read={"full_refresh": True})
+    assert metadata(full, "userflow_users")["deleted"] == 0
+    assert harness.requests_total() == before
+    assert {"late@example.com", "u900"} <= set(harness.users())
+
+
 def test_wrong_key_stops_the_run_and_marks_nothing(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USERFLOW_API_KEY", "uf_wrong_key_123456")
     result = harness.run(raise_on_error=False)
@@ -222,10 +257,53 @@ def test_wrong_key_stops_the_run_and_marks_nothing(harness: Harness, monkeypatch
     assert harness.state("SELECT count(*) FROM sync.cursors") == [(0,)]
 
 
+# IDs and values that break naive quoting, escaping, encoding or normalisation; each must
+# arrive in the plan, the state and Userflow exactly as the warehouse holds it.
+AWKWARD_USERS = {
+    "Zoë 用户": "plain non-ASCII",
+    "e\u0301": "NFD é, a different ID from the NFC one",
+    "\u00e9": "NFC é",
+    "🚀👩\u200d👩\u200d👧🏽": "emoji, ZWJ sequence and a skin tone",
+    'say "hi"': 'quotes "double" and \'single\'',
+    "back\\slash\\": "C:\\path\\to\\file and a trailing \\",
+    "json\\u0041": "\\u0041 is text here, not an escape; \\n neither",
+    "sep\u2028par\u2029": "line and paragraph separators\u2028\u2029inside",
+    "\u202eevil": "right-to-left override \u202e and zero width \u200b space",
+    "x" * 1000: "the longest ID allowed",
+}
+CONTROL_VALUE = "tab\tnewline\ncr\rnul\x00bell\x07esc\x1bdel\x7fc1\x85"
+LONG_VALUE = "".join(chr(c) for c in range(0x20, 0x3000) if not 0x7F <= c <= 0x9F and not 0xD800 <= c <= 0xDFFF) * 4
+
+
 def test_plan_and_state_are_json_safe(harness: Harness) -> None:
-    harness.run()
-    for (attributes,) in harness.state("SELECT attributes FROM sync.records WHERE object_type = 'user'"):
-        assert json.loads(attributes)["email"].endswith("@example.com")
+    rows = [
+        (user_id, f"{i}@example.com", name, CONTROL_VALUE if i % 2 else LONG_VALUE, i, "2026-01-01",
+         [{"account_id": f"a{i % 5}", "role": "member", "account_name": "x"}])
+        for i, (user_id, name) in enumerate(AWKWARD_USERS.items())
+    ]
+    with duckdb.connect(str(harness.warehouse)) as con:
+        con.execute("DELETE FROM users")
+        con.executemany("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    expected = {
+        user_id: {"email": email, "name": name, "plan": plan, "seats": seats}
+        for user_id, email, name, plan, seats, _, _ in rows
+    }
+    result = harness.run()
+    assert metadata(result, "userflow_users")["created"] == len(AWKWARD_USERS)
+    assert metadata(result, "userflow_user_records")["rejected"] == 0
+    # The plan (as read back from its table) and the state hold the exact text.
+    planned = dict(harness.state("SELECT id, attributes FROM plan.user_plan WHERE action = 'create'"))
+    assert {k: json.loads(v) for k, v in planned.items()} == expected
+    synced = dict(harness.state("SELECT id, attributes FROM sync.records WHERE object_type = 'user'"))
+    assert {k: json.loads(v) for k, v in synced.items()} == expected
+    # Userflow got exactly those IDs and values, and the memberships of exactly those IDs.
+    assert {k: v["attributes"] for k, v in harness.users().items()} == expected
+    assert harness.memberships() == {(user_id, f"a{i % 5}") for i, user_id in enumerate(AWKWARD_USERS)}
+    # Their hashes are stable: a full read of the same rows sends nothing.
+    before = harness.requests_total()
+    again = harness.run(read={"full_refresh": True})
+    assert metadata(again, "userflow_users")["unchanged"] == len(AWKWARD_USERS)
+    assert harness.requests_total() == before
 
 
 def test_read_back_reads_one_percent_of_what_the_run_wrote(harness: Harness) -> None:
