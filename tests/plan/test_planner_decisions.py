@@ -430,3 +430,28 @@ def test_a_named_plan_table_leaves_the_regular_plan_alone(db: Db, full_resync: b
     assert db.actions("plan.slice_1") == {"u2": ("create", None), "u3": ("create", None)}
     assert db.actions() == {"u1": ("create", None)}
     assert summarize_plan(db.con, "user", plan="plan.slice_1").counts == counts(create=2)
+
+
+# ---- a full resync after an incremental read ------------------------------------------------
+
+
+def test_resend_unread_sends_every_synced_record_the_read_did_not_list(db: Db) -> None:
+    unread = rec("u2", "h2", '{"name":"Bo"}', memberships='[{"id":"g1"}]')
+    twin = rec("bo@example.com", "ht", primary_id=None)
+    failed = rec("u3", "h3")
+    db.synced(rec("u1", "h1"), unread, twin)
+    db.failed(failed)
+    db.read(rec("u1", "h1"), rec("u4", "h4", fallback_id="bo@example.com"))
+    summary = db.plan(True, resend_unread=True)
+    rows = db.rows()
+    # Sent as Userflow last confirmed it; its previous payload is that same payload.
+    assert payload(rows["u2"]) == astuple(unread) and rows["u2"]["action"] == "update"
+    assert rows["u2"]["previous_attributes"] == unread.attributes
+    # The fallback-ID twin of a record read is never resent (its switch is planned instead),
+    # and a failure is retried once, not also resent.
+    assert db.actions()["u4"] == ("create", "bo@example.com")
+    assert "bo@example.com" not in rows and rows["u3"]["action"] == "retry"
+    assert summary.counts == counts(create=1, update=2, retry=1)
+    # Without it, a full resync plans only what was read (and the failures).
+    db.plan(True)
+    assert "u2" not in db.rows()

@@ -51,20 +51,22 @@ def build_plan(
     full_resync: bool = False,
     *,
     plan: str | None = None,
+    resend_unread: bool = False,
 ) -> PlanSummary:
     """Write `plan.<object>_plan`: each record with create / update / unchanged / retry.
 
     Failed records of earlier runs are retried even when the warehouse row did not change
     (they are not in an incremental read, so their last payload comes from the state).
-    With `full_resync`, every record is sent: changed or not, and also those an incremental
-    read did not list (with the payload Userflow last confirmed).
+    With `full_resync`, every record read is sent, changed or not. With `resend_unread` (a
+    full resync after an incremental read) so is every synced record the read did not list,
+    with the payload Userflow last confirmed; never a fallback-ID twin of a record read.
     A record seen under its primary ID that the state knows under its fallback ID carries
     `migrate_from`, unless that switch was already decided; if nothing else about it changed
     its action is `migrate`.
     """
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {PLAN_SCHEMA}")
     state.expose_records(con, object_type)
-    params = {"full_resync": full_resync}
+    params = {"full_resync": full_resync, "resend_unread": resend_unread}
     # Decide on narrow columns first: payloads are only copied for records that will be sent,
     # so a million unchanged records cost their IDs, not their attributes.
     con.execute(
@@ -77,12 +79,11 @@ def build_plan(
             FROM state_failures AS f
             WHERE f.id NOT IN (SELECT id FROM {records_table})
             UNION ALL
-            -- A full resync sends every record, also those this (incremental) read did not
-            -- list: as Userflow last confirmed them.
             SELECT s.id, s.payload_hash, s.primary_id, s.fallback_id, 'state'
             FROM state_records AS s
-            WHERE $full_resync AND s.id NOT IN (SELECT id FROM {records_table})
+            WHERE $resend_unread AND s.id NOT IN (SELECT id FROM {records_table})
               AND s.id NOT IN (SELECT id FROM state_failures)
+              AND s.id NOT IN (SELECT fallback_id FROM {records_table} WHERE fallback_id IS NOT NULL)
         ),
         pending_links AS (
             SELECT c.id AS primary_id, s.id AS fallback_id

@@ -111,8 +111,14 @@ def _plan(
 ) -> tuple[PlanSummary, str, int]:
     """The plan table written and summarized; update mode's unknown IDs looked up (not in a dry run)."""
     state = sync_db.state()
+    # A full resync after an incremental read also resends what the read did not list; a
+    # full read lists everything, and a backfill slice only its own users.
+    resend_unread = job.full_resync and job.regular and not state.last_read_was_full(job.object_type)
     with sync_db.get_connection() as con:
-        build_plan(con, state, job.object_type, job.records_table, job.full_resync, plan=job.plan_table)
+        build_plan(
+            con, state, job.object_type, job.records_table, job.full_resync, plan=job.plan_table,
+            resend_unread=resend_unread,
+        )
         if job.regular and job.spec.deletes == "delete":
             deleting = _plan_deletes_or_stop(con, state, job)
             context.log.info(f"{deleting} {job.object_type}s left the query's result and will be deleted")
