@@ -9,23 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
 import pydantic
 import pytest
 from ports import refused_port
 import yaml
-from bad_inputs_kit import (
-    USERS,
-    failure_messages,
-    html_server,
-    make_spec,
-    make_warehouse,
-    run_sync,
-    synced,
-)
+from bad_inputs_kit import USERS, html_server, make_spec, make_warehouse, run_sync, synced
+from harness import Emulator, emulator_get, failure_messages, query, serve_emulator, state_count
 
 from userflow_assets.client.redaction import fingerprint
-from userflow_assets.emulator import EmulatorConfig, running_emulator
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.transform import SpecError, build_records
 
@@ -77,9 +68,9 @@ RUN_KEY = "uf_bad_inputs_key"
 
 
 @pytest.fixture(scope="module")
-def bad_inputs_url() -> Iterator[str]:
-    with running_emulator(EmulatorConfig(api_key=RUN_KEY, seed_content=False)) as url:
-        yield url
+def bad_inputs_emulator() -> Iterator[Emulator]:
+    with serve_emulator(RUN_KEY) as emulator:
+        yield emulator
 
 
 @contextmanager
@@ -95,16 +86,18 @@ def target(kind: str, emulator_url: str) -> Iterator[str]:
 
 
 def user_failures(state_db: Path) -> list[tuple[str, str]]:
-    with duckdb.connect(str(state_db), read_only=True) as con:
-        return con.execute("SELECT id, message FROM sync.failures WHERE object_type = 'user' ORDER BY id").fetchall()
+    failures = "SELECT id, message FROM sync.failures WHERE object_type = 'user' ORDER BY id"
+    return query(state_db, failures, read_only=True)
 
 
 @pytest.mark.parametrize("case", RUN_CASES, ids=[c["name"] for c in RUN_CASES])
-def test_run_case(tmp_path: Path, case: dict[str, Any], bad_inputs_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_case(
+    tmp_path: Path, case: dict[str, Any], bad_inputs_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kind = case.get("target", "emulator")
     key = "uf_some_other_key" if kind == "wrong_key" else RUN_KEY
-    monkeypatch.setenv("USERFLOW_API_KEY", key)
-    httpx.post(f"{bad_inputs_url}/__emulator/reset", timeout=30).raise_for_status()
+    bad_inputs_emulator.fresh(monkeypatch, key=key)
+    bad_inputs_url = bad_inputs_emulator.url
     make_warehouse(tmp_path)
     if "users_sql" in case:
         (tmp_path / "sql" / "users.sql").write_text(case["users_sql"])
@@ -113,7 +106,7 @@ def test_run_case(tmp_path: Path, case: dict[str, Any], bad_inputs_url: str, mon
             with pytest.raises(pydantic.ValidationError, match=re.escape(case["load_error"])):
                 make_spec(tmp_path, url, case.get("users", {}))
             return
-        result = run_sync(make_spec(tmp_path, url, case.get("users", {})), url)
+        result = run_sync(make_spec(tmp_path, url, case.get("users", {})))
     state_db = tmp_path / "state.duckdb"
     assert result.success is case["success"]
     failures = failure_messages(result)
@@ -122,7 +115,7 @@ def test_run_case(tmp_path: Path, case: dict[str, Any], bad_inputs_url: str, mon
         assert len(failures) == 1 and expected in failures[0], failures
     assert synced(state_db) == case["synced"]
     if "user_posts" in case:
-        posts = httpx.get(f"{bad_inputs_url}/__emulator/requests", timeout=30).json()["by_endpoint"]
+        posts = emulator_get(bad_inputs_url, "requests")["by_endpoint"]
         assert sum(posts.get("POST /users", {}).values()) == case["user_posts"]
     if "failed" in case:
         assert state_count_failures(state_db) == case["failed"]
@@ -132,8 +125,7 @@ def test_run_case(tmp_path: Path, case: dict[str, Any], bad_inputs_url: str, mon
 
 
 def state_count_failures(state_db: Path) -> int:
-    with duckdb.connect(str(state_db), read_only=True) as con:
-        return int(con.execute("SELECT count(*) FROM sync.failures").fetchone()[0])
+    return state_count(state_db, "failures")
 
 
 def test_unreachable_base_url_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,7 +133,7 @@ def test_unreachable_base_url_fails_the_run(tmp_path: Path, monkeypatch: pytest.
     make_warehouse(tmp_path)
     with refused_port() as port:
         url = f"http://127.0.0.1:{port}"
-        result = run_sync(make_spec(tmp_path, url, {}), url)
+        result = run_sync(make_spec(tmp_path, url, {}))
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert failure.step_key == "userflow_groups", "the first sink stops the run: users are not tried in vain"

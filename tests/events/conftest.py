@@ -3,52 +3,25 @@
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
-import httpx
 import pytest
-from events_harness import (
-    EVENTS_SQL,
-    GROUPS_SQL,
-    KEY,
-    USERS_SQL,
-    WAREHOUSE_DDL,
-    EventsHarness,
-    KeyRevoker,
-)
-
-from userflow_assets.emulator import EmulatorConfig, create_app, serve_app
+from events_harness import EVENTS_SQL, KEY, USERS_SQL, WAREHOUSE_DDL, EventsHarness, KeyRevoker
+from harness import GROUPS_SQL, Emulator, serve_emulator, write_project
 
 
 @pytest.fixture(scope="session")
-def events_revoker() -> KeyRevoker:
-    app = create_app(EmulatorConfig(api_key=KEY, seed_content=False))
-    return KeyRevoker(app, app.state.emulator)
-
-
-@pytest.fixture(scope="session")
-def events_emulator_url(events_revoker: KeyRevoker) -> Iterator[str]:
-    with serve_app(events_revoker) as url:
-        yield url
+def events_emulator() -> Iterator[Emulator]:
+    with serve_emulator(KEY, wrap=lambda app: KeyRevoker(app, app.state.emulator)) as emulator:
+        yield emulator
 
 
 @pytest.fixture
-def events_harness(
-    tmp_path: Path, events_emulator_url: str, events_revoker: KeyRevoker, monkeypatch: pytest.MonkeyPatch
-) -> EventsHarness:
-    monkeypatch.setenv("USERFLOW_API_KEY", KEY)
-    events_revoker.reset()
-    httpx.post(f"{events_emulator_url}/__emulator/reset", timeout=30).raise_for_status()
-    sql = tmp_path / "sql"
-    sql.mkdir()
-    (sql / "users.sql").write_text(USERS_SQL)
-    (sql / "groups.sql").write_text(GROUPS_SQL)
-    (sql / "events.sql").write_text(EVENTS_SQL)
-    h = EventsHarness(tmp_path, events_emulator_url, events_revoker)
-    h.sql(WAREHOUSE_DDL)
-    with duckdb.connect(str(h.warehouse)) as con:
-        con.executemany(
-            "INSERT INTO users VALUES (?, ?, ?, '2026-01-01')",
-            [(f"u{i:03d}", f"user{i}@example.com", f"User {i}") for i in range(10)],
-        )
-        con.executemany("INSERT INTO accounts VALUES (?, ?, '2026-01-01')", [(f"a{i}", f"Account {i}") for i in range(3)])
-    return h
+def events_harness(tmp_path: Path, events_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> EventsHarness:
+    revoker: KeyRevoker = events_emulator.app
+    revoker.reset()
+    events_emulator.fresh(monkeypatch)
+    rows = {
+        "users": [(f"u{i:03d}", f"user{i}@example.com", f"User {i}", "2026-01-01") for i in range(10)],
+        "accounts": [(f"a{i}", f"Account {i}", "2026-01-01") for i in range(3)],
+    }
+    write_project(tmp_path, WAREHOUSE_DDL, rows, users=USERS_SQL, groups=GROUPS_SQL, events=EVENTS_SQL)
+    return EventsHarness(tmp_path, events_emulator.url, revoker)

@@ -1,29 +1,24 @@
-"""The events test harness: a small real warehouse with events, the emulator on a port, runs through Dagster."""
+"""The events folder's project: ten users in three accounts and a table of events, behind an
+emulator whose key can be revoked mid-run."""
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import dagster as dg
-import duckdb
-import httpx
+from harness import ACCOUNTS_DDL, Harness, insert, sync_spec
 
-from userflow_assets.client import UserflowResource
 from userflow_assets.emulator.runtime import Emulator
-from userflow_assets.orchestration.component import build_sync_defs
 from userflow_assets.spec import SyncSpec
 
 KEY = "uf_test_events_key"
 
 USERS_SQL = "SELECT user_id, email, name, updated_at FROM users WHERE updated_at > $LAST_SYNC_TIMESTAMP"
-GROUPS_SQL = "SELECT account_id, name, updated_at FROM accounts WHERE updated_at > $LAST_SYNC_TIMESTAMP"
 EVENTS_SQL = """
 SELECT event_id, user_id, account_id, name, occurred_at, properties
 FROM events WHERE occurred_at > $LAST_SYNC_TIMESTAMP
 """
-WAREHOUSE_DDL = """
+WAREHOUSE_DDL = f"""
 CREATE TABLE users (user_id VARCHAR, email VARCHAR, name VARCHAR, updated_at TIMESTAMP);
-CREATE TABLE accounts (account_id VARCHAR, name VARCHAR, updated_at TIMESTAMP);
+{ACCOUNTS_DDL}
 CREATE TABLE events (
     event_id VARCHAR, user_id VARCHAR, account_id VARCHAR, name VARCHAR, occurred_at TIMESTAMP, properties VARCHAR
 );
@@ -52,8 +47,6 @@ class KeyRevoker:
         await self.app(scope, receive, send)
 
 
-
-
 def event_rows(n: int, users: int = 10, start: int = 0) -> list[tuple[Any, ...]]:
     """`n` events of users u000..u{users-1}, a minute apart, all in the past."""
     return [
@@ -70,33 +63,19 @@ def event_rows(n: int, users: int = 10, start: int = 0) -> list[tuple[Any, ...]]
 
 
 @dataclass
-class EventsHarness:
-    root: Path
-    url: str
+class EventsHarness(Harness):
     revoker: KeyRevoker
 
-    @property
-    def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
-
-    @property
-    def state_db(self) -> Path:
-        return self.root / "state" / "state.duckdb"
-
-    def sql(self, statement: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        with duckdb.connect(str(self.warehouse)) as con:
-            cursor = con.execute(statement, params or [])
-            return cursor.fetchall() if cursor.description else []
+    client: ClassVar[dict[str, Any]] = {
+        "max_attempts": 2,
+        "max_retry_time_s": 60,  # bounds a broken run only: two attempts, however slow the machine
+        "max_concurrency": 4,
+    }
 
     def add_events(self, rows: list[tuple[Any, ...]]) -> None:
-        with duckdb.connect(str(self.warehouse)) as con:
-            con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+        insert(self.warehouse, "events", rows)
 
-    def state(self, statement: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        with duckdb.connect(str(self.state_db)) as con:
-            return con.execute(statement, params or []).fetchall()
-
-    def spec(self, users: dict[str, Any] | None = None, **events: Any) -> SyncSpec:
+    def spec(self, users: dict[str, Any] | None = None, **events: Any) -> SyncSpec:  # type: ignore[override]
         event_spec: dict[str, Any] = {
             "key_column": "event_id",
             "name": "name",
@@ -107,60 +86,8 @@ class EventsHarness:
             "attributes": {"plan": "json_extract_string(properties, '$.plan')", "event_ref": "event_id"},
             **events,
         }
-        return SyncSpec.model_validate(
-            {
-                "warehouse": {"database": str(self.warehouse), "sql_dir": str(self.root / "sql")},
-                "state_database": str(self.state_db),
-                "userflow": {"base_url": self.url},
-                "groups": {"query": "groups.sql", "id_column": "account_id", "mapping": {"name": "name"}},
-                "users": {"query": "users.sql", "id_column": "user_id", "mapping": {"email": "email", "name": "name"}}
-                | (users or {}),
-                "events": event_spec,
-            }
-        )
-
-    def run(
-        self,
-        spec: SyncSpec | None = None,
-        events_config: dict[str, Any] | None = None,
-        read: dict[str, Any] | None = None,
-        raise_on_error: bool = True,
-        max_concurrency: int = 4,
-        selection: list[str] | None = None,
-    ) -> dg.ExecuteInProcessResult:
-        defs = build_sync_defs(spec or self.spec())
-        resources = dict(defs.resources or {})
-        # Fast retries: a failing request is settled in well under a second.
-        resources["userflow"] = UserflowResource(
-            api_key=dg.EnvVar("USERFLOW_API_KEY"),
-            base_url=self.url,
-            max_attempts=2,
-            max_retry_time_s=60,  # bounds a broken run only: two attempts, however slow the machine
-            max_concurrency=max_concurrency,
-        )
-        ops: dict[str, Any] = {}
-        if events_config:
-            ops["userflow_events"] = {"config": events_config}
-        for name in ("warehouse_users", "warehouse_groups", "warehouse_events") if read else ():
-            ops[name] = {"config": read}
-        return dg.materialize(
-            # What the sync job runs: the partitioned backfill has its own job and tests.
-            [*(a for a in defs.assets or [] if not a.partitions_def), *(defs.asset_checks or [])],  # type: ignore
-            resources=resources,
-            run_config={"ops": ops} if ops else None,
-            raise_on_error=raise_on_error,
-            selection=selection,
-        )
-
-    def emulator(self, path: str) -> Any:
-        return httpx.get(f"{self.url}/__emulator/{path}", timeout=30).json()
-
-    def faults(self, kinds: list[str], path_prefix: str, method: str = "POST") -> None:
-        body = {"next": kinds, "path_prefix": path_prefix, "method": method}
-        httpx.post(f"{self.url}/__emulator/faults", json=body, timeout=30).raise_for_status()
-
-    def events(self) -> list[dict[str, Any]]:
-        return list(self.emulator("state")["events"])
+        user_spec = {"query": "users.sql", "id_column": "user_id", "mapping": {"email": "email", "name": "name"}}
+        return sync_spec(self.root, self.url, user_spec | (users or {}), events=event_spec)
 
     def event_refs(self) -> list[str]:
         """The event_ref of every event Userflow holds, sorted (a duplicate shows twice)."""
@@ -169,9 +96,3 @@ class EventsHarness:
     def event_posts(self) -> int:
         by_endpoint = self.emulator("requests")["by_endpoint"].get("POST /events", {})
         return sum(int(n) for n in by_endpoint.values())
-
-
-def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
-    events = result.asset_materializations_for_node(asset)
-    assert events, f"{asset} was not materialized"
-    return {k: v.value for k, v in events[-1].metadata.items()}

@@ -7,6 +7,7 @@ import httpx
 import pytest
 import yaml
 from events_harness import KEY, EventsHarness
+from harness import metadata
 
 from userflow_assets.events.names import NamedIn, near_duplicates, normalise
 from userflow_assets.sample import generate_warehouse
@@ -59,7 +60,7 @@ def test_event_names_check_warns_on_the_sample_warehouse(events_harness: EventsH
         }
     )
     result = h.run(spec, selection=["warehouse_events", "userflow_event_records"])
-    records = {k: v.value for k, v in result.asset_materializations_for_node("userflow_event_records")[-1].metadata.items()}
+    records = metadata(result, "userflow_event_records")
     assert (records["source_rows"], records["rejected"]) == (records["dagster/row_count"], 0)
     check = _check(result, "event_names")
     assert not check.passed

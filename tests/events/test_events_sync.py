@@ -4,7 +4,8 @@ import dataclasses
 
 import pytest
 from ports import refused_port
-from events_harness import EventsHarness, event_rows, metadata
+from events_harness import EventsHarness, event_rows
+from harness import metadata
 
 
 def test_events_sent_once_across_reruns(events_harness: EventsHarness) -> None:
@@ -39,7 +40,7 @@ def test_key_revoked_mid_run_then_rerun_sends_each_event_once(events_harness: Ev
     h = events_harness
     h.add_events(event_rows(60))
     h.revoker.revoke_after = 25  # the 26th POST /events and later meet a rotated key
-    stopped = h.run(raise_on_error=False, events_config={"batch_size": 10})
+    stopped = h.run(raise_on_error=False, events={"batch_size": 10})
     assert not stopped.success
     recorded = h.state("SELECT key FROM sync.sent_events WHERE status = 'sent' ORDER BY key")
     # Requests in flight when the key changed still report: every confirmed event is recorded.
@@ -49,7 +50,7 @@ def test_key_revoked_mid_run_then_rerun_sends_each_event_once(events_harness: Ev
     assert h.state("SELECT count(*) FROM sync.cursors WHERE object_type = 'event'") == [(0,)]
 
     h.revoker.reset()
-    rerun = metadata(h.run(events_config={"batch_size": 10}), "userflow_events")
+    rerun = metadata(h.run(events={"batch_size": 10}), "userflow_events")
     assert (rerun["sent"], rerun["already_sent"]) == (60 - len(recorded), len(recorded))
     assert h.event_refs() == [f"evt_{i:04d}" for i in range(60)]
     assert h.state("SELECT count(*) FROM sync.cursors WHERE object_type = 'event'") == [(1,)]

@@ -8,15 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 import httpx
+from harness import emulator_get, query, sync_spec
 
 from userflow_assets.client import UserflowResource
 from userflow_assets.emulator.runtime import Emulator
 from userflow_assets.emulator.store import format_time
 from userflow_assets.mirror import build_mirror_defs
 from userflow_assets.orchestration.component import build_sync_defs
-from userflow_assets.spec import SyncSpec
 from userflow_assets.state.resources import StateDatabase
 
 KEY = "uf_test_mirror_key"
@@ -90,20 +89,13 @@ class MirrorHarness:
 
     def sync(self) -> dg.ExecuteInProcessResult:
         """The sync (groups and users) from the warehouse tables into the emulator."""
-        spec = SyncSpec.model_validate(
-            {
-                "warehouse": {"database": str(self.warehouse), "sql_dir": str(self.root / "sql")},
-                "state_database": str(self.state_db),
-                "userflow": {"base_url": self.url},
-                "groups": {"query": "groups.sql", "id_column": "account_id", "mapping": {"name": "name"}},
-                "users": {
-                    "query": "users.sql",
-                    "id_column": "user_id",
-                    "mapping": {"email": "email", "name": "name", "plan": "plan", "seats": "seats"},
-                    "memberships": {"column": "account_id"},
-                },
-            }
-        )
+        users = {
+            "query": "users.sql",
+            "id_column": "user_id",
+            "mapping": {"email": "email", "name": "name", "plan": "plan", "seats": "seats"},
+            "memberships": {"column": "account_id"},
+        }
+        spec = sync_spec(self.root, self.url, users, self.state_db)
         defs = build_sync_defs(spec)
         return dg.materialize(
             [*(a for a in defs.assets or [] if not a.partitions_def), *(defs.asset_checks or [])],  # type: ignore
@@ -111,9 +103,7 @@ class MirrorHarness:
         )
 
     def sql(self, statement: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        with duckdb.connect(str(self.warehouse)) as con:
-            cursor = con.execute(statement, params or [])
-            return cursor.fetchall() if cursor.description else []
+        return query(self.warehouse, statement, params)
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         response = httpx.request(method, f"{self.url}{path}", headers=HEADERS, timeout=30, **kwargs)
@@ -122,14 +112,8 @@ class MirrorHarness:
 
     def requests(self, endpoint: str) -> int:
         """Successful requests to `endpoint` (e.g. `GET /users`) since the last reset."""
-        by_endpoint = httpx.get(f"{self.url}/__emulator/requests", timeout=30).json()["by_endpoint"]
+        by_endpoint = emulator_get(self.url, "requests")["by_endpoint"]
         return int(by_endpoint.get(endpoint, {}).get("200", 0))
-
-
-def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
-    events = result.asset_materializations_for_node(asset)
-    assert events, f"{asset} was not materialized"
-    return {k: v.value for k, v in events[-1].metadata.items()}
 
 
 def utc(*args: int) -> datetime:

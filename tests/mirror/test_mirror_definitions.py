@@ -4,7 +4,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from mirror_harness import MirrorHarness, metadata
+from harness import metadata
+from mirror_harness import MirrorHarness
 
 from userflow_assets.mirror import MIRROR_JOB, build_mirror_defs
 from userflow_assets.orchestration.component import build_sync_defs

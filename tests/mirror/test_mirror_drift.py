@@ -2,7 +2,8 @@
 
 import dagster as dg
 import duckdb
-from mirror_harness import WAREHOUSE_DDL, MirrorHarness, metadata
+from harness import metadata
+from mirror_harness import WAREHOUSE_DDL, MirrorHarness
 
 DRIFT_ASSETS = ["mirror_users", "mirror_groups", "userflow_drift"]
 

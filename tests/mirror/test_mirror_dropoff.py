@@ -3,7 +3,8 @@
 from collections import defaultdict
 from typing import Any
 
-from mirror_harness import MirrorHarness, metadata, utc
+from harness import metadata
+from mirror_harness import MirrorHarness, utc
 
 from userflow_assets.emulator.store import format_time
 

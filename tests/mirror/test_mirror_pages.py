@@ -3,7 +3,8 @@
 import json
 
 import httpx
-from mirror_harness import MirrorHarness, metadata
+from harness import metadata
+from mirror_harness import MirrorHarness
 
 USERS = 250  # three pages of 100
 GROUPS = 120  # two pages

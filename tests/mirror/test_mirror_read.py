@@ -6,7 +6,8 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
-from mirror_harness import MirrorHarness, metadata
+from harness import metadata
+from mirror_harness import MirrorHarness
 
 from userflow_assets.mirror import MirrorDatabase
 from userflow_assets.mirror.store import StagedTables

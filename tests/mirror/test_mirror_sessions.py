@@ -1,6 +1,7 @@
 """Incremental reading of content sessions: newest first, stopping at what is already stored."""
 
-from mirror_harness import MirrorHarness, add_sessions, metadata, utc
+from harness import metadata
+from mirror_harness import MirrorHarness, add_sessions, utc
 
 from userflow_assets.emulator.store import format_time
 

@@ -16,10 +16,17 @@ from typing import Any
 
 import pytest
 from needs import need
+from orchestration_deployment import (
+    LOCATION,
+    Dagster,
+    deployment_env,
+    start_deployment,
+    write_instance,
+    write_workspace,
+)
 from orchestration_harness import KEY
 from orchestration_location import SENSOR_ENABLED_VARIABLE, build_location_defs, spec_from_environment
 from orchestration_processes import GraphQL, ProcessGroup, free_port, wait_for
-from test_orchestration_e2e import LOCATION, Dagster, start_deployment, write_instance, write_workspace
 
 from userflow_assets.emulator import EmulatorConfig, running_emulator
 from userflow_assets.orchestration.component import SYNC_JOB
@@ -78,14 +85,8 @@ def test_ui_shows_every_asset_and_materializes_the_sync_job(
     grpc_port, web_port = free_port(), free_port()
     write_workspace(tmp_path / "workspace.yaml", grpc_port)
     with running_emulator(EmulatorConfig(api_key=KEY, seed_content=False)) as emulator_url:
-        variables = {
-            "DAGSTER_HOME": str(home),
-            "USERFLOW_WAREHOUSE_PATH": str(warehouse),
-            "USERFLOW_STATE_DB_PATH": str(state_db),
-            "USERFLOW_BASE_URL": emulator_url,
-            "USERFLOW_API_KEY": KEY,
-            SENSOR_ENABLED_VARIABLE: "0",  # the only run is the one launched from the UI
-        }
+        sensor_off = {SENSOR_ENABLED_VARIABLE: "0"}  # the only run is the one launched from the UI
+        variables = deployment_env(home, warehouse, state_db, emulator_url, sensor_off)
         for name, value in variables.items():
             monkeypatch.setenv(name, value)
         # The asset keys the location's definitions load, as the code server will load them.

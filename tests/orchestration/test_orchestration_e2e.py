@@ -17,10 +17,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import duckdb
 import pytest
-import yaml
+from orchestration_deployment import Dagster, deployment_env, start_deployment, write_instance, write_workspace
 from orchestration_harness import KEY, Emulator
 from orchestration_location import SCHEDULE_MINUTE_VARIABLE
 from orchestration_processes import BIN, GraphQL, ProcessGroup, free_port, wait_for
@@ -28,32 +27,18 @@ from orchestration_processes import BIN, GraphQL, ProcessGroup, free_port, wait_
 from userflow_assets.emulator import EmulatorConfig, running_emulator
 from userflow_assets.orchestration.backfill import BACKFILL_ASSET, BACKFILL_JOB
 from userflow_assets.orchestration.schedules import SCHEDULE_NAME, SYNC_RUN_TAG
-from userflow_assets.orchestration.sensors import SENSOR_NAME
 from userflow_assets.sample import generate_warehouse
-from userflow_assets.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
-LOCATION = "userflow_e2e"
-LOCATION_FILE = Path(__file__).with_name("orchestration_location.py")
 SLICES = ["2024-05-01", "2024-06-01", "2024-07-01"]  # from GraphQL, as the UI launches a backfill
 CLI_SLICES = ["2024-08-01", "2024-09-01"]  # with `dagster job backfill`: one run per slice
 SCHEDULE_LEAD_S = 60
 CHANGED_PLAN = "e2e-changed"
 
-SENSOR_TICKS = """
-query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { __typename
-  ... on Sensor { sensorState { status ticks(limit: 50, statuses: [SUCCESS]) { status runIds skipReason } } } } }"""
-SCHEDULE_TICKS = """
-query($selector: ScheduleSelector!) { scheduleOrError(scheduleSelector: $selector) { __typename
-  ... on Schedule { scheduleState { status ticks(limit: 10) { status runIds timestamp } } } } }"""
-RUN = """
-query($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status jobName tags { key value } } } }"""
 BACKFILL_RUNS = """
 query($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
   ... on Runs { results { runId status } } } }"""
-ACTIVE_RUNS = """
-{ runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED]}) { ... on Runs { results { runId } } } }"""
 START_SCHEDULE = """
 mutation($selector: ScheduleSelector!) { startSchedule(scheduleSelector: $selector) { __typename
   ... on ScheduleStateResult { scheduleState { status } } ... on PythonError { message } } }"""
@@ -67,12 +52,6 @@ SLICE_RECORDS = """
 query($key: AssetKeyInput!, $partitions: [String!]) { assetOrError(assetKey: $key) { __typename
   ... on Asset { assetMaterializations(partitions: $partitions) { partition runId
     metadataEntries { label ... on IntMetadataEntry { intValue } } } } } }"""
-RUN_ERRORS = """
-query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection { events { __typename
-  ... on MessageEvent { message } ... on ErrorEvent { error { message } } } } } }"""
-LOCATIONS = """
-{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { __typename
-  ... on PythonError { message } } } } } }"""
 
 TERMINAL_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
@@ -83,80 +62,10 @@ def next_schedule_tick(now: datetime) -> datetime:
     return ahead.replace(second=0, microsecond=0) + timedelta(minutes=1)
 
 
-def write_instance(home: Path) -> None:
-    """The project's dagster.yaml plus one line of run queue: sync runs one at a time (their tag)."""
-    config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
-    config["concurrency"]["runs"]["tag_concurrency_limits"] = [{"key": SYNC_RUN_TAG, "limit": 1}]
-    home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-    # Create the SQLite storage once here: the webserver and the daemon racing to create it
-    # can both stamp its schema version.
-    with dg.DagsterInstance.from_config(str(home)):
-        pass
-
-
-def write_workspace(path: Path, grpc_port: int) -> None:
-    """deploy/workspace.grpc.yaml, pointed at this test's code server."""
-    workspace = yaml.safe_load((PROJECT_ROOT / "deploy" / "workspace.grpc.yaml").read_text())
-    server = workspace["load_from"][0]["grpc_server"]
-    server.update(host="127.0.0.1", port=grpc_port, location_name=LOCATION)
-    path.write_text(yaml.safe_dump(workspace))
-
-
 @pytest.fixture
 def emulator_url() -> Iterator[str]:
     with running_emulator(EmulatorConfig(api_key=KEY, seed_content=False)) as url:
         yield url
-
-
-class Dagster:
-    """The GraphQL questions the test asks, on top of one webserver."""
-
-    def __init__(self, graphql: GraphQL) -> None:
-        self.graphql = graphql
-        self.selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__"}
-
-    def sensor_run_ids(self) -> list[str]:
-        data = self.graphql(SENSOR_TICKS, {"selector": {**self.selector, "sensorName": SENSOR_NAME}})
-        ticks = data["sensorOrError"]["sensorState"]["ticks"]
-        return [run_id for tick in reversed(ticks) for run_id in tick["runIds"]]
-
-    def schedule_ticks(self) -> list[dict[str, Any]]:
-        data = self.graphql(SCHEDULE_TICKS, {"selector": {**self.selector, "scheduleName": SCHEDULE_NAME}})
-        return data["scheduleOrError"]["scheduleState"]["ticks"]
-
-    def wait_for_location(self, group: ProcessGroup, what: str, timeout_s: float) -> None:
-        """Until the webserver has loaded the code location (the deployment's processes alive)."""
-
-        def loaded() -> bool | None:
-            group.check_alive()
-            entries = self.graphql(LOCATIONS)["workspaceOrError"]["locationEntries"]
-            kinds = {e["name"]: (e["locationOrLoadError"] or {}).get("__typename") for e in entries}
-            return True if kinds.get(LOCATION) == "RepositoryLocation" else None
-
-        wait_for(what, loaded, timeout_s)
-
-    def run(self, run_id: str) -> dict[str, Any]:
-        return self.graphql(RUN, {"runId": run_id})["runOrError"]
-
-    def finished_run(self, run_id: str, timeout_s: float) -> dict[str, Any]:
-        def done() -> dict[str, Any] | None:
-            run = self.run(run_id)
-            return run if run["status"] in ("SUCCESS", "FAILURE", "CANCELED") else None
-
-        return wait_for(f"run {run_id} to finish", done, timeout_s)
-
-    def errors(self, run_id: str) -> str:
-        """What went wrong in a run, for a failing assertion's message."""
-        events = self.graphql(RUN_ERRORS, {"runId": run_id})["logsForRun"]["events"]
-        return "\n".join(
-            f"{e['__typename']}: {e.get('message')} {(e.get('error') or {}).get('message', '')}"
-            for e in events
-            if "Failure" in e["__typename"] or e.get("error")
-        )
-
-    def active_runs(self) -> list[str]:
-        return [r["runId"] for r in self.graphql(ACTIVE_RUNS)["runsOrError"]["results"]]
 
 
 def change_user(warehouse: Path) -> str:
@@ -197,20 +106,6 @@ def assert_slices_synced(dagster: Dagster, held: dict[str, dict[str, Any]], ever
     assert len(in_slices) == sum(records_by_run.values()) > 0
 
 
-def start_deployment(group: ProcessGroup, workspace: Path, grpc_port: int, web_port: int) -> None:
-    """The scaled-out shape on loopback: one code server, and a webserver and a daemon loading it."""
-    cwd = workspace.parent
-    group.start(
-        "code-server",
-        [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc_port)]
-        + ["-f", str(LOCATION_FILE), "--location-name", LOCATION],
-        cwd=cwd,
-    )
-    web = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", str(workspace)]
-    group.start("webserver", web, cwd=cwd)
-    group.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], cwd=cwd)
-
-
 @pytest.mark.timeout(1200)
 def test_backfill_schedule_and_sensor_through_a_real_deployment(tmp_path: Path, emulator_url: str) -> None:
     warehouse, state_db, home = tmp_path / "warehouse.duckdb", tmp_path / "state" / "state.duckdb", tmp_path / "home"
@@ -219,15 +114,8 @@ def test_backfill_schedule_and_sensor_through_a_real_deployment(tmp_path: Path, 
     grpc_port, web_port = free_port(), free_port()
     write_workspace(tmp_path / "workspace.yaml", grpc_port)
     tick_at = next_schedule_tick(datetime.now(UTC))
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "USERFLOW_WAREHOUSE_PATH": str(warehouse),
-        "USERFLOW_STATE_DB_PATH": str(state_db),
-        "USERFLOW_BASE_URL": emulator_url,
-        "USERFLOW_API_KEY": KEY,
-        SCHEDULE_MINUTE_VARIABLE: str(tick_at.hour * 60 + tick_at.minute),
-    }
+    schedule_minute = {SCHEDULE_MINUTE_VARIABLE: str(tick_at.hour * 60 + tick_at.minute)}
+    env = {**os.environ, **deployment_env(home, warehouse, state_db, emulator_url, schedule_minute)}
     group = ProcessGroup(tmp_path / "logs", env)
     emulator = Emulator(emulator_url)
     try:

@@ -15,19 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import httpx
 import pytest
-import yaml
+from orchestration_deployment import Dagster, deployment_env, start_deployment, write_instance, write_workspace
 from orchestration_harness import KEY
 from orchestration_location import SENSOR_ENABLED_VARIABLE
 from orchestration_processes import GraphQL, ProcessGroup, free_port, wait_for
-from test_orchestration_e2e import Dagster, start_deployment, write_workspace
 
 from userflow_assets.emulator import EmulatorConfig, running_emulator
 from userflow_assets.orchestration.component import SYNC_JOB
 from userflow_assets.sample import generate_warehouse
-from userflow_assets.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -48,13 +45,8 @@ RUN_END = {"RUN_SUCCESS", "RUN_FAILURE", "RUN_CANCELED"}
 
 def write_pool_instance(home: Path) -> None:
     """The project's dagster.yaml, its pool limit untouched, without the run-tag rule."""
-    config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    config = write_instance(home, run_tag_limits=None)
     assert config["concurrency"]["pools"]["default_limit"] == 1
-    config["concurrency"]["runs"].pop("tag_concurrency_limits", None)
-    home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-    with dg.DagsterInstance.from_config(str(home)):  # create the SQLite storage before two processes race
-        pass
 
 
 def pool_steps(dagster: Dagster) -> set[str]:
@@ -105,15 +97,8 @@ def test_two_syncs_launched_at_once_take_turns_in_the_api_pool(tmp_path: Path) -
     with running_emulator(EmulatorConfig(api_key=KEY, seed_content=False)) as emulator_url, httpx.Client(
         base_url=f"{emulator_url}/__emulator", timeout=30
     ) as emulator:
-        env = {
-            **os.environ,
-            "DAGSTER_HOME": str(home),
-            "USERFLOW_WAREHOUSE_PATH": str(warehouse),
-            "USERFLOW_STATE_DB_PATH": str(state_db),
-            "USERFLOW_BASE_URL": emulator_url,
-            "USERFLOW_API_KEY": KEY,
-            SENSOR_ENABLED_VARIABLE: "0",  # only the two runs this test launches
-        }
+        sensor_off = {SENSOR_ENABLED_VARIABLE: "0"}  # only the two runs this test launches
+        env = {**os.environ, **deployment_env(home, warehouse, state_db, emulator_url, sensor_off)}
         group = ProcessGroup(tmp_path / "logs", env)
         try:
             start_deployment(group, tmp_path / "workspace.yaml", grpc_port, web_port)

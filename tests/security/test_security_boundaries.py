@@ -3,15 +3,16 @@ plain http is refused off loopback unless explicitly allowed."""
 
 from pathlib import Path
 
+from collections.abc import Iterator
+
 import dagster as dg
 import duckdb
-import httpx
 import pytest
+from harness import Emulator, emulator_get, serve_emulator
 from security_kit import make_spec, make_warehouse, run_sync
 
 from userflow_assets.client import UserflowResource
 from userflow_assets.client.client import check_base_url
-from userflow_assets.emulator import EmulatorConfig, running_emulator
 
 KEY = "uf_security_boundaries_key"
 # Each tricky ID next to the plain ID it could be confused with if it left its segment.
@@ -20,26 +21,25 @@ GONE = ["../x", "a%2Fb", "..", "%2E%2E", "q?id=x"]
 
 
 @pytest.fixture(scope="module")
-def boundaries_url() -> object:
-    with running_emulator(EmulatorConfig(api_key=KEY, seed_content=False)) as url:
-        yield url
+def boundaries_emulator() -> Iterator[Emulator]:
+    with serve_emulator(KEY) as emulator:
+        yield emulator
 
 
 @pytest.fixture
-def fresh(boundaries_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("USERFLOW_API_KEY", KEY)
-    httpx.post(f"{boundaries_url}/__emulator/reset", timeout=30).raise_for_status()
-    return boundaries_url
+def fresh(boundaries_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> str:
+    boundaries_emulator.fresh(monkeypatch)
+    return boundaries_emulator.url
 
 
 def held_users(url: str) -> dict[str, dict]:
-    return {u["id"]: u["attributes"] for u in httpx.get(f"{url}/__emulator/state", timeout=30).json()["users"]}
+    return {u["id"]: u["attributes"] for u in emulator_get(url, "state")["users"]}
 
 
 def test_ids_land_literally_and_deletes_hit_only_their_own(tmp_path: Path, fresh: str) -> None:
     make_warehouse(tmp_path, TRICKY)
     spec = make_spec(tmp_path, fresh, deletes="delete", max_delete_fraction=1.0)
-    first = run_sync(spec, fresh)
+    first = run_sync(spec)
     assert first.success
     assert set(held_users(fresh)) == set(TRICKY)
     # read_back GETs each synced user by its ID in the path: every one came back equal.
@@ -53,7 +53,7 @@ def test_ids_land_literally_and_deletes_hit_only_their_own(tmp_path: Path, fresh
     # The tricky IDs leave the warehouse: DELETE /users/{id} must remove exactly them.
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         con.execute("DELETE FROM users WHERE user_id IN (SELECT unnest(?))", [GONE])
-    second = run_sync(spec, fresh, read={"full_refresh": True})
+    second = run_sync(spec, read={"full_refresh": True})
     assert second.success
     assert set(held_users(fresh)) == set(TRICKY) - set(GONE)
 
@@ -71,7 +71,7 @@ def test_filter_values_and_the_cursor_are_bound(tmp_path: Path, fresh: str) -> N
     spec = make_spec(
         tmp_path, fresh, filter={"conditions": [condition]}, mapping={"name": "name", "literal": "literal"}
     )
-    assert run_sync(spec, fresh).success
+    assert run_sync(spec).success
     assert held_users(fresh) == {
         "u1": {"name": injected, "literal": "$LAST_SYNC_TIMESTAMP"},
         "u3": {"name": cursor_text, "literal": "$LAST_SYNC_TIMESTAMP"},
@@ -112,7 +112,7 @@ def test_run_against_plain_http_host_fails_before_any_request(tmp_path: Path, mo
     monkeypatch.setenv("USERFLOW_API_KEY", KEY)
     make_warehouse(tmp_path, ["u1"])
     url = "http://userflow.internal.example:8080"
-    result = run_sync(make_spec(tmp_path, url), url)
+    result = run_sync(make_spec(tmp_path, url))
     assert not result.success
     # The resource refuses at start-up, so no step that could send runs.
     assert not [e for e in result.all_events if e.event_type_value == "STEP_START"]

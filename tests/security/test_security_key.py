@@ -5,11 +5,9 @@ import logging
 from pathlib import Path
 
 import dagster as dg
-import httpx
 import pytest
+from harness import emulator_get, emulator_post, serve_emulator
 from security_kit import files_holding, make_spec, make_warehouse, run_sync
-
-from userflow_assets.emulator import EmulatorConfig, running_emulator
 
 KEY = "uf_live_7Qm2ZsecretKEYvalue91"
 WRONG_KEY = "uf_live_wrongKEYsecret55Xp"
@@ -34,19 +32,17 @@ def test_key_appears_nowhere(
     make_warehouse(tmp_path, [f"u{i}" for i in range(30)])
     home = tmp_path / "dagster_home"
     home.mkdir()
-    with (
-        running_emulator(EmulatorConfig(api_key=KEY, seed_content=False)) as url,
-        dg.DagsterInstance.local_temp(str(home)) as instance,
-    ):
+    with serve_emulator(KEY) as emulator, dg.DagsterInstance.local_temp(str(home)) as instance:
+        url = emulator.url
         monkeypatch.setenv("USERFLOW_API_KEY", KEY)
         # Every fault the client handles, on users: retried ones, a 403 that stops the run.
-        httpx.post(f"{url}/__emulator/faults", json={"next": FAULTS * 3, "path_prefix": "/users"}).raise_for_status()
-        faulty = run_sync(make_spec(tmp_path, url), url, instance)
+        emulator_post(url, "faults", {"next": FAULTS * 3, "path_prefix": "/users"})
+        faulty = run_sync(make_spec(tmp_path, url), instance=instance)
         # A second run with a key Userflow refuses: a 401 that stops the run.
         monkeypatch.setenv("USERFLOW_API_KEY", WRONG_KEY)
-        refused = run_sync(make_spec(tmp_path, url), url, instance, sink={"full_resync": True})
+        refused = run_sync(make_spec(tmp_path, url), instance=instance, sink={"full_resync": True})
         texts = event_texts(instance)
-        seen = httpx.get(f"{url}/__emulator/requests", params={"limit": 1000}).json()
+        seen = emulator_get(url, "requests", limit=1000)
     assert not faulty.success and not refused.success  # a 403, then a 401, stop their runs
     assert any("401" in t for t in texts) and any("403" in t for t in texts)  # the failures did happen
     met = {outcome for by in seen["by_endpoint"].values() for outcome in by}

@@ -5,12 +5,10 @@ import socket
 from pathlib import Path
 
 import dagster as dg
-import httpx
 import pytest
-from security_kit import make_spec, make_warehouse
+from harness import emulator_get, serve_emulator
+from security_kit import make_spec, make_warehouse, run_sync
 
-from userflow_assets.emulator import EmulatorConfig, running_emulator
-from userflow_assets.orchestration.component import build_sync_defs
 from userflow_assets.spec import SyncSpec
 
 KEY = "uf_security_spec_http_key"
@@ -37,13 +35,7 @@ def spec_with(root: Path, url: str, **userflow: object) -> SyncSpec:
 
 def sync_with_own_resources(spec: SyncSpec) -> dg.ExecuteInProcessResult:
     """The sync through the resources the component built (not a test's own client)."""
-    defs = build_sync_defs(spec)
-    return dg.materialize(
-        [*defs.assets, *(defs.asset_checks or [])],  # type: ignore[list-item]
-        resources=dict(defs.resources or {}),
-        raise_on_error=False,
-        selection=dg.AssetSelection.all() - dg.AssetSelection.groups("userflow_mirror", "backfill"),
-    )
+    return run_sync(spec, own_resources=True)
 
 
 def test_spec_field_defaults_to_refusing() -> None:
@@ -70,7 +62,8 @@ def test_plain_http_from_the_spec_syncs_when_allowed(tmp_path: Path, monkeypatch
         pytest.skip("this machine has no non-loopback IPv4 address to serve the emulator on")
     monkeypatch.setenv("USERFLOW_API_KEY", KEY)
     make_warehouse(tmp_path, ["u1", "u2"])
-    with running_emulator(EmulatorConfig(api_key=KEY, seed_content=False), host=address) as url:
+    with serve_emulator(KEY, host=address) as emulator:
+        url = emulator.url
         assert url.startswith(f"http://{address}:")
         refused = sync_with_own_resources(spec_with(tmp_path, url))
         assert not refused.success
@@ -80,6 +73,6 @@ def test_plain_http_from_the_spec_syncs_when_allowed(tmp_path: Path, monkeypatch
         assert allowed.userflow.allow_insecure_http is True
         result = sync_with_own_resources(allowed)
         assert result.success
-        state = httpx.get(f"{url}/__emulator/state", timeout=30).json()
+        state = emulator_get(url, "state")
     assert {u["id"] for u in state["users"]} == {"u1", "u2"}
     assert {g["id"] for g in state["groups"]} == {"a1"}

@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 import pytest
-from sync_harness import Harness
+from sync_harness import SyncHarness
 
 from userflow_assets.orchestration.component import build_sync_defs
 from userflow_assets.sink.assets import build_sink_defs
@@ -26,7 +26,7 @@ def checks_of(defs: dg.Definitions) -> dict[str, Any]:
     return found
 
 
-def test_every_check_says_what_it_checks(harness: Harness) -> None:
+def test_every_check_says_what_it_checks(harness: SyncHarness) -> None:
     checks = checks_of(build_sync_defs(harness.spec()))
     assert len(checks) >= 6
     undescribed = [name for name, (_, spec) in checks.items() if not spec.description]
@@ -53,7 +53,7 @@ def test_failed_share_counts_over_every_known_record_and_shows_its_limit(tmp_pat
     assert result.metadata["limit"].value == 0.05
 
 
-def test_ids_unique_and_present_counts_the_ids_rejected_before_it(harness: Harness) -> None:
+def test_ids_unique_and_present_counts_the_ids_rejected_before_it(harness: SyncHarness) -> None:
     with duckdb.connect(str(harness.warehouse)) as con:
         con.execute("UPDATE users SET user_id = NULL WHERE user_id IN ('u001', 'u002')")
         # u004 twice with different data: both copies are rejected as duplicates.

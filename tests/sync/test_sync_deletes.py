@@ -1,18 +1,19 @@
 """Deletes mirror removals only when enabled, only after a full read, and never past a guard."""
 
-from sync_harness import Harness, failure_message, metadata
+from harness import failure_message, metadata
+from sync_harness import SyncHarness
 
 FULL_READ = {"full_refresh": True}
 
 
-def test_deletes_are_off_by_default(harness: Harness) -> None:
+def test_deletes_are_off_by_default(harness: SyncHarness) -> None:
     harness.run()
     harness.sql("DELETE FROM users WHERE user_id IN ('u001', 'u002')")
     harness.run(read=FULL_READ)
     assert {"u001", "u002"} <= set(harness.users())
 
 
-def test_users_that_left_the_query_are_deleted_after_a_full_read(harness: Harness) -> None:
+def test_users_that_left_the_query_are_deleted_after_a_full_read(harness: SyncHarness) -> None:
     spec = harness.spec(deletes="delete")
     harness.run(spec)
     harness.sql("DELETE FROM users WHERE user_id IN ('u001', 'u002')")
@@ -30,7 +31,7 @@ def test_users_that_left_the_query_are_deleted_after_a_full_read(harness: Harnes
     assert harness.requests_total() == before, "a delete happens once"
 
 
-def test_rejected_or_filtered_rows_are_not_deleted(harness: Harness) -> None:
+def test_rejected_or_filtered_rows_are_not_deleted(harness: SyncHarness) -> None:
     spec = harness.spec(deletes="delete", filter={"conditions": [{"column": "plan", "operator": "is not null"}]})
     harness.run(spec)
     # u003 is now filtered out, u004 is now a bad row: neither left the query's result.
@@ -41,7 +42,7 @@ def test_rejected_or_filtered_rows_are_not_deleted(harness: Harness) -> None:
     assert {"u003", "u004"} <= set(harness.users())
 
 
-def test_too_many_deletes_stop_the_run_before_any_request(harness: Harness) -> None:
+def test_too_many_deletes_stop_the_run_before_any_request(harness: SyncHarness) -> None:
     spec = harness.spec(deletes="delete")
     harness.run(spec)
     harness.sql("DELETE FROM users WHERE user_id < 'u010'")
@@ -57,12 +58,12 @@ def test_too_many_deletes_stop_the_run_before_any_request(harness: Harness) -> N
     assert harness.users()["u050"]["attributes"]["plan"] != "enterprise"
 
 
-def user_requests(harness: Harness) -> dict[str, dict[str, int]]:
+def user_requests(harness: SyncHarness) -> dict[str, dict[str, int]]:
     # Groups are a separate sink (deletes off); only user endpoints matter here.
     return {k: v for k, v in harness.emulator("requests")["by_endpoint"].items() if "/users" in k}
 
 
-def test_an_empty_query_stops_the_run(harness: Harness) -> None:
+def test_an_empty_query_stops_the_run(harness: SyncHarness) -> None:
     spec = harness.spec(deletes="delete")
     harness.run(spec)
     harness.sql("DELETE FROM users")
@@ -72,7 +73,7 @@ def test_an_empty_query_stops_the_run(harness: Harness) -> None:
     assert len(harness.users()) == 100
 
 
-def test_remove_memberships_without_pruning(harness: Harness) -> None:
+def test_remove_memberships_without_pruning(harness: SyncHarness) -> None:
     spec = harness.spec(remove_memberships=True)
     harness.run(spec)
     harness.sql(

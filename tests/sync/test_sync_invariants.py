@@ -5,13 +5,14 @@ from dataclasses import astuple
 
 import duckdb
 import pytest
-from sync_harness import KEY, Harness, metadata, user_rows
+from harness import metadata
+from sync_harness import KEY, SyncHarness, user_rows
 
 from userflow_assets.client.ratelimit import AdaptiveRateLimiter, forget_shared_limiters, shared_limiter
 from userflow_assets.client.redaction import fingerprint
 
 
-def test_first_sync_writes_users_groups_and_memberships(harness: Harness) -> None:
+def test_first_sync_writes_users_groups_and_memberships(harness: SyncHarness) -> None:
     result = harness.run()
     assert result.success
     users = harness.users()
@@ -26,7 +27,7 @@ def test_first_sync_writes_users_groups_and_memberships(harness: Harness) -> Non
     assert harness.state("SELECT count(*) FROM sync.records WHERE object_type = 'user'") == [(100,)]
 
 
-def test_rerun_without_changes_sends_nothing(harness: Harness) -> None:
+def test_rerun_without_changes_sends_nothing(harness: SyncHarness) -> None:
     harness.run()
     before = harness.requests_total()
     result = harness.run(sink={"full_resync": False})
@@ -35,7 +36,7 @@ def test_rerun_without_changes_sends_nothing(harness: Harness) -> None:
     assert (meta["created"], meta["updated"]) == (0, 0)
 
 
-def test_rerun_after_full_refresh_read_sends_nothing(harness: Harness) -> None:
+def test_rerun_after_full_refresh_read_sends_nothing(harness: SyncHarness) -> None:
     # Every row read again (not just changed ones), and still nothing differs from the state.
     harness.run()
     before = harness.requests_total()
@@ -44,7 +45,7 @@ def test_rerun_after_full_refresh_read_sends_nothing(harness: Harness) -> None:
     assert harness.requests_total() == before
 
 
-def test_changed_rows_send_exactly_those(harness: Harness) -> None:
+def test_changed_rows_send_exactly_those(harness: SyncHarness) -> None:
     harness.run()
     # 1% of the users change; a touched row whose data did not change is read but not sent.
     harness.sql("UPDATE users SET plan = 'enterprise', updated_at = now() WHERE user_id = 'u010'")
@@ -59,7 +60,7 @@ def test_changed_rows_send_exactly_those(harness: Harness) -> None:
     assert metadata(result, "warehouse_users")["dagster/row_count"] == 2
 
 
-def test_nulled_column_is_cleared_once(harness: Harness) -> None:
+def test_nulled_column_is_cleared_once(harness: SyncHarness) -> None:
     harness.run()
     harness.sql("UPDATE users SET plan = NULL, updated_at = now() WHERE user_id = 'u003'")
     harness.run()
@@ -73,14 +74,14 @@ def test_nulled_column_is_cleared_once(harness: Harness) -> None:
     assert harness.requests_total() == before, "the null was sent once, not on every run"
 
 
-def test_nulls_keep_leaves_the_attribute(harness: Harness) -> None:
+def test_nulls_keep_leaves_the_attribute(harness: SyncHarness) -> None:
     harness.run(harness.spec(nulls="keep"))
     harness.sql("UPDATE users SET plan = NULL, updated_at = now() WHERE user_id = 'u003'")
     harness.run(harness.spec(nulls="keep"))
     assert harness.users()["u003"]["attributes"]["plan"] == "pro"
 
 
-def test_attribute_removed_from_mapping_is_cleared(harness: Harness) -> None:
+def test_attribute_removed_from_mapping_is_cleared(harness: SyncHarness) -> None:
     harness.run()
     spec = harness.spec(mapping={"email": "email", "name": "name", "plan": "plan"})
     result = harness.run(spec, sink={"full_resync": False})
@@ -88,10 +89,10 @@ def test_attribute_removed_from_mapping_is_cleared(harness: Harness) -> None:
     assert "seats" not in harness.users()["u050"]["attributes"]
 
 
-def test_failed_record_is_not_marked_synced_and_is_retried(harness: Harness) -> None:
+def test_failed_record_is_not_marked_synced_and_is_retried(harness: SyncHarness) -> None:
     # Invariants 1, 2 and 4: one user upsert answered 500 (with no retry left) fails alone.
     harness.post("faults", {"next": ["500"], "path_prefix": "/users"})
-    result = harness.run(attempts=1)
+    result = harness.run(max_attempts=1)
     assert result.success, "one failing record must not fail the run"
     meta = metadata(result, "userflow_users")
     assert meta["failed"] == 1 and meta["created"] == 99
@@ -108,7 +109,7 @@ def test_failed_record_is_not_marked_synced_and_is_retried(harness: Harness) -> 
     assert harness.state("SELECT count(*) FROM sync.failures") == [(0,)]
 
 
-def test_bad_rows_are_rejected_and_the_rest_sync(harness: Harness) -> None:
+def test_bad_rows_are_rejected_and_the_rest_sync(harness: SyncHarness) -> None:
     harness.sql(
         "INSERT INTO users VALUES (NULL, 'x@example.com', 'No id', 'free', 1, now(), []),"
         " ('u001', 'dup@example.com', 'Dup', 'free', 1, now(), [])"
@@ -124,7 +125,7 @@ def test_bad_rows_are_rejected_and_the_rest_sync(harness: Harness) -> None:
     assert any("duplicate id" in r[0] for r in reasons)
 
 
-def test_dry_run_sends_nothing_and_shows_the_plan(harness: Harness) -> None:
+def test_dry_run_sends_nothing_and_shows_the_plan(harness: SyncHarness) -> None:
     result = harness.run(sink={"dry_run": True})
     assert harness.requests_total() == 0
     meta = metadata(result, "userflow_users")
@@ -135,7 +136,7 @@ def test_dry_run_sends_nothing_and_shows_the_plan(harness: Harness) -> None:
     assert harness.state("SELECT count(*) FROM sync.records") == [(0,)]
 
 
-def test_pruning_off_keeps_and_on_removes_a_dropped_membership(harness: Harness) -> None:
+def test_pruning_off_keeps_and_on_removes_a_dropped_membership(harness: SyncHarness) -> None:
     harness.run()
     harness.sql("UPDATE users SET memberships = [], updated_at = now() WHERE user_id = 'u001'")
     harness.run()
@@ -147,7 +148,7 @@ def test_pruning_off_keeps_and_on_removes_a_dropped_membership(harness: Harness)
     assert ("u006", "a1") in harness.memberships(), "other users' memberships stay"
 
 
-def test_update_mode_creates_nothing(harness: Harness) -> None:
+def test_update_mode_creates_nothing(harness: SyncHarness) -> None:
     harness.sql("DELETE FROM users WHERE user_id >= 'u010'")
     harness.run()
     # Twenty users now, ten of them unknown to Userflow; a fresh state file, so update mode
@@ -164,7 +165,7 @@ def test_update_mode_creates_nothing(harness: Harness) -> None:
     assert len(users) == 10 and all(u["attributes"]["plan"] == "enterprise" for u in users.values())
 
 
-def test_memberships_with_group_attributes_cost_one_request(harness: Harness) -> None:
+def test_memberships_with_group_attributes_cost_one_request(harness: SyncHarness) -> None:
     harness.spec_overrides = {"groups": None}  # no groups sink: the users carry everything
     memberships = {
         "column": "memberships",
@@ -181,7 +182,7 @@ def test_memberships_with_group_attributes_cost_one_request(harness: Harness) ->
     assert membership["attributes"] == {"role": "member"}
 
 
-def test_fallback_id_switches_to_primary_once(harness: Harness) -> None:
+def test_fallback_id_switches_to_primary_once(harness: SyncHarness) -> None:
     harness.sql(
         "INSERT INTO users VALUES (NULL, 'late@example.com', 'Late Comer', 'free', 3, '2026-01-01', "
         "[{'account_id': 'a1', 'role': 'member', 'account_name': 'Account 1'}])"
@@ -205,7 +206,7 @@ def test_fallback_id_switches_to_primary_once(harness: Harness) -> None:
     assert harness.requests_total() == before, "the switch happens once"
 
 
-def test_fallback_id_kept_beside_the_primary_with_on_primary_id_keep(harness: Harness) -> None:
+def test_fallback_id_kept_beside_the_primary_with_on_primary_id_keep(harness: SyncHarness) -> None:
     harness.sql(
         "INSERT INTO users VALUES (NULL, 'late@example.com', 'Late Comer', 'free', 3, '2026-01-01', "
         "[{'account_id': 'a1', 'role': 'member', 'account_name': 'Account 1'}])"
@@ -240,7 +241,7 @@ def test_fallback_id_kept_beside_the_primary_with_on_primary_id_keep(harness: Ha
     assert {"late@example.com", "u900"} <= set(harness.users())
 
 
-def test_wrong_key_stops_the_run_and_marks_nothing(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_key_stops_the_run_and_marks_nothing(harness: SyncHarness, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USERFLOW_API_KEY", "uf_wrong_key_123456")
     result = harness.run(raise_on_error=False)
     assert not result.success
@@ -275,7 +276,7 @@ CONTROL_VALUE = "tab\tnewline\ncr\rnul\x00bell\x07esc\x1bdel\x7fc1\x85"
 LONG_VALUE = "".join(chr(c) for c in range(0x20, 0x3000) if not 0x7F <= c <= 0x9F and not 0xD800 <= c <= 0xDFFF) * 4
 
 
-def test_plan_and_state_are_json_safe(harness: Harness) -> None:
+def test_plan_and_state_are_json_safe(harness: SyncHarness) -> None:
     rows = [
         (user_id, f"{i}@example.com", name, CONTROL_VALUE if i % 2 else LONG_VALUE, i, "2026-01-01",
          [{"account_id": f"a{i % 5}", "role": "member", "account_name": "x"}])
@@ -306,7 +307,7 @@ def test_plan_and_state_are_json_safe(harness: Harness) -> None:
     assert harness.requests_total() == before
 
 
-def test_read_back_reads_one_percent_of_what_the_run_wrote(harness: Harness) -> None:
+def test_read_back_reads_one_percent_of_what_the_run_wrote(harness: SyncHarness) -> None:
     def sampled(result) -> dict[str, int]:  # type: ignore[no-untyped-def]
         return {
             e.asset_key.to_user_string(): e.metadata["sampled"].value  # type: ignore[union-attr]
@@ -324,12 +325,12 @@ def test_read_back_reads_one_percent_of_what_the_run_wrote(harness: Harness) -> 
     assert harness.requests_total() - before == 2  # the one change and the one read of it
 
 
-def limiter_of(harness: Harness) -> AdaptiveRateLimiter:
+def limiter_of(harness: SyncHarness) -> AdaptiveRateLimiter:
     """The process-wide limiter the harness's runs used (one per base URL and key)."""
     return shared_limiter(harness.url, fingerprint(KEY))
 
 
-def test_what_a_run_learned_of_the_rate_limits_is_kept(harness: Harness) -> None:
+def test_what_a_run_learned_of_the_rate_limits_is_kept(harness: SyncHarness) -> None:
     harness.post("config", {"rate_limit_requests": 20, "rate_limit_window_s": 1.0})  # 1,200/min, not told
     harness.run()
     learned = limiter_of(harness).learned()
@@ -340,7 +341,7 @@ def test_what_a_run_learned_of_the_rate_limits_is_kept(harness: Harness) -> None
     assert KEY not in target  # a fingerprint, never the key
 
 
-def test_the_next_run_starts_from_the_kept_rate_limits(harness: Harness) -> None:
+def test_the_next_run_starts_from_the_kept_rate_limits(harness: SyncHarness) -> None:
     harness.run()  # creates the state; the emulator sets no limit
     target = f"{harness.url} {fingerprint(KEY)}"
     harness.state("DELETE FROM sync.rate_limits")
@@ -354,7 +355,7 @@ def test_the_next_run_starts_from_the_kept_rate_limits(harness: Harness) -> None
     assert snapshot.rate_per_minute <= 1234.0  # resumed under the kept ceiling, not from 500/min and up
     assert harness.state("SELECT ceiling_per_minute FROM sync.rate_limits WHERE target = ?", [target]) == [(1234.0,)]
 
-def test_every_sink_shows_the_rate_its_client_held(harness: Harness) -> None:
+def test_every_sink_shows_the_rate_its_client_held(harness: SyncHarness) -> None:
     result = harness.run()
     for sink in ("userflow_groups", "userflow_users"):
         meta = metadata(result, sink)

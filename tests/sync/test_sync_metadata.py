@@ -1,10 +1,11 @@
 """Where the rest is: rejected rows and failures shown up to 500, with the SQL that lists them all."""
 
 import duckdb
-from sync_harness import Harness, metadata
+from harness import metadata
+from sync_harness import SyncHarness
 
 
-def test_rejected_rows_are_shown_with_their_table_and_sql(harness: Harness) -> None:
+def test_rejected_rows_are_shown_with_their_table_and_sql(harness: SyncHarness) -> None:
     harness.sql("UPDATE users SET user_id = NULL WHERE user_id IN ('u001', 'u002')")
     result = harness.run(spec=harness.spec(max_rejected_fraction=0.5))
     records = metadata(result, "userflow_user_records")
@@ -19,7 +20,7 @@ def test_rejected_rows_are_shown_with_their_table_and_sql(harness: Harness) -> N
     assert users["in_sync_now"] == 98
 
 
-def test_every_failure_is_listed_and_the_sql_finds_them_all(harness: Harness) -> None:
+def test_every_failure_is_listed_and_the_sql_finds_them_all(harness: SyncHarness) -> None:
     # More 500s queued than the users' attempts (two each): every user is recorded as failed.
     harness.post("faults", {"next": ["500"] * 250, "path_prefix": "/users", "method": "POST"})
     result = harness.run(raise_on_error=False)

@@ -2,13 +2,14 @@
 
 import dagster as dg
 import pytest
-from sync_harness import Harness, metadata
+from harness import metadata
+from sync_harness import SyncHarness
 
 from userflow_assets.orchestration.component import build_sync_defs
 from userflow_assets.sink.run import DRY_RUN_TAG
 
 
-def test_full_resync_sends_every_record_even_on_an_incremental_read(harness: Harness) -> None:
+def test_full_resync_sends_every_record_even_on_an_incremental_read(harness: SyncHarness) -> None:
     harness.run()
     before = harness.requests_total()
     # Nothing changed: the incremental read stages no row, yet full_resync means every record.
@@ -26,7 +27,7 @@ def test_full_resync_sends_every_record_even_on_an_incremental_read(harness: Har
     assert metadata(harness.run(), "userflow_users")["plan_update"] == 0
 
 
-def test_run_flags_are_echoed(harness: Harness) -> None:
+def test_run_flags_are_echoed(harness: SyncHarness) -> None:
     result = harness.run(sink={"dry_run": True, "prune_memberships": True}, read={"full_refresh": True})
     users = metadata(result, "userflow_users")
     assert (users["dry_run"], users["prune_memberships"], users["full_resync"], users["mode"]) == (
@@ -40,7 +41,7 @@ def test_run_flags_are_echoed(harness: Harness) -> None:
 
 
 @pytest.mark.parametrize("dry_run", [True, False])
-def test_a_dry_run_is_tagged_as_one_and_a_sync_is_not(harness: Harness, dry_run: bool) -> None:
+def test_a_dry_run_is_tagged_as_one_and_a_sync_is_not(harness: SyncHarness, dry_run: bool) -> None:
     defs = build_sync_defs(harness.spec())
     sinks = {name: {"config": {"dry_run": dry_run}} for name in ("userflow_users", "userflow_groups")}
     with dg.instance_for_test() as instance:

@@ -2,10 +2,11 @@
 
 import pydantic
 import pytest
-from sync_harness import Harness, failure_message
+from harness import failure_message
+from sync_harness import SyncHarness
 
 
-def test_unknown_operator_fails_at_load(harness: Harness) -> None:
+def test_unknown_operator_fails_at_load(harness: SyncHarness) -> None:
     with pytest.raises(pydantic.ValidationError, match="is roughly"):
         harness.spec(filter={"conditions": [{"column": "plan", "operator": "is roughly", "values": ["pro"]}]})
 
@@ -20,7 +21,7 @@ def test_unknown_operator_fails_at_load(harness: Harness) -> None:
     ],
     ids=["unknown-column", "bad-expression", "unknown-filter-column", "missing-query-file"],
 )
-def test_spec_fault_stops_before_any_request(harness: Harness, users: dict, fault: str) -> None:
+def test_spec_fault_stops_before_any_request(harness: SyncHarness, users: dict, fault: str) -> None:
     result = harness.run(harness.spec(**users), raise_on_error=False)
     assert not result.success
     assert fault in failure_message(result)
@@ -28,7 +29,7 @@ def test_spec_fault_stops_before_any_request(harness: Harness, users: dict, faul
     assert "POST /users" not in harness.emulator("requests")["by_endpoint"]
 
 
-def test_misspelled_cursor_parameter_is_named(harness: Harness) -> None:
+def test_misspelled_cursor_parameter_is_named(harness: SyncHarness) -> None:
     (harness.root / "sql" / "users.sql").write_text("SELECT * FROM users WHERE updated_at > $LAST_SYNC_TIMESTMP")
     result = harness.run(raise_on_error=False)
     assert "unknown parameter $LAST_SYNC_TIMESTMP" in failure_message(result)
