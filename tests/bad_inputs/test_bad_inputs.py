@@ -11,10 +11,24 @@ from typing import Any
 import duckdb
 import pydantic
 import pytest
-from ports import refused_port
 import yaml
-from bad_inputs_kit import USERS, html_server, make_spec, make_warehouse, run_sync, synced
-from harness import Emulator, emulator_get, failure_messages, query, serve_emulator, state_count
+from bad_inputs_kit import (
+    USERS,
+    html_server,
+    make_spec,
+    make_warehouse,
+    run_sync,
+    synced,
+)
+from harness import (
+    Emulator,
+    emulator_get,
+    failure_messages,
+    query,
+    serve_emulator,
+    state_count,
+)
+from ports import refused_port
 
 from userflow_assets.client.redaction import fingerprint
 from userflow_assets.spec import ObjectSpec

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from ports import refused_port
 from client_testkit import KEY, Target, fast_limiter
+from ports import refused_port
 
 from userflow_assets.client import (
     EventDelivery,
@@ -14,10 +14,10 @@ from userflow_assets.client import (
     UserflowAuthError,
     UserflowBadRequestError,
     UserflowClient,
+    UserflowForbiddenError,
     UserflowNotFoundError,
     UserflowRateLimitError,
     UserflowServerError,
-    UserflowForbiddenError,
     UserflowTransportError,
 )
 from userflow_assets.emulator import EmulatorConfig

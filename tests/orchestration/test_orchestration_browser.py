@@ -25,7 +25,11 @@ from orchestration_deployment import (
     write_workspace,
 )
 from orchestration_harness import KEY
-from orchestration_location import SENSOR_ENABLED_VARIABLE, build_location_defs, spec_from_environment
+from orchestration_location import (
+    SENSOR_ENABLED_VARIABLE,
+    build_location_defs,
+    spec_from_environment,
+)
 from orchestration_processes import GraphQL, ProcessGroup, free_port, wait_for
 
 from userflow_assets.emulator import EmulatorConfig, running_emulator

@@ -17,7 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
-from orchestration_deployment import Dagster, deployment_env, start_deployment, write_instance, write_workspace
+from orchestration_deployment import (
+    Dagster,
+    deployment_env,
+    start_deployment,
+    write_instance,
+    write_workspace,
+)
 from orchestration_harness import KEY
 from orchestration_location import SENSOR_ENABLED_VARIABLE
 from orchestration_processes import GraphQL, ProcessGroup, free_port, wait_for

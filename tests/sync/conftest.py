@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 from harness import Emulator, serve_emulator, write_project
-from sync_harness import KEY, QUERIES, WAREHOUSE_DDL, SyncHarness, account_rows, user_rows
+from sync_harness import (
+    KEY,
+    QUERIES,
+    WAREHOUSE_DDL,
+    SyncHarness,
+    account_rows,
+    user_rows,
+)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,11 @@ import pytest
 from harness import metadata
 from sync_harness import KEY, SyncHarness, user_rows
 
-from userflow_assets.client.ratelimit import AdaptiveRateLimiter, forget_shared_limiters, shared_limiter
+from userflow_assets.client.ratelimit import (
+    AdaptiveRateLimiter,
+    forget_shared_limiters,
+    shared_limiter,
+)
 from userflow_assets.client.redaction import fingerprint
 
 

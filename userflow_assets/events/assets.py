@@ -15,15 +15,19 @@ from userflow_assets.events import plan as event_plan
 from userflow_assets.events.apply import EventsOutcome, apply_events
 from userflow_assets.events.names import NamedIn, NearDuplicate, near_duplicates
 from userflow_assets.events.transform import build_event_records
+from userflow_assets.settings import API_POOL
 from userflow_assets.sink.apply import remembered_rate_limits
 from userflow_assets.sink.engine import SyncAborted
 from userflow_assets.sink.run import mark_dry_run
-from userflow_assets.settings import API_POOL
 from userflow_assets.spec import EventsSpec, ObjectSpec
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.state.store import SyncState
 from userflow_assets.state.types import Pending
-from userflow_assets.transform.assets import records_metadata, rejected_preview, rejected_share
+from userflow_assets.transform.assets import (
+    records_metadata,
+    rejected_preview,
+    rejected_share,
+)
 from userflow_assets.warehouse.assets import build_warehouse_asset
 
 OBJECT_TYPE = "event"

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import duckdb
 
+from userflow_assets.sqltext import md_table
 from userflow_assets.state.store import ConnectionFactory, SyncState
 from userflow_assets.state.types import Event
-from userflow_assets.sqltext import md_table
 
 PLAN_TABLE = "plan.events"
 RECORDS_TABLE = "transform.event_records"

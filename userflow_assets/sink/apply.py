@@ -14,7 +14,11 @@ import pandas as pd
 from userflow_assets.client import BulkResult, UserflowClient
 from userflow_assets.plan.planner import PlannedRecord, plan_table, planned_batches
 from userflow_assets.sink.engine import Kind, SyncAborted, send_all
-from userflow_assets.sink.requests import removed_groups, request_attributes, user_groups_fields
+from userflow_assets.sink.requests import (
+    removed_groups,
+    request_attributes,
+    user_groups_fields,
+)
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.state.store import ConnectionFactory, SyncState
 from userflow_assets.state.types import Failure, Link

@@ -8,8 +8,8 @@ import dagster as dg
 
 from userflow_assets.client import UserflowResource
 from userflow_assets.plan.planner import plan_table
-from userflow_assets.sink.run import SinkJob, sink_records
 from userflow_assets.settings import API_POOL
+from userflow_assets.sink.run import SinkJob, sink_records
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.transform.assets import records_table, rejected_table

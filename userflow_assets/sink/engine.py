@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from userflow_assets import failpoints
-from userflow_assets.settings import API_KEY_VARIABLE, BASE_URL_VARIABLE
 from userflow_assets.client import (
     BulkResult,
     UserflowAuthError,
@@ -28,6 +27,7 @@ from userflow_assets.client import (
     UserflowForbiddenError,
     UserflowTransportError,
 )
+from userflow_assets.settings import API_KEY_VARIABLE, BASE_URL_VARIABLE
 
 T = TypeVar("T")
 V = TypeVar("V")

@@ -17,7 +17,13 @@ import duckdb
 from userflow_assets import failpoints
 from userflow_assets.client import UserflowResource
 from userflow_assets.client.stats import counters_since
-from userflow_assets.plan.planner import PlanSummary, build_plan, plan_deletes, plan_preview, summarize_plan
+from userflow_assets.plan.planner import (
+    PlanSummary,
+    build_plan,
+    plan_deletes,
+    plan_preview,
+    summarize_plan,
+)
 from userflow_assets.sink.apply import (
     ApplyOutcome,
     apply_plan,
