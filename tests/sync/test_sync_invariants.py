@@ -236,7 +236,7 @@ def test_fallback_id_kept_beside_the_primary_with_on_primary_id_keep(harness: Sy
     harness.sql("UPDATE users SET updated_at = now() WHERE user_id = 'u900'")
     again = harness.run(spec)
     assert metadata(again, "userflow_users")["plan_migrate"] == 0
-    assert metadata(again, "userflow_users")["plan_migrations"] == 0
+    assert metadata(again, "userflow_users")["plan_fallback_switches"] == 0
     assert harness.requests_total() == before, "the decision is made once"
     # A full read sees the email only as u900's fallback ID: the kept user is not deleted either.
     full = harness.run(spec, read={"full_refresh": True})
@@ -366,3 +366,11 @@ def test_every_sink_shows_the_rate_its_client_held(harness: SyncHarness) -> None
         # A gauge shown as it is (not as a difference from the step before), in every sink.
         assert meta["userflow_rate_per_minute"] > 0, sink
         assert meta["userflow_concurrency_cap"] >= 1, sink
+
+
+def test_the_sinks_metadata_keys_are_the_same_in_every_run(harness: SyncHarness) -> None:
+    first, second = harness.run(), harness.run()  # the second sends nothing
+    keys = [set(metadata(result, "userflow_users")) for result in (first, second)]
+    assert keys[0] == keys[1]
+    assert {"userflow_status_200", "userflow_status_429", "plan_fallback_switches"} <= keys[1]
+    assert metadata(second, "userflow_users")["userflow_status_200"] == 0

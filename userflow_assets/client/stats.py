@@ -10,6 +10,9 @@ from collections.abc import Callable
 
 from userflow_assets.client.ratelimit import AdaptiveRateLimiter
 
+# Answers every run shows, 0 or not.
+STEADY_STATUSES = ("200", "429")
+
 
 class ClientStats:
     """Counters shared by every client of one run; safe across threads and loops."""
@@ -45,7 +48,8 @@ class ClientStats:
                 "userflow_transport_errors": self.transport_errors,
                 "userflow_failures": self.failures,
             }
-            for outcome, n in sorted(self.by_status.items()):
+            # The common answers always, so their plots have no gaps; any other as it comes.
+            for outcome, n in sorted({**dict.fromkeys(STEADY_STATUSES, 0), **self.by_status}.items()):
                 data[f"userflow_status_{outcome}"] = n
         if limiter is not None:
             snap = limiter.snapshot()

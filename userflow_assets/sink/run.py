@@ -81,7 +81,9 @@ def failures_metadata(state: SyncState, object_type: str) -> dict[str, Any]:
 def plan_metadata(summary: PlanSummary, preview: str) -> dict[str, Any]:
     return {
         **{f"plan_{action}": n for action, n in summary.counts.items()},
-        "plan_migrations": summary.migrations,
+        # Records sent under a primary ID whose fallback-ID twin goes (plan_migrate counts those
+        # that need nothing else): one count per meaning, no two keys alike.
+        "plan_fallback_switches": summary.migrations,
         "plan_preview": dg.MetadataValue.md(preview),
     }
 
