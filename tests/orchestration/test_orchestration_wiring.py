@@ -1,10 +1,14 @@
 """The definitions once schedule, sensor and backfill are wired in (as orchestration_location does)."""
 
+from datetime import timedelta
+
 import dagster as dg
+from dagster._core.definitions.freshness import TimeWindowFreshnessPolicy
 from orchestration_harness import Warehouse
 from orchestration_location import build_location_defs
 
 from userflow_assets.orchestration.backfill import BACKFILL_ASSET, BACKFILL_JOB
+from userflow_assets.orchestration.component import build_sync_defs
 from userflow_assets.orchestration.schedules import SCHEDULE_NAME, SYNC_RUN_TAG
 from userflow_assets.orchestration.sensors import SENSOR_NAME
 
@@ -44,3 +48,19 @@ def test_the_backfill_asset_lists_its_slices_in_the_ui(warehouse: Warehouse) -> 
     assert node.group_name == "backfill"
     assert node.partitions_def is not None
     assert node.partitions_def.get_partition_keys()[:6] == [f"2020-0{m}-01" for m in range(1, 7)]
+
+
+def test_the_sinks_are_held_to_the_schedule_only_while_it_is_on(warehouse: Warehouse) -> None:
+    def policy(spec_sections: dict) -> dict[str, object]:
+        defs = build_sync_defs(warehouse.spec(**spec_sections))
+        graph = defs.get_repository_def().asset_graph
+        return {key: graph.get(dg.AssetKey(key)).freshness_policy for key in ("userflow_users", "userflow_groups")}
+
+    assert set(policy({}).values()) == {None}  # the shipped default: the schedule is off
+    on = policy({"schedule": {"period": "1h", "enabled": True}})
+    for held in on.values():
+        assert isinstance(held, TimeWindowFreshnessPolicy)
+        assert (held.warn_window.to_timedelta(), held.fail_window.to_timedelta()) == (
+            timedelta(minutes=90),
+            timedelta(hours=3),
+        )

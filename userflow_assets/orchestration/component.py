@@ -8,7 +8,7 @@ from userflow_assets.client import UserflowResource
 from userflow_assets.events import build_events_defs
 from userflow_assets.mirror import build_mirror_defs
 from userflow_assets.orchestration.backfill import BACKFILL_GROUP, build_backfill_defs
-from userflow_assets.orchestration.schedules import SYNC_RUN_TAG, build_schedule
+from userflow_assets.orchestration.schedules import SYNC_RUN_TAG, build_schedule, freshness_policy
 from userflow_assets.orchestration.sensors import build_change_sensor
 from userflow_assets.settings import API_KEY_VARIABLE, project_path
 from userflow_assets.sink.assets import build_sink_defs
@@ -40,7 +40,7 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
         parts += [
             dg.Definitions(assets=[warehouse_asset]),
             build_records_defs(object_type, object_spec),
-            build_sink_defs(object_type, object_spec, upstream),
+            build_sink_defs(object_type, object_spec, upstream, freshness_policy(spec.schedule)),
         ]
         upstream = [f"userflow_{object_type}s"]
     if spec.events is not None:

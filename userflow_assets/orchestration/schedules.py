@@ -1,5 +1,7 @@
 """The sync on a clock: a cron built from the spec's period and start minute (UTC)."""
 
+from datetime import timedelta
+
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
@@ -43,6 +45,15 @@ def cron_for(period: str, start_minute: int) -> str:
         return f"{_steps(start_minute % minutes, minutes, 60)} * * * *"
     hours = minutes // 60
     return f"{start_minute % 60} {_steps((start_minute // 60) % hours, hours, 24)} * * *"
+
+
+def freshness_policy(schedule: ScheduleSpec) -> dg.FreshnessPolicy | None:
+    """When the schedule is on, the sinks should have run within its period: a warning after
+    1.5 periods without a materialization (one tick missed), a failure after 3."""
+    if not schedule.enabled:
+        return None
+    period = timedelta(minutes=PERIOD_MINUTES[schedule.period])
+    return dg.FreshnessPolicy.time_window(fail_window=3 * period, warn_window=period * 3 / 2)
 
 
 def build_schedule(schedule: ScheduleSpec, job: JobTarget) -> dg.ScheduleDefinition:

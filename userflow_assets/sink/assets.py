@@ -37,7 +37,9 @@ class SinkConfig(dg.Config):
     """Records per state checkpoint."""
 
 
-def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> dg.Definitions:
+def build_sink_defs(
+    object_type: str, spec: ObjectSpec, upstream: list[str], freshness: dg.FreshnessPolicy | None = None
+) -> dg.Definitions:
     name = f"userflow_{object_type}s"
 
     @dg.asset(
@@ -46,6 +48,7 @@ def build_sink_defs(object_type: str, spec: ObjectSpec, upstream: list[str]) -> 
         group_name="userflow",
         kinds={"userflow"},
         pool=API_POOL,
+        freshness_policy=freshness,  # from the schedule, when it is on: the UI flags a sync fallen behind
         description=f"{object_type.capitalize()}s written to Userflow: only what changed since Userflow last "
         "confirmed it, checkpointed in the sync state after each batch.",
     )
