@@ -7,6 +7,7 @@ import dagster as dg
 from userflow_assets.client import UserflowResource
 from userflow_assets.events import build_events_defs
 from userflow_assets.mirror import build_mirror_defs
+from userflow_assets.orchestration.alerts import build_alert_sensors
 from userflow_assets.orchestration.backfill import BACKFILL_GROUP, build_backfill_defs
 from userflow_assets.orchestration.schedules import SYNC_RUN_TAG, build_schedule, freshness_policy
 from userflow_assets.orchestration.sensors import build_change_sensor
@@ -76,7 +77,8 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
         description="Warehouse to Userflow: groups, then users, then events.",
     )
     automation = dg.Definitions(
-        schedules=[build_schedule(spec.schedule, job)], sensors=[build_change_sensor(spec, job)]
+        schedules=[build_schedule(spec.schedule, job)],
+        sensors=[build_change_sensor(spec, job), *build_alert_sensors(job)],
     )
     return dg.Definitions.merge(*parts, dg.Definitions(resources=resources, jobs=[job]), automation)
 
