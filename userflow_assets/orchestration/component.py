@@ -1,6 +1,7 @@
 """The UserflowSync component: the sync spec in defs.yaml turned into Dagster definitions."""
 
 from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 
@@ -9,6 +10,7 @@ from userflow_assets.events import build_events_defs
 from userflow_assets.mirror import build_mirror_defs
 from userflow_assets.orchestration.alerts import build_alert_sensors
 from userflow_assets.orchestration.backfill import BACKFILL_GROUP, build_backfill_defs
+from userflow_assets.orchestration.scaffold import UserflowSyncScaffolder
 from userflow_assets.orchestration.schedules import SYNC_RUN_TAG, build_schedule, freshness_policy
 from userflow_assets.orchestration.sensors import build_change_sensor
 from userflow_assets.settings import API_KEY_VARIABLE, project_path
@@ -83,8 +85,36 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
     return dg.Definitions.merge(*parts, dg.Definitions(resources=resources, jobs=[job]), automation)
 
 
+def project_root(folder: Path) -> Path:
+    """The dg project holding `folder`: the nearest folder up with a pyproject.toml."""
+    for candidate in (folder, *folder.parents):
+        if (candidate / "pyproject.toml").is_file():
+            return candidate
+    return folder
+
+
+def anchored(spec: SyncSpec, root: Path) -> SyncSpec:
+    """`spec` with its relative paths taken from `root` (the project), never from where this
+    package is installed."""
+
+    def at_root(value: str) -> str:
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else root / path)
+
+    warehouse = spec.warehouse.model_copy(
+        update={"database": at_root(spec.warehouse.database), "sql_dir": at_root(spec.warehouse.sql_dir)}
+    )
+    return spec.model_copy(update={"warehouse": warehouse, "state_database": at_root(spec.state_database)})
+
+
+@dg.scaffold_with(UserflowSyncScaffolder)
 class UserflowSync(dg.Component, SyncSpec, dg.Resolvable):
-    """Keeps Userflow's users and groups in sync with the warehouse, as the spec says."""
+    """Keeps Userflow's users and groups in sync with the warehouse, as the spec says.
+
+    Scaffold one with `dg scaffold defs userflow_assets.orchestration.component.UserflowSync
+    <folder>`: a commented defs.yaml and starter SQL. Relative paths in it are taken from the
+    project folder (the one with pyproject.toml).
+    """
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        return build_sync_defs(self)
+        return build_sync_defs(anchored(self, project_root(context.path)))
