@@ -10,7 +10,16 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from harness import ACCOUNTS_DDL, GROUPS_SQL, Emulator, emulator_post, run_sync, serve_emulator, sync_spec, write_project
+from harness import (
+    ACCOUNTS_DDL,
+    GROUPS_SQL,
+    Emulator,
+    emulator_post,
+    run_sync,
+    serve_emulator,
+    sync_spec,
+    write_project,
+)
 
 from userflow_assets.orchestration.alerts import (
     ALERT_TAG,
@@ -131,3 +140,22 @@ def test_without_the_webhook_variable_the_sensors_skip(
         result = run_sync(sync_spec(tmp_path, emulator.url, USERS), instance=instance)
         alert(instance, result)
         assert ALERT_TAG not in instance.get_run_by_id(result.run_id).tags  # judged once it is set
+
+
+def test_a_webhook_that_fails_is_tried_again_and_its_url_never_shows(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator.fresh(monkeypatch)
+    secret = "http://127.0.0.1:9/services/T000/B000/very-secret-token"
+    monkeypatch.setenv(WEBHOOK_VARIABLE, secret)
+    rows = [("u1", "u1@example.com", "2026-01-01")]
+    write_project(tmp_path, USERS_DDL + ACCOUNTS_DDL, {"users": rows}, users=USERS_SQL, groups=GROUPS_SQL)
+    monkeypatch.setenv("USERFLOW_API_KEY", "uf_not_the_key")
+    with dg.instance_for_test() as instance:
+        failed = run_sync(sync_spec(tmp_path, emulator.url, USERS), instance=instance, raise_on_error=False)
+        assert not failed.success
+        with pytest.raises(RuntimeError) as caught:
+            alert(instance, failed)
+        assert WEBHOOK_VARIABLE in str(caught.value) and "very-secret-token" not in str(caught.value)
+        # Not judged: the next tick tries again.
+        assert ALERT_TAG not in instance.get_run_by_id(failed.run_id).tags

@@ -66,12 +66,18 @@ def _message(run: dg.DagsterRun, verdict: str, detail: str) -> str:
 
 
 def _post(url: str, text: str) -> None:
-    response = httpx.post(url, json={"text": text}, timeout=WEBHOOK_TIMEOUT_S)
-    response.raise_for_status()
+    """Post `text`; an error names the variable, never the URL (it is the webhook's secret)."""
+    try:
+        response = httpx.post(url, json={"text": text}, timeout=WEBHOOK_TIMEOUT_S)
+    except httpx.HTTPError as error:
+        raise RuntimeError(f"the alert webhook in {WEBHOOK_VARIABLE} could not be reached: {type(error).__name__}") from None
+    if response.is_error:
+        raise RuntimeError(f"the alert webhook in {WEBHOOK_VARIABLE} answered {response.status_code}")
 
 
 def judge_and_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, error: str | None) -> dg.SkipReason | None:
     """Judge the finished `run`, tag it, and post what an engineer must hear about it."""
+    run = instance.get_run_by_id(run.run_id) or run  # its tags as stored now, not as the tick saw them
     if ALERT_TAG in run.tags:
         return dg.SkipReason(f"run {run.run_id} was judged already ({run.tags[ALERT_TAG]})")
     url = os.environ.get(WEBHOOK_VARIABLE)

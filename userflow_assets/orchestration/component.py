@@ -11,7 +11,11 @@ from userflow_assets.mirror import build_mirror_defs
 from userflow_assets.orchestration.alerts import build_alert_sensors
 from userflow_assets.orchestration.backfill import BACKFILL_GROUP, build_backfill_defs
 from userflow_assets.orchestration.scaffold import UserflowSyncScaffolder
-from userflow_assets.orchestration.schedules import SYNC_RUN_TAG, build_schedule, freshness_policy
+from userflow_assets.orchestration.schedules import (
+    SYNC_RUN_TAG,
+    build_schedule,
+    freshness_policy,
+)
 from userflow_assets.orchestration.sensors import build_change_sensor
 from userflow_assets.settings import API_KEY_VARIABLE, project_path
 from userflow_assets.sink.assets import build_sink_defs
