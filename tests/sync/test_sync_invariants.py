@@ -374,3 +374,27 @@ def test_the_sinks_metadata_keys_are_the_same_in_every_run(harness: SyncHarness)
     assert keys[0] == keys[1]
     assert {"userflow_status_200", "userflow_status_429", "plan_fallback_switches"} <= keys[1]
     assert metadata(second, "userflow_users")["userflow_status_200"] == 0
+
+
+def test_a_failed_fallback_id_create_is_not_retried_once_the_primary_id_is_known(harness: SyncHarness) -> None:
+    spec = harness.spec(fallback_id_column="email")
+    harness.run(spec)
+    harness.sql(
+        "INSERT INTO users VALUES (NULL, 'late@example.com', 'Late Comer', 'free', 3, now(), "
+        "[{'account_id': 'a1', 'role': 'member', 'account_name': 'Account 1'}])"
+    )
+    harness.post("faults", {"next": ["500"], "path_prefix": "/users", "method": "POST"})
+    harness.run(spec, max_attempts=1)  # the only user sent, late@example.com, fails
+    assert harness.state("SELECT id FROM sync.failures") == [("late@example.com",)]
+    harness.sql("UPDATE users SET user_id = 'u900', updated_at = now() WHERE email = 'late@example.com'")
+    result = harness.run(spec)
+    users = harness.users()
+    assert users["u900"]["attributes"]["name"] == "Late Comer"
+    assert "late@example.com" not in users, "a stale fallback-ID user beside u900"
+    assert metadata(result, "userflow_users")["created"] == 1
+    # The failed twin is settled: nothing waits to be retried, and the switch is recorded once.
+    assert harness.state("SELECT count(*) FROM sync.failures") == [(0,)]
+    assert harness.state("SELECT fallback_id, primary_id FROM sync.links") == [("late@example.com", "u900")]
+    before = harness.requests_total()
+    harness.run(spec)
+    assert harness.requests_total() == before

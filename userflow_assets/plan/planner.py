@@ -72,12 +72,23 @@ def build_plan(
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _decided AS
-        WITH current AS (
+        WITH twins AS (
+            -- Records known only under their fallback ID: confirmed, or failed (a failed create
+            -- may still have landed, and must not be retried once its primary ID is known).
+            SELECT id FROM state_records WHERE primary_id IS NULL
+            UNION SELECT id FROM state_failures WHERE primary_id IS NULL
+        ),
+        claimed AS (
+            SELECT t.id FROM {records_table} AS r JOIN twins AS t ON t.id = r.fallback_id
+            WHERE r.primary_id IS NOT NULL AND r.id = r.primary_id
+              AND NOT EXISTS (SELECT 1 FROM state_links AS l WHERE l.fallback_id = t.id)
+        ),
+        current AS (
             SELECT id, payload_hash, primary_id, fallback_id, 'read' AS source FROM {records_table}
             UNION ALL
             SELECT f.id, f.payload_hash, f.primary_id, f.fallback_id, 'failures'
             FROM state_failures AS f
-            WHERE f.id NOT IN (SELECT id FROM {records_table})
+            WHERE f.id NOT IN (SELECT id FROM {records_table}) AND f.id NOT IN (SELECT id FROM claimed)
             UNION ALL
             SELECT s.id, s.payload_hash, s.primary_id, s.fallback_id, 'state'
             FROM state_records AS s
@@ -86,11 +97,11 @@ def build_plan(
               AND s.id NOT IN (SELECT fallback_id FROM {records_table} WHERE fallback_id IS NOT NULL)
         ),
         pending_links AS (
-            SELECT c.id AS primary_id, s.id AS fallback_id
+            SELECT c.id AS primary_id, t.id AS fallback_id
             FROM current AS c
-            JOIN state_records AS s ON s.primary_id IS NULL AND s.id = c.fallback_id
+            JOIN twins AS t ON t.id = c.fallback_id
             WHERE c.primary_id IS NOT NULL AND c.id = c.primary_id
-              AND NOT EXISTS (SELECT 1 FROM state_links AS l WHERE l.fallback_id = s.id)
+              AND NOT EXISTS (SELECT 1 FROM state_links AS l WHERE l.fallback_id = t.id)
         )
         SELECT
             c.id,
