@@ -28,7 +28,6 @@ class EventsOutcome:
     failed: int = 0
     ambiguous_resend: int = 0  # at least once: no answer, sent again by the next run
     possible_losses: int = 0  # at most once: no answer, never sent again
-    unreached: int = 0  # refused before sending (connection refused, DNS, ...)
     failure_examples: list[str] = field(default_factory=list)
 
 
@@ -102,5 +101,5 @@ async def apply_events(
     tally = await send_all(
         client, kind, planned_batches(con_factory, batch_size), total=total, batch_size=batch_size, on_result=count
     )
-    outcome.unreached, outcome.failure_examples = tally.unreached, tally.failure_examples
+    outcome.failure_examples = tally.failure_examples
     return outcome

@@ -32,10 +32,8 @@ class ApplyOutcome:
         default_factory=lambda: {"create": 0, "update": 0, "retry": 0, "migrate": 0, "delete": 0}
     )
     memberships_removed: int = 0
-    unreached: int = 0  # failures where no answer came back at all (connection refused, DNS, ...)
     failed: int = 0
     migrations: int = 0
-    failure_examples: list[str] = field(default_factory=list)
 
 
 def _sender(
@@ -130,7 +128,7 @@ async def apply_plan(
     )
     batches = planned_batches(con_factory, object_type, batch_size, plan=plan)
     tally = await send_all(client, kind, batches, total=total, batch_size=batch_size, on_result=count)
-    outcome.failed, outcome.unreached, outcome.failure_examples = tally.failed, tally.unreached, tally.failure_examples
+    outcome.failed = tally.failed
     return outcome
 
 

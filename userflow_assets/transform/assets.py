@@ -10,6 +10,7 @@ from dagster_duckdb import DuckDBResource
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.sqltext import md_table
 from userflow_assets.transform import build_records
+from userflow_assets.transform.build import DUPLICATE_KEY, MISSING_KEY
 
 REJECTED_PREVIEW_ROWS = 500  # shown in the UI; the SQL beside them lists them all
 REJECTED_PREVIEW_CHARS = 80  # of a cell: a long reason or value would swamp the view
@@ -134,8 +135,9 @@ def build_records_defs(object_type: str, spec: ObjectSpec) -> dg.Definitions:
                 """
             ).fetchone()
             rejected_missing, rejected_duplicate = con.execute(
-                f"SELECT count(*) FILTER (WHERE reason LIKE 'missing %'), "
-                f"count(*) FILTER (WHERE reason LIKE 'duplicate %') FROM {rejected_table(object_type)}"
+                "SELECT count(*) FILTER (WHERE starts_with(reason, ?)), count(*) FILTER (WHERE starts_with(reason, ?)) "
+                f"FROM {rejected_table(object_type)}",
+                [MISSING_KEY, DUPLICATE_KEY],
             ).fetchone()
         return dg.AssetCheckResult(
             passed=missing == 0 and duplicated == 0,

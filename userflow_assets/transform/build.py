@@ -375,6 +375,10 @@ def broken_rule_columns(rules: Sequence[Rule]) -> str:
     return f"{reason} AS reason, {column} AS rcolumn, {value} AS rvalue"
 
 
+# How a rejected row's reason starts when its key was missing or shared (the ID check counts them).
+MISSING_KEY, DUPLICATE_KEY = "missing ", "duplicate "
+
+
 def key_rules(key: str, raw: str, column: str, used_column: str) -> list[Rule]:
     """The rules a record's key keeps: present, no control characters, not too long.
 
@@ -382,7 +386,7 @@ def key_rules(key: str, raw: str, column: str, used_column: str) -> list[Rule]:
     `used_column` (SQL) the one it was taken from, when there is a choice.
     """
     return [
-        Rule(f"{key} IS NULL", literal(f"missing {key}"), column, raw),
+        Rule(f"{key} IS NULL", literal(f"{MISSING_KEY}{key}"), column, raw),
         Rule(has_control(key), literal(f"{key} contains control characters"), used_column, key),
         Rule(too_long(key), literal(f"{key} longer than {MAX_ID_CHARS} characters"), used_column, key),
     ]
@@ -476,7 +480,7 @@ def write_tables(
             f"INSERT INTO {rejected} SELECT * FROM ("
             f"SELECT {ROW}, {key}, rcolumn, reason, rvalue FROM {STAGED} WHERE fail IS NOT NULL "
             f"UNION ALL SELECT s.{ROW}, s.{key}, {literal(key_source)}, "
-            f"'duplicate {key} with different data (' || d.n || ' rows)', left(s.{key}, {VALUE_CHARS}) "
+            f"'{DUPLICATE_KEY}{key} with different data (' || d.n || ' rows)', left(s.{key}, {VALUE_CHARS}) "
             f"FROM {STAGED} s JOIN {DUPS} d ON d.{key} = s.{key} WHERE s.fail IS NULL AND d.differ"
             f") ORDER BY 1"
         )
