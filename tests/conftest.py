@@ -7,12 +7,16 @@ Override `emulator_config` in a module, or parametrize it directly
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
 from userflow_assets.emulator import EmulatorConfig, create_app, running_emulator
+
+if TYPE_CHECKING:
+    from postgres_server import PostgresServer
 
 EMULATOR_BASE_URL = "http://emulator"
 
@@ -49,3 +53,20 @@ def emulator_url(emulator_config: EmulatorConfig) -> Iterator[str]:
     """Base URL of a fresh emulator served by uvicorn on a free loopback port."""
     with running_emulator(emulator_config) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator["PostgresServer"]:
+    """A real PostgreSQL server for this worker (tests/postgres_server.py); started on first use."""
+    from postgres_server import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """The URL of a new, empty database on the worker's PostgreSQL server."""
+    from postgres_server import fresh_database
+
+    return fresh_database(postgres)
