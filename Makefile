@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PYTEST_WORKERS ?= 2
 HOME_CONFIG := $(DAGSTER_HOME)/dagster.yaml
 
-.PHONY: install chromium demo dev test test-fast test-slow bench bench-peers sample clean
+.PHONY: install chromium postgres demo dev test test-fast test-slow bench bench-peers sample clean
 
 install: $(STAMP) $(HOME_CONFIG)
 
@@ -40,19 +40,33 @@ chromium:
 	if [ -n "$$why" ]; then echo "No Chromium at $(CHROMIUM) ($$why): the browser test will be skipped"; \
 	else echo "Installed Debian's chromium for the browser test"; fi
 
+# The Postgres tests start a throwaway cluster from PostgreSQL's server binaries (initdb,
+# pg_ctl; tests/postgres_server.py). Installed here when missing, as for Chromium; or set
+# USERFLOW_TEST_POSTGRES_URL to a server of your own.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -n "$(USERFLOW_TEST_POSTGRES_URL)" ]; then exit 0; fi; \
+	why=""; \
+	if [ -n "$(USERFLOW_NO_APT)" ]; then why="USERFLOW_NO_APT is set"; \
+	elif [ "$$(id -u)" != 0 ]; then why="installing it needs root"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then why="no apt-get on this machine"; \
+	elif ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null); then \
+	  why="apt-get could not install postgresql"; fi; \
+	if [ -n "$$why" ]; then echo "No PostgreSQL server binaries ($$why): the Postgres tests will be skipped"; \
+	else echo "Installed Debian's postgresql for the Postgres tests"; fi
+
 demo: install
 	$(BIN)/python -m userflow_assets.demo
 
 dev: install
 	$(BIN)/python -m userflow_assets.dev
 
-test: install chromium
+test: install chromium postgres
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
-test-fast: install
+test-fast: install postgres
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow"
 
-test-slow: install chromium
+test-slow: install chromium postgres
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m slow
 
 # Every benchmark script in turn; benchmarks/peers_compare.py also writes BENCHMARKS.md.
