@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pyarrow as pa
@@ -40,8 +41,9 @@ class WarehouseUrl:
         return int(self.options.get("connect_timeout", CONNECT_TIMEOUT))
 
 
-def parse_url(url: str, scheme: str, options: Collection[str], path_parts: Sequence[str]) -> WarehouseUrl:
-    """Parse a warehouse URL; `options` are the query keys allowed, `path_parts` name the path's segments."""
+def parse_url(url: str, scheme: str, options: Collection[str], path_parts: Sequence[str] | None) -> WarehouseUrl:
+    """Parse a warehouse URL; `options` are the query keys allowed, `path_parts` name the path's
+    segments (None: any number)."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -56,7 +58,7 @@ def parse_url(url: str, scheme: str, options: Collection[str], path_parts: Seque
     if not parts.hostname:
         raise SourceError(f"the {scheme} warehouse URL names no host")
     path = tuple(unquote(p) for p in parts.path.split("/") if p)
-    if len(path) > len(path_parts):
+    if path_parts is not None and len(path) > len(path_parts):
         raise SourceError(f"the {scheme} warehouse URL path has more than {'/'.join(path_parts)}")
     given = dict(parse_qsl(parts.query, keep_blank_values=True))
     unknown = sorted(set(given) - set(options) - {"connect_timeout"})
@@ -127,12 +129,37 @@ def stream(
     return normalize_reader(pa.RecordBatchReader.from_batches(schema, guarded()))
 
 
-def rows_to_batches(
-    schema: pa.Schema, fetch: Callable[[int], Sequence[Sequence[object]]]
-) -> Iterator[pa.RecordBatch]:
-    """Batches of `schema` from a DB-API cursor's `fetchmany`, BATCH_ROWS rows at a time."""
-    while rows := fetch(BATCH_ROWS):
-        columns = list(zip(*rows, strict=True))
-        yield pa.RecordBatch.from_arrays(
-            [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)], schema=schema
-        )
+def _as_text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _as_bytes(value: object) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return bytes(value) if isinstance(value, bytearray) else str(value).encode()
+
+
+def column_array(values: Sequence[object], kind: pa.DataType) -> pa.Array:
+    """One column of the Python values a DB-API driver returns, as `kind`."""
+    if isinstance(kind, pa.ExtensionType):
+        return pa.ExtensionArray.from_storage(kind, column_array(values, kind.storage_type))
+    if pa.types.is_string(kind):
+        return pa.array([_as_text(v) for v in values], kind)
+    if pa.types.is_binary(kind):
+        return pa.array([_as_bytes(v) for v in values], kind)
+    if pa.types.is_decimal(kind):
+        return pa.array([None if v is None else Decimal(v) for v in values], kind)
+    if pa.types.is_floating(kind):
+        return pa.array([None if v is None else float(v) for v in values], kind)
+    return pa.array(values, kind)
+
+
+def rows_batch(rows: Sequence[Sequence[object]], schema: pa.Schema) -> pa.RecordBatch:
+    """DB-API rows as one batch of `schema` (the driver's column types, mapped by its module)."""
+    columns = list(zip(*rows, strict=True))
+    arrays = [column_array(col, f.type) for col, f in zip(columns, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
