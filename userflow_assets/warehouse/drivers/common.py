@@ -161,5 +161,13 @@ def column_array(values: Sequence[object], kind: pa.DataType) -> pa.Array:
 def rows_batch(rows: Sequence[Sequence[object]], schema: pa.Schema) -> pa.RecordBatch:
     """DB-API rows as one batch of `schema` (the driver's column types, mapped by its module)."""
     columns = list(zip(*rows, strict=True))
-    arrays = [column_array(col, f.type) for col, f in zip(columns, schema, strict=True)]
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+    return pa.RecordBatch.from_arrays([_column(col, f) for col, f in zip(columns, schema, strict=True)], schema=schema)
+
+
+def _column(values: Sequence[object], target: pa.Field) -> pa.Array:
+    failure: Exception | None = None
+    try:
+        return column_array(values, target.type)
+    except (pa.ArrowException, ValueError, TypeError) as error:
+        failure = error
+    raise SourceError(f"column {target.name!r} cannot be read as {target.type}: {failure}")
