@@ -22,9 +22,6 @@ from ports import refused_port
 from userflow_assets.warehouse.drivers import bigquery, snowflake
 from userflow_assets.warehouse.source import SourceError, load_factory
 
-pytest.importorskip("adbc_driver_snowflake")
-pytest.importorskip("adbc_driver_bigquery")
-
 PASSWORD = "Pa55-word-never-shown"
 CURSOR_SQL = "SELECT * FROM users WHERE updated_at > $LAST_SYNC_TIMESTAMP AND note <> '$LAST_SYNC_TIMESTAMP'"
 PARAMS = {"LAST_SYNC_TIMESTAMP": datetime(2024, 1, 1)}

@@ -123,7 +123,10 @@ def stream(
                     break
                 yield batch
         finally:
-            close()
+            try:
+                close()
+            except errors:
+                pass  # a connection already lost cannot be closed cleanly; the read's own outcome stands
         raise fail(failure)
 
     return normalize_reader(pa.RecordBatchReader.from_batches(schema, guarded()))

@@ -109,7 +109,9 @@ class MySQLSource:
                 ssl_disabled=self.ssl_disabled,
                 time_zone="+00:00",
             )
-            conn.start_transaction(readonly=True)
+            # As SQL, not start_transaction(readonly=True): that refuses MariaDB by its version string.
+            with conn.cursor() as cursor:
+                cursor.execute("START TRANSACTION READ ONLY")
             return conn
 
         return attempt(connect, lambda e: cannot_connect(self.kind, self.describe(), e), _errors())
