@@ -188,3 +188,37 @@ def test_bigquery_checksum_fingerprints_whole_rows_order_independently():
     assert source.checksum_sql("SELECT id FROM t", ["id"]) == (
         "SELECT count(*), BIT_XOR(FARM_FINGERPRINT(TO_JSON_STRING(src))) FROM (\nSELECT id FROM t\n) AS src"
     )
+
+
+# --- Shared ------------------------------------------------------------------------------
+
+
+def test_positional_binding_sends_a_value_per_marker_and_named_binding_one_per_name():
+    from userflow_assets.warehouse.drivers.adbc import bind_row
+    from userflow_assets.warehouse.drivers.params import Style, translate
+
+    when = datetime(2024, 1, 1)
+    sql = "SELECT 1 WHERE a > $LAST_SYNC_TIMESTAMP OR b > $LAST_SYNC_TIMESTAMP"
+    positional = bind_row(translate(sql, Style.QMARK), PARAMS)
+    named = bind_row(translate(sql, Style.AT), PARAMS)
+    assert positional.num_columns == 2 and positional.to_pylist() == [{"LAST_SYNC_TIMESTAMP": when}]
+    assert named.schema.names == ["LAST_SYNC_TIMESTAMP"] and named.column(0).to_pylist() == [when]
+    assert bind_row(translate("SELECT 1", Style.QMARK), {}) is None
+
+
+@pytest.mark.parametrize(
+    ("scheme", "url"),
+    [
+        ("snowflake", "snowflake://u@acct/DB"),
+        ("bigquery", "bigquery://p/d"),
+        ("redshift", "redshift://u@h/db"),
+        ("databricks", "databricks://h/sql/1.0/warehouses/x"),
+        ("mysql", "mysql://u@h/db"),
+    ],
+)
+def test_each_source_registers_its_secret_for_redaction(scheme, url):
+    from userflow_assets.client.redaction import redact
+
+    secret = json.dumps({"private_key": f"{scheme}-key-{PASSWORD}"}) if scheme == "bigquery" else f"{scheme}-{PASSWORD}"
+    load_factory(scheme)(url, secret)
+    assert secret not in redact(f"driver said: {secret}")
