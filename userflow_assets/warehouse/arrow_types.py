@@ -64,9 +64,10 @@ def _decimal_type(t: pa.DataType) -> pa.DataType:
 
 def _target_field(field: pa.Field, column: str) -> pa.Field:
     target = field.with_type(_target_type(field, column))
-    if target.type == field.type or not field.metadata:
+    if not field.metadata:
         return target
-    # A driver's extension name left beside a new type would make DuckDB read it as that extension.
+    # An extension name pyarrow did not recognise (BigQuery's `google:sqlType:*`) is dropped: a
+    # known extension travels in the type itself, and DuckDB must not guess at an unknown one.
     kept = {k: v for k, v in field.metadata.items() if not k.startswith(b"ARROW:extension:")}
     return target.with_metadata(kept)
 
@@ -96,7 +97,7 @@ def _target_type(field: pa.Field, column: str) -> pa.DataType:
         key = _target_field(t.key_field, f"{column}.key")
         item = _target_field(t.item_field, f"{column}.value")
         return pa.map_(key, item)
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t):
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
         return pa.list_(_target_field(t.value_field, f"{column}[]"))
     if pa.types.is_fixed_size_list(t):
         return pa.list_(_target_field(t.value_field, f"{column}[]"), t.list_size)

@@ -88,6 +88,13 @@ def test_json_paths_read_from_the_staged_json():
         assert con.execute("SELECT c->>'plan' FROM src").fetchone() == ("pro",)
 
 
+def test_bigquery_geography_text_loses_its_unknown_extension_name_and_stays_text():
+    field = pa.field("c", pa.string(), metadata={"ARROW:extension:name": "google:sqlType:geography"})
+    reader = reader_of(pa.array(["POINT(1 2)"]), field=field)
+    assert normalize_schema(reader.schema).field("c").metadata in (None, {})
+    assert staged(reader) == ("VARCHAR", ["POINT(1 2)"])
+
+
 def test_plain_text_is_not_taken_for_json():
     field = pa.field("c", pa.string(), metadata={"logicalType": "TEXT"})
     assert staged(reader_of(pa.array(["{not json"]), field=field)) == ("VARCHAR", ["{not json"])
