@@ -10,6 +10,8 @@ one schema for the whole stream:
 - decimal, scale > 0, precision <= 38 (BigQuery `NUMERIC`): kept, DuckDB's exact DECIMAL.
 - decimal, precision > 38 (BigQuery `BIGNUMERIC`): DOUBLE, the nearest value; DuckDB's
   DECIMAL stops at 38 digits.
+- Postgres NUMERIC(p, s), which ADBC sends as text with its type modifier: the decimal it
+  declares, then as above; an unconstrained NUMERIC stays text (any scale, `NaN`), exact.
 - JSON sent as text, recognised by field metadata (Snowflake `VARIANT`/`OBJECT`/`ARRAY`,
   BigQuery `JSON`, Postgres `json`/`jsonb`): DuckDB JSON, so filters can read paths in it.
 - timestamps with a time zone: the same instants in UTC; naive timestamps stay naive (the
@@ -54,6 +56,25 @@ def _is_json_text(field: pa.Field) -> bool:
     return any((k.lower(), v.lower()) in _JSON_MARKS for k, v in meta.items())
 
 
+def numeric_from_typmod(type_modifier: int) -> pa.DataType | None:
+    """Postgres/Redshift NUMERIC(p, s) from its type modifier ((p << 16 | s) + 4); None if unconstrained."""
+    if type_modifier < 4:
+        return None
+    precision, scale = (type_modifier - 4) >> 16, (type_modifier - 4) & 0xFFFF
+    if precision > DUCKDB_MAX_DECIMAL:
+        return pa.decimal256(min(precision, 76), scale)
+    return pa.decimal128(precision, scale)
+
+
+def _postgres_numeric(field: pa.Field) -> pa.DataType | None:
+    """The decimal a Postgres NUMERIC sent as text (ADBC's default) holds, from its typmod metadata."""
+    meta = field.metadata or {}
+    typname = meta.get(b"POSTGRESQL:type") or meta.get(b"ADBC:postgresql:typname")
+    if typname != b"numeric":
+        return None
+    return numeric_from_typmod(int(meta.get(b"POSTGRESQL:typmod", b"-1")))
+
+
 def _decimal_type(t: pa.DataType) -> pa.DataType:
     if t.scale == 0:
         return pa.int64()
@@ -77,6 +98,9 @@ def _target_type(field: pa.Field, column: str) -> pa.DataType:
     t = field.type
     if _is_json_text(field):
         return JSON
+    numeric = _postgres_numeric(field)
+    if numeric is not None:
+        return _decimal_type(numeric)
     if isinstance(t, pa.ExtensionType):
         if t.extension_name in _KEPT_EXTENSIONS:
             return t

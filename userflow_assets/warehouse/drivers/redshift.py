@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 import pyarrow as pa
 
-from userflow_assets.warehouse.arrow_types import JSON
+from userflow_assets.warehouse.arrow_types import JSON, numeric_from_typmod
 from userflow_assets.warehouse.drivers.common import (
     BATCH_ROWS,
     attempt,
@@ -56,11 +56,8 @@ NUMERIC_OID = 1700
 
 
 def numeric_type(type_modifier: int) -> pa.DataType:
-    """NUMERIC(p, s) from its type modifier ((p << 16 | s) + 4); unconstrained NUMERIC as text."""
-    if type_modifier < 4:
-        return pa.string()
-    precision, scale = (type_modifier - 4) >> 16, (type_modifier - 4) & 0xFFFF
-    return pa.decimal128(min(precision, 38), scale)
+    """NUMERIC(p, s) from its type modifier; an unconstrained NUMERIC as its text, every digit kept."""
+    return numeric_from_typmod(type_modifier) or pa.string()
 
 
 def arrow_schema(row_desc: Sequence[Mapping[str, object]], names: Sequence[str]) -> pa.Schema:
