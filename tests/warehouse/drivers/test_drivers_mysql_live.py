@@ -124,3 +124,11 @@ def test_the_checksum_runs_on_the_server_and_ignores_row_order(users):
     assert first[0] == 3
     users.sql("UPDATE users SET note = NULL WHERE id = 1")  # the text 'NULL' becomes NULL: a change
     assert checksum(base) != first
+
+
+def test_a_full_read_binds_the_earliest_timestamp_and_reads_every_dated_row(users):
+    from userflow_assets.warehouse.queries import EARLIEST
+
+    source = mysql.mysql_source(users.url(users.reader), users.password)
+    rows = read(source, "SELECT id FROM users WHERE updated_at > $LAST_SYNC_TIMESTAMP ORDER BY id", {"LAST_SYNC_TIMESTAMP": EARLIEST})
+    assert rows == [{"id": 1}, {"id": 2}, {"id": 3}]
