@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
 import pyarrow as pa
 
 from userflow_assets.warehouse.arrow_types import JSON, numeric_from_typmod
@@ -70,6 +71,13 @@ def arrow_schema(row_desc: Sequence[Mapping[str, object]], names: Sequence[str])
     return pa.schema(fields)
 
 
+def _errors() -> tuple[type, ...]:
+    import redshift_connector
+
+    # OSError: a socket that fails mid-fetch surfaces as one.
+    return (redshift_connector.Error, OSError)
+
+
 @dataclass(frozen=True)
 class RedshiftSource:
     host: str
@@ -84,12 +92,6 @@ class RedshiftSource:
 
     def describe(self) -> str:
         return f"{self.host}:{self.port} (database {self.database})"
-
-    def _errors(self) -> tuple[type, ...]:
-        import redshift_connector
-
-        # OSError: a socket that fails mid-fetch surfaces as one.
-        return (redshift_connector.Error, OSError)
 
     def _connect(self):
         import redshift_connector
@@ -108,7 +110,7 @@ class RedshiftSource:
             conn.autocommit = True  # the READ ONLY transaction is begun explicitly, not by the driver
             return conn
 
-        return attempt(connect, lambda e: cannot_connect(self.kind, self.describe(), e), self._errors())
+        return attempt(connect, lambda e: cannot_connect(self.kind, self.describe(), e), _errors())
 
     def fetch(self, sql: str, params: Mapping[str, object]) -> pa.RecordBatchReader:
         translated = translate(sql, Style.QMARK)
@@ -123,10 +125,11 @@ class RedshiftSource:
             cursor.execute(f"DECLARE {CURSOR} NO SCROLL CURSOR FOR\n{translated.sql}", values or None)
             # The first FETCH tells the columns; its rows start the first batch.
             cursor.execute(f"FETCH FORWARD {FETCH_ROWS} FROM {CURSOR}")
+            # The protocol's row description: `description` leaves out NUMERIC's precision and scale.
             return arrow_schema(cursor.ps["row_desc"], [d[0] for d in cursor.description or ()])
 
         try:
-            schema = attempt(declare, failed, self._errors())
+            schema = attempt(declare, failed, _errors())
         except BaseException:
             conn.close()
             raise
@@ -149,7 +152,7 @@ class RedshiftSource:
             finally:
                 conn.close()
 
-        return stream(schema, batches(), close, failed, self._errors())
+        return stream(schema, batches(), close, failed, _errors())
 
     def check(self) -> None:
         self.fetch("SELECT 1", {}).read_all()
