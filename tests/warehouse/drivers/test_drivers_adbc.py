@@ -65,6 +65,12 @@ def test_snowflake_key_pair_sign_in_takes_the_variable_as_the_key_passphrase():
     assert "password" not in kwargs
 
 
+def test_snowflake_user_and_names_may_be_percent_encoded():
+    _, kwargs = snowflake.db_kwargs("snowflake://jane%40acme.com@acct/My%20DB/S", None)
+    assert (kwargs["username"], kwargs["adbc.snowflake.sql.db"]) == ("jane@acme.com", "My DB")
+    assert "password" not in kwargs
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [

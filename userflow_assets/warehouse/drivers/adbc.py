@@ -61,25 +61,29 @@ class AdbcSource:
         translated = translate(sql, self.style)
         bound = bind_row(translated, params)
         conn = self._connect()
+        cursor = conn.cursor()
         failed = lambda e: query_failed(self.kind, self.where, e)  # noqa: E731
-        try:
-            cursor = conn.cursor()
-            if self.statement_options:
-                cursor.adbc_statement.set_options(**self.statement_options)
-            attempt(lambda: cursor.execute(translated.sql, bound), failed, _errors())
-            reader = attempt(cursor.fetch_record_batch, failed, _errors())
-        except BaseException:
-            conn.close()
-            raise
 
         def close() -> None:
             cursor.close()
             conn.close()
 
+        def execute() -> pa.RecordBatchReader:
+            if self.statement_options:
+                cursor.adbc_statement.set_options(**self.statement_options)
+            cursor.execute(translated.sql, bound)
+            return cursor.fetch_record_batch()
+
+        try:
+            reader = attempt(execute, failed, _errors())
+        except BaseException:
+            close()
+            raise
         return stream(reader.schema, reader, close, failed, _errors())
 
     def check(self) -> None:
         self.fetch("SELECT 1", {}).read_all()
 
     def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
+        """The change sensor's count and order-independent row hash, in the warehouse's dialect."""
         raise NotImplementedError
