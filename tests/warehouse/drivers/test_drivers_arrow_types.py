@@ -176,3 +176,13 @@ def test_a_union_inside_a_struct_names_its_path():
 def test_a_reader_needing_no_change_is_returned_as_it_is():
     reader = reader_of(pa.array([1, 2]))
     assert normalize_reader(reader) is reader
+
+
+def test_an_empty_result_still_stages_its_mapped_columns():
+    schema = pa.schema([pa.field("id", pa.decimal128(38, 0)), pa.field("traits", pa.string(), metadata={"logicalType": "OBJECT"})])
+    with duckdb.connect() as con:
+        con.register("src", normalize_reader(pa.RecordBatchReader.from_batches(schema, [])))
+        con.execute("CREATE TABLE staged AS SELECT * FROM src")
+        assert con.execute("SELECT count(*) FROM staged").fetchone() == (0,)
+        types = con.execute("SELECT data_type FROM information_schema.columns WHERE table_name='staged' ORDER BY ordinal_position").fetchall()
+    assert types == [("BIGINT",), ("JSON",)]
