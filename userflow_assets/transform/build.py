@@ -227,7 +227,7 @@ def json_reader(
     found = find_column(spec.memberships.column, columns)
     if found is None or not columns[found].is_json:
         return None
-    expression = f"from_json({ident(found)}, {literal(json_structure(con, source, found))})"
+    expression = f"from_json({ident(found)}, {literal(json_structure(con, source, found, spec.memberships))})"
     return expression, classify(con.sql(f"SELECT {expression} FROM {source} LIMIT 0").types[0])
 
 

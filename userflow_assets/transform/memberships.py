@@ -67,12 +67,17 @@ def memberships_sql(
     return _struct_memberships(ms, found, elements, struct, obj)
 
 
-def json_structure(con: duckdb.DuckDBPyConnection, source: str, column: str) -> str:
+def json_structure(con: duckdb.DuckDBPyConnection, source: str, column: str, ms: MembershipSpec) -> str:
     """The structure every row of JSON `column` shares (`[{"account_id":"VARCHAR"}]`), so that
     `from_json` reads it as the list of structs a warehouse without them (e.g. `jsonb_agg` in
-    Postgres) sends as JSON."""
+    Postgres) sends as JSON. With no value to learn it from, the one the spec names."""
     (structure,) = con.execute(f"SELECT json_group_structure({ident(column)}) FROM {source}").fetchone()
-    return structure or '"NULL"'
+    if structure and structure != '"NULL"':
+        return structure
+    if not ms.group_id_field:
+        return '["VARCHAR"]'
+    fields = [ms.group_id_field, *ms.attributes.values(), *ms.group_attributes.values()]
+    return json.dumps([{name: "VARCHAR" for name in fields}])
 
 
 def _assemble(column: str, unsorted: str, fragment_template: str, checks: list[Check] | None = None,

@@ -199,15 +199,19 @@ class PostgresSource:
         except BaseException:
             con.close()
             raise
-        return pa.RecordBatchReader.from_batches(reader.schema, self._closing(reader, con))
+        return pa.RecordBatchReader.from_batches(reader.schema, self._closing(reader, cursor, con))
 
-    def _closing(self, reader: pa.RecordBatchReader, con: pg_dbapi.Connection) -> Iterator[pa.RecordBatch]:
+    def _closing(
+        self, reader: pa.RecordBatchReader, cursor: pg_dbapi.Cursor, con: pg_dbapi.Connection
+    ) -> Iterator[pa.RecordBatch]:
+        # Holds the cursor too: the driver closes the stream once its cursor is collected.
         try:
             yield from reader
         except (adbc_driver_manager.Error, pa.ArrowException) as error:
             raise SourceError(f"{self.describe()}: the read stopped part way: {server_message(error)}") from None
         finally:
             try:
+                cursor.close()
                 con.close()
             except adbc_driver_manager.Error:
                 pass  # the connection is gone already (the error above says why)
