@@ -101,24 +101,29 @@ def server_message(error: BaseException) -> str:
     if found:
         message = found.group(1).strip()
     else:
-        message = re.sub(r"^[A-Z_]+: \[libpq\] (Failed to connect: )?", "", text).split("\n")[0].strip()
+        message = re.sub(r"^([A-Z_]+: )?\[libpq\] (Failed to connect: )?", "", text).split("\n")[0].strip()
     state = getattr(error, "sqlstate", None) or (re.search(r"SQLSTATE: (\w+)", text) or [None, None])[1]
     return redact(f"{message} (SQLSTATE {state})" if state else message)
+
+
+def _cannot_stage(field: pa.Field, type_name: str, advice: str) -> SourceError:
+    return SourceError(f'column "{field.name}" has the PostgreSQL type {type_name}, which cannot be staged; {advice}')
 
 
 def pg_field(field: pa.Field) -> tuple[pa.Field, bool]:
     """The field as staged, and whether its values need converting."""
     kind = field.type
+    type_name = (field.metadata or {}).get(b"POSTGRESQL:type", b"").decode()
+    if type_name in ("record", "_record"):
+        # The driver cannot read an anonymous row's fields: it would fail on the first row.
+        raise _cannot_stage(field, type_name, "select its fields as columns, or cast it to a named composite type")
     if isinstance(kind, pa.OpaqueType):
         type_name = kind.type_name
         if type_name == "numeric":
             return pa.field(field.name, _numeric_type(field)), True
         if pa.types.is_string(kind.storage_type):
             return pa.field(field.name, pa.string()), True
-        raise SourceError(
-            f'column "{field.name}" has the PostgreSQL type {type_name}, which cannot be staged; '
-            f'cast it in the query (for example "{field.name}"::text)'
-        )
+        raise _cannot_stage(field, type_name, f'cast it in the query (for example "{field.name}"::text)')
     return field, False
 
 
@@ -196,6 +201,9 @@ class PostgresSource:
         except adbc_driver_manager.Error as error:
             con.close()
             raise SourceError(f"{self.describe()}: {server_message(error)}") from None
+        except SourceError as error:
+            con.close()
+            raise SourceError(f"{self.describe()}: {error}") from None
         except BaseException:
             con.close()
             raise
@@ -207,7 +215,7 @@ class PostgresSource:
         # Holds the cursor too: the driver closes the stream once its cursor is collected.
         try:
             yield from reader
-        except (adbc_driver_manager.Error, pa.ArrowException) as error:
+        except (adbc_driver_manager.Error, pa.ArrowException, OSError) as error:
             raise SourceError(f"{self.describe()}: the read stopped part way: {server_message(error)}") from None
         finally:
             try:
