@@ -307,8 +307,9 @@ class WarehouseSpec(dg.Model, dg.Resolvable):
     @classmethod
     def _variable_name(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            # Not echoed: it may be the password itself, put there by mistake.
             raise ValueError(
-                f"warehouse.password_env {value!r} is not an environment variable name; "
+                "warehouse.password_env is not an environment variable name (letters, digits, _); "
                 "give the variable's name (e.g. USERFLOW_WAREHOUSE_PASSWORD), never the password"
             )
         return value

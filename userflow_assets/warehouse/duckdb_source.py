@@ -35,7 +35,7 @@ def as_subquery(sql: str) -> str:
 def _streamed(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object]) -> pa.RecordBatchReader:
     """The result as a reader that closes `con` once read (or dropped)."""
     try:
-        reader = con.execute(as_subquery(sql), dict(params)).to_arrow_reader(BATCH_ROWS)
+        reader = con.sql(as_subquery(sql), params=dict(params)).to_arrow_reader(BATCH_ROWS)
     except duckdb.Error as error:
         con.close()
         raise SourceError(str(error)) from error
@@ -43,6 +43,8 @@ def _streamed(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, obj
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             yield from reader
+        except (duckdb.Error, pa.ArrowException, OSError) as error:  # raised while running, past binding
+            raise SourceError(str(error)) from error
         finally:
             con.close()
 
