@@ -10,7 +10,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import dagster as dg
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from userflow_assets.warehouse.source import SourceError, driver_for, redact_url, url_scheme
 
@@ -268,6 +268,9 @@ class BackfillSpec(dg.Model, dg.Resolvable):
 
 class WarehouseSpec(dg.Model, dg.Resolvable):
     """Where the source queries run: a DuckDB file (`database`, the default) or a `url`."""
+
+    # A password put by mistake in `url` or `password_env` must not come back in the error.
+    model_config = ConfigDict(**dg.Model.model_config, hide_input_in_errors=True)
 
     database: str = Field(default="data/warehouse.duckdb", description="The warehouse DuckDB file.")
     url: str | None = Field(
