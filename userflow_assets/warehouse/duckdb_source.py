@@ -92,7 +92,7 @@ class DuckDBFileSource:
     ) -> None:
         """`CREATE OR REPLACE TABLE target AS (sql)` in `con` itself, in one transaction."""
         self._require_file()
-        home = con.execute("SELECT current_database()").fetchone()[0]
+        home = con.execute("SELECT current_database()").fetchall()[0][0]
         try:
             attach_read_only(con, self.path, ALIAS)
         except duckdb.Error as error:

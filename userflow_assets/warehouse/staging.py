@@ -7,7 +7,9 @@ read left it, and records no read, so the next run reads the same rows again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import queue
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from userflow_assets.warehouse.source import Source, SourceError
 
 STAGING_SCHEMA = "staging"
 BATCH_VIEW = "uf_staging_batch"
+PREFETCH = 2
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ def stage_rows(
     A DuckDB warehouse file is copied inside DuckDB; any other source streams its Arrow
     batches in. Errors name `origin` (the SQL file) and quote the warehouse's own message.
     """
-    home = con.execute("SELECT current_database()").fetchone()[0]
+    home = con.execute("SELECT current_database()").fetchall()[0][0]
     target = qualified_parts(home, STAGING_SCHEMA, table)
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {STAGING_SCHEMA}")
     try:
@@ -64,19 +67,61 @@ def stage_rows(
 
 
 def _stream_into(con: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader, target: str) -> None:
-    """Each batch appended as it arrives (never all rows at once), all in one transaction."""
-    with transaction(con):
-        _insert(con, f"CREATE OR REPLACE TABLE {target} AS", pa.Table.from_batches([], reader.schema))
-        for batch in reader:
-            _insert(con, f"INSERT INTO {target}", pa.Table.from_batches([batch]))
-        failpoints.reach("query")
+    """DuckDB scans the batches as they arrive (never all rows at once), all in one transaction."""
+    failure: list[BaseException] = []
 
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from prefetched(reader)
+        except BaseException as error:  # re-raised as itself, not as DuckDB's wrapping of it
+            failure.append(error)
+            raise
 
-def _insert(con: duckdb.DuckDBPyConnection, statement: str, rows: pa.Table) -> None:
-    con.register(BATCH_VIEW, rows)
+    con.register(BATCH_VIEW, pa.RecordBatchReader.from_batches(reader.schema, batches()))
     try:
-        con.execute(f"{statement} SELECT * FROM {BATCH_VIEW}")
+        with transaction(con):
+            con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {BATCH_VIEW}")
+            failpoints.reach("query")
     except duckdb.Error as error:
+        if failure:
+            raise failure[0] from None
         raise SourceError(f"the rows could not be staged: {error}") from error
     finally:
         con.unregister(BATCH_VIEW)
+
+
+def prefetched(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """`reader`'s batches, the next ones read by a thread while DuckDB writes the last: the
+    warehouse's transfer and DuckDB's writing overlap. At most PREFETCH batches wait."""
+    waiting: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(PREFETCH)
+    stop = threading.Event()
+
+    def offer(item: pa.RecordBatch | BaseException | None) -> bool:
+        """Put `item` once there is room; False if the consumer stopped meanwhile."""
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for batch in reader:
+                if not offer(batch):
+                    return
+            offer(None)
+        except BaseException as error:  # handed to the consumer, raised there
+            offer(error)
+
+    thread = threading.Thread(target=read, name="userflow-staging-read", daemon=True)
+    thread.start()
+    try:
+        while (item := waiting.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
