@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from harness import Emulator, emulator_get, failure_message, run_sync, serve_emulator
+from harness import Emulator, emulator_get, failure_message, metadata, run_sync, serve_emulator
 
 from userflow_assets.spec import SyncSpec
 from userflow_assets.warehouse.queries import QueryError
@@ -64,7 +64,8 @@ def test_users_from_parquet_and_groups_from_csv_sync_end_to_end(
 ) -> None:
     emulator.fresh(monkeypatch)
     _write_files(tmp_path)
-    run_sync(_spec(tmp_path, emulator.url))
+    result = run_sync(_spec(tmp_path, emulator.url))
+    assert metadata(result, "warehouse_users")["warehouse"] == f"files read by DuckDB (relative to {tmp_path / 'sql'})"
     state = emulator_get(emulator.url, "state")
     assert {g["id"]: g["attributes"] for g in state["groups"]} == {"acc_1": {"name": "Acme"}, "acc_2": {"name": "Globex"}}
     assert {u["id"]: u["attributes"]["email"] for u in state["users"]} == {

@@ -138,6 +138,8 @@ def test_the_right_password_from_its_variable_reads(
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     url = f"postgresql://reader@{password_server.host}:{password_server.port}/postgres"
     _stage(tmp_path, url, "SELECT user_id FROM users", password_env=PASSWORD_ENV)
+    source = WarehouseResource(url=url, password_env=PASSWORD_ENV).source()
+    assert source.describe() == f"postgres reader@127.0.0.1:{password_server.port}/postgres"  # the asset's metadata
     with duckdb.connect(str(tmp_path / "state.duckdb")) as con:
         assert con.execute("SELECT user_id FROM staging.warehouse_users").fetchall() == [("u1",)]
 

@@ -32,6 +32,7 @@ class StagedTable:
     table: str
     row_count: int
     columns: list[tuple[str, str]]
+    source: str = ""  # where the rows came from (Source.describe(): no secret)
 
 
 def stage_rows(
@@ -63,7 +64,7 @@ def stage_rows(
         "WHERE table_catalog = ? AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
         [home, STAGING_SCHEMA, table],
     ).fetchall()
-    return StagedTable(table=f"{STAGING_SCHEMA}.{table}", row_count=row_count, columns=columns)
+    return StagedTable(f"{STAGING_SCHEMA}.{table}", row_count, columns, source.describe())
 
 
 def _stream_into(con: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader, target: str) -> None:
