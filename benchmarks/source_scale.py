@@ -101,7 +101,7 @@ def measure_one(mode: str, name: str, url: str, workdir: Path) -> None:
     import adbc_driver_postgresql.dbapi  # noqa: F401
     import duckdb  # noqa: F401
 
-    import userflow_assets.warehouse.postgres_source  # noqa: F401
+    import userflow_assets.warehouse.postgres_source
     import userflow_assets.warehouse.resources  # noqa: F401
 
     started = time.perf_counter()

@@ -11,7 +11,7 @@ import pytest
 from harness import failure_messages, run_sync, serve_emulator
 from needs import need
 from ports import refused_port
-from postgres_server import PostgresServer, fresh_database, throwaway_cluster
+from postgres_server import PostgresServer, throwaway_cluster
 
 from userflow_assets.redaction import REDACTED
 from userflow_assets.spec import SyncSpec

@@ -21,7 +21,7 @@ from warehouse_kit import (
 )
 
 from userflow_assets.orchestration.backfill import SliceTables, _stage_and_transform
-from userflow_assets.orchestration.probes import ProbeTarget, run_probes
+from userflow_assets.orchestration.probes import run_probes
 from userflow_assets.orchestration.sensors import probe_targets
 from userflow_assets.sample.build import generate_warehouse
 from userflow_assets.sample.postgres import load_into_postgres

@@ -32,8 +32,10 @@ def test_a_postgres_url_and_its_password_variable() -> None:
         ({"url": "db.internal/app"}, "warehouse.url: warehouse URL 'db.internal/app' has no scheme"),
         (
             {"url": "postgresql://reader:hunter2@db/app"},
-            "warehouse.url 'postgresql://reader:[redacted]@db/app' has a password in it; name the environment "
-            "variable that holds it in warehouse.password_env instead",
+            (
+                "warehouse.url 'postgresql://reader:[redacted]@db/app' has a password in it; name the environment "
+                "variable that holds it in warehouse.password_env instead"
+            ),
         ),
         (
             {"url": "postgresql://reader@db/app", "database": "data/w.duckdb"},
@@ -42,8 +44,10 @@ def test_a_postgres_url_and_its_password_variable() -> None:
         ({"password_env": "PGPW"}, "warehouse.password_env is for a url warehouse; a DuckDB file has no password"),
         (
             {"url": "postgresql://reader@db/app", "password_env": "hunter2!"},
-            "warehouse.password_env is not an environment variable name (letters, digits, _); give the "
-            "variable's name (e.g. USERFLOW_WAREHOUSE_PASSWORD), never the password",
+            (
+                "warehouse.password_env is not an environment variable name (letters, digits, _); give the "
+                "variable's name (e.g. USERFLOW_WAREHOUSE_PASSWORD), never the password"
+            ),
         ),
     ],
 )

@@ -11,7 +11,12 @@ like every read.
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from userflow_assets.warehouse.queries import CURSOR_PARAMETER, EARLIEST, QueryError, query_parameters
+from userflow_assets.warehouse.queries import (
+    CURSOR_PARAMETER,
+    EARLIEST,
+    QueryError,
+    query_parameters,
+)
 from userflow_assets.warehouse.resources import WarehouseResource
 from userflow_assets.warehouse.source import Source, SourceError
 
@@ -62,14 +67,15 @@ def _default_probe(source: Source, query: str, params: Mapping[str, object], ori
 def _probe_one(source: Source, warehouse: WarehouseResource, target: ProbeTarget) -> list[str | None]:
     if target.probe_sql is not None:
         origin = f"sensor.probes.{target.name}"
-        params = _parameters(target.probe_sql, origin)
-        sql = target.probe_sql.strip().rstrip(";")
+        query_text, params = None, _parameters(target.probe_sql, origin)
     else:
         query = warehouse.load_query(target.query_file)
-        origin, params = str(query.path), query.parameters(None)
+        origin, query_text, params = str(query.path), query.text, query.parameters(None)
     try:
-        if target.probe_sql is None:
-            sql = _default_probe(source, query.text, params, origin)
+        if query_text is None:
+            sql = str(target.probe_sql).strip().rstrip(";")
+        else:
+            sql = _default_probe(source, query_text, params, origin)
         rows = source.fetch(sql, params).read_all().to_pylist()
     except SourceError as error:
         raise QueryError(f"{origin}: {error}") from error

@@ -113,7 +113,7 @@ def prefetched(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
                 if not offer(batch):
                     return
             offer(None)
-        except BaseException as error:  # handed to the consumer, raised there
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
             offer(error)
 
     thread = threading.Thread(target=read, name="userflow-staging-read", daemon=True)
