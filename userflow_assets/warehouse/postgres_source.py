@@ -36,8 +36,8 @@ from userflow_assets.warehouse.source import SourceError, redact_url
 SETTING_PREFIX = "userflow."
 # Session settings every connection starts with: read-only, and timestamps without zone read as UTC.
 SESSION_OPTIONS = "-c default_transaction_read_only=on -c TimeZone=UTC"
-TYPMOD = "POSTGRESQL:typmod"
-TYPNAME = "ADBC:postgresql:typname"
+# Field metadata the driver sets: the column's Postgres type and its modifier (precision, scale).
+PG_TYPE, TYPMOD = b"POSTGRESQL:type", b"POSTGRESQL:typmod"
 NON_FINITE = ["nan", "inf", "-inf", "infinity", "-infinity"]
 
 
@@ -113,7 +113,7 @@ def _cannot_stage(field: pa.Field, type_name: str, advice: str) -> SourceError:
 def pg_field(field: pa.Field) -> tuple[pa.Field, bool]:
     """The field as staged, and whether its values need converting."""
     kind = field.type
-    type_name = (field.metadata or {}).get(b"POSTGRESQL:type", b"").decode()
+    type_name = (field.metadata or {}).get(PG_TYPE, b"").decode()
     if type_name in ("record", "_record"):
         # The driver cannot read an anonymous row's fields: it would fail on the first row.
         raise _cannot_stage(field, type_name, "select its fields as columns, or cast it to a named composite type")
@@ -128,7 +128,7 @@ def pg_field(field: pa.Field) -> tuple[pa.Field, bool]:
 
 
 def _numeric_type(field: pa.Field) -> pa.DataType:
-    typmod = int((field.metadata or {}).get(TYPMOD.encode(), b"-1"))
+    typmod = int((field.metadata or {}).get(TYPMOD, b"-1"))
     if typmod >= 4:
         precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
         if precision <= 38:
