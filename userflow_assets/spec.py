@@ -5,10 +5,14 @@ These models are the schema of `userflow_assets/defs/userflow_sync/defs.yaml`, s
 part of the spec from here.
 """
 
+import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 import dagster as dg
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from userflow_assets.warehouse.source import SourceError, driver_for, redact_url, url_scheme
 
 Operator = Literal[
     "is",
@@ -263,7 +267,20 @@ class BackfillSpec(dg.Model, dg.Resolvable):
 
 
 class WarehouseSpec(dg.Model, dg.Resolvable):
+    """Where the source queries run: a DuckDB file (`database`, the default) or a `url`."""
+
+    # A password put by mistake in `url` or `password_env` must not come back in the error.
+    model_config = ConfigDict(**dg.Model.model_config, hide_input_in_errors=True)
+
     database: str = Field(default="data/warehouse.duckdb", description="The warehouse DuckDB file.")
+    url: str | None = Field(
+        default=None,
+        description="Any other warehouse, instead of database: postgresql://reader@host:5432/db, "
+        "or duckdb: for Parquet/CSV/JSON files the queries read. Never a password.",
+    )
+    password_env: str | None = Field(
+        default=None, description="With url: the environment variable holding the password (read at connect time)."
+    )
     sql_dir: str = Field(default="sql", description="Folder of the source queries.")
     late_arrival_minutes: int = Field(
         default=60, description="$LAST_SYNC_TIMESTAMP is the last sync's start minus this, for late rows."
@@ -273,6 +290,40 @@ class WarehouseSpec(dg.Model, dg.Resolvable):
     @classmethod
     def _not_negative(cls, value: int) -> int:
         return _at_least(value, 0, "late_arrival_minutes")
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                driver_for(url_scheme(value))
+            except SourceError as error:
+                raise ValueError(f"warehouse.url: {error}") from None
+            if urlsplit(value).password is not None:
+                raise ValueError(
+                    f"warehouse.url {redact_url(value)!r} has a password in it; name the environment "
+                    "variable that holds it in warehouse.password_env instead"
+                )
+        return value
+
+    @field_validator("password_env")
+    @classmethod
+    def _variable_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            # Not echoed: it may be the password itself, put there by mistake.
+            raise ValueError(
+                "warehouse.password_env is not an environment variable name (letters, digits, _); "
+                "give the variable's name (e.g. USERFLOW_WAREHOUSE_PASSWORD), never the password"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_warehouse(self) -> "WarehouseSpec":
+        if self.url is not None and "database" in self.model_fields_set:
+            raise ValueError("warehouse: give database (a DuckDB file) or url (any other warehouse), not both")
+        if self.password_env is not None and self.url is None:
+            raise ValueError("warehouse.password_env is for a url warehouse; a DuckDB file has no password")
+        return self
 
 
 class UserflowSpec(dg.Model, dg.Resolvable):

@@ -30,7 +30,7 @@ from harness import (
 )
 from ports import refused_port
 
-from userflow_assets.client.redaction import fingerprint
+from userflow_assets.redaction import fingerprint
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.transform import SpecError, build_records
 

@@ -72,7 +72,7 @@ async def test_key_appears_in_no_log_exception_or_repr(port_target: Target, capl
 
 
 def test_redact_hides_registered_keys_and_bearer_tokens() -> None:
-    from userflow_assets.client.redaction import register_secret
+    from userflow_assets.redaction import register_secret
 
     register_secret("uf_live_registered_1234")
     assert redact("key uf_live_registered_1234 here") == "key [redacted] here"

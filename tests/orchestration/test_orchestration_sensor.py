@@ -97,7 +97,10 @@ def test_missing_warehouse_skips_with_the_reason_and_keeps_the_cursor(warehouse:
     data = tick(sensor, warehouse, cursor)
     assert data.run_requests == []
     assert data.cursor == cursor
-    assert data.skip_message == f"Probe failed, cursor kept: warehouse file not found: {warehouse.path}"
+    assert data.skip_message == (
+        f"Probe failed, cursor kept: Warehouse file not found: {warehouse.path} "
+        "(resource 'warehouse', setting 'database'; create the sample with `python -m userflow_assets.sample`)"
+    )
     moved.rename(warehouse.path)
     touch_user(warehouse, "u02", "pro")
     # The change made while the probe failed is seen against the kept cursor.

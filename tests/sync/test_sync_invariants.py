@@ -13,7 +13,7 @@ from userflow_assets.client.ratelimit import (
     forget_shared_limiters,
     shared_limiter,
 )
-from userflow_assets.client.redaction import fingerprint
+from userflow_assets.redaction import fingerprint
 
 
 def test_first_sync_writes_users_groups_and_memberships(harness: SyncHarness) -> None:

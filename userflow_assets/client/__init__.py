@@ -29,7 +29,7 @@ from userflow_assets.client.ratelimit import (
     forget_shared_limiters,
     shared_limiter,
 )
-from userflow_assets.client.redaction import (
+from userflow_assets.redaction import (
     RedactingFilter,
     install_redacting_filter,
     redact,

@@ -55,7 +55,7 @@ from userflow_assets.client.errors import (
     error_class_for_status,
 )
 from userflow_assets.client.ratelimit import AdaptiveRateLimiter, Ticket, shared_limiter
-from userflow_assets.client.redaction import (
+from userflow_assets.redaction import (
     fingerprint,
     install_redacting_filter,
     redact,

@@ -27,7 +27,7 @@ from userflow_assets.client.client import (
     UserflowClient,
     check_base_url,
 )
-from userflow_assets.client.redaction import (
+from userflow_assets.redaction import (
     REDACTED,
     install_redacting_filter,
     register_secret,

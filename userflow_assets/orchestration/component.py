@@ -53,6 +53,11 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
     if spec.events is not None:
         parts.append(build_events_defs(spec.events, users_spec=spec.users, late_arrival=lag))
     if spec.mirror.enabled:
+        if spec.warehouse.url is not None:
+            raise ValueError(
+                "mirror.enabled needs a DuckDB warehouse file (warehouse.database): the mirror writes Userflow's "
+                "data into that file, and a warehouse.url warehouse is only ever read; set mirror.enabled to false"
+            )
         sinks = [f"userflow_{object_type}s" for object_type, object_spec in objects if object_spec is not None]
         parts.append(
             build_mirror_defs(str(project_path(spec.warehouse.database)), spec.mirror.schema_name, after=sinks)
@@ -60,7 +65,10 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
     parts.append(build_backfill_defs(spec))
     resources = {
         "warehouse": WarehouseResource(
-            database=str(project_path(spec.warehouse.database)), sql_dir=str(project_path(spec.warehouse.sql_dir))
+            database=str(project_path(spec.warehouse.database)),
+            url=spec.warehouse.url,
+            password_env=spec.warehouse.password_env,
+            sql_dir=str(project_path(spec.warehouse.sql_dir)),
         ),
         "sync_db": StateDatabase(database=str(project_path(spec.state_database))),
         "userflow": UserflowResource(

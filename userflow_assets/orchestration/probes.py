@@ -3,20 +3,29 @@
 The default probe is `count(*)` and `max(updated_at)` over the source query's whole result
 (`$LAST_SYNC_TIMESTAMP` bound to the earliest timestamp, as on a full read); a query without
 an `updated_at` column gets `count(*)` and an order-independent checksum of its rows
-instead. The spec may give its own probe per object (one row, any columns). The warehouse is
-attached read-only, like the warehouse assets do, so probing never takes its write lock.
+instead, in the warehouse's own dialect (`CHECKSUMS`). The spec may give its own probe per
+object (one row, any columns). Probes run in the warehouse through its source, read-only
+like every read.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-import duckdb
-
-from userflow_assets.warehouse.queries import CURSOR_PARAMETER, EARLIEST, QueryError, query_parameters
-from userflow_assets.sqltext import attach_read_only
+from userflow_assets.warehouse.queries import (
+    CURSOR_PARAMETER,
+    EARLIEST,
+    QueryError,
+    query_parameters,
+)
 from userflow_assets.warehouse.resources import WarehouseResource
+from userflow_assets.warehouse.source import Source, SourceError
 
 CHANGE_COLUMN = "updated_at"
+# An order-independent checksum of the rows of `src`, per warehouse kind.
+CHECKSUMS = {
+    "duckdb": "bit_xor(hash(src))",
+    "postgres": "bit_xor(('x' || left(md5(src::text), 16))::bit(64)::bigint)",
+}
 
 
 class ProbeError(RuntimeError):
@@ -41,45 +50,49 @@ def _parameters(sql: str, origin: str) -> dict[str, object]:
     return {CURSOR_PARAMETER: EARLIEST} if names else {}
 
 
-def _default_probe(con: duckdb.DuckDBPyConnection, source: str, params: dict[str, object]) -> str:
-    # Binding the query with LIMIT 0 gives its columns without reading its rows.
-    columns = [d[0] for d in con.execute(f"SELECT * FROM (\n{source}\n) LIMIT 0", params).description]
+def _default_probe(source: Source, query: str, params: Mapping[str, object], origin: str) -> str:
+    # The query with LIMIT 0 gives its columns without reading its rows.
+    columns = source.fetch(f"SELECT * FROM (\n{query}\n) AS src LIMIT 0", params).schema.names
     if CHANGE_COLUMN in columns:
-        return f"SELECT count(*), max({CHANGE_COLUMN}) FROM (\n{source}\n)"
-    return f"SELECT count(*), bit_xor(hash(src)) FROM (\n{source}\n) AS src"
+        return f"SELECT count(*), max({CHANGE_COLUMN}) FROM (\n{query}\n) AS src"
+    checksum = CHECKSUMS.get(source.kind)
+    if checksum is None:
+        raise QueryError(
+            f"{origin}: no {CHANGE_COLUMN} column, and no default checksum for a {source.kind} warehouse; "
+            "give this object a probe in sensor.probes"
+        )
+    return f"SELECT count(*), {checksum} FROM (\n{query}\n) AS src"
 
 
-def _probe_one(con: duckdb.DuckDBPyConnection, warehouse: WarehouseResource, target: ProbeTarget) -> list[str | None]:
+def _probe_one(source: Source, warehouse: WarehouseResource, target: ProbeTarget) -> list[str | None]:
     if target.probe_sql is not None:
         origin = f"sensor.probes.{target.name}"
-        source, params = None, _parameters(target.probe_sql, origin)
+        query_text, params = None, _parameters(target.probe_sql, origin)
     else:
         query = warehouse.load_query(target.query_file)
-        origin, source, params = str(query.path), query.text, query.parameters(None)
+        origin, query_text, params = str(query.path), query.text, query.parameters(None)
     try:
-        sql = _default_probe(con, source, params) if source is not None else target.probe_sql
-        row = con.execute(str(sql).strip().rstrip(";"), params).fetchone()
-    except duckdb.Error as error:
+        if query_text is None:
+            sql = str(target.probe_sql).strip().rstrip(";")
+        else:
+            sql = _default_probe(source, query_text, params, origin)
+        rows = source.fetch(sql, params).read_all().to_pylist()
+    except SourceError as error:
         raise QueryError(f"{origin}: {error}") from error
-    return [] if row is None else [None if v is None else str(v) for v in row]
+    return [] if not rows else [None if v is None else str(v) for v in rows[0].values()]
 
 
 def run_probes(warehouse: WarehouseResource, targets: list[ProbeTarget]) -> dict[str, list[str | None]]:
     """Each target's probe values as text (JSON-ready); raises ProbeError naming the first that failed."""
-    path: Path = warehouse.database_path()
-    if not path.is_file():
-        raise ProbeError(f"warehouse file not found: {path}")
+    try:
+        source = warehouse.source()
+        source.check()
+    except SourceError as error:
+        raise ProbeError(str(error)) from error
     results: dict[str, list[str | None]] = {}
-    with duckdb.connect(":memory:") as con:
-        con.execute("SET TimeZone='UTC'")
+    for target in targets:
         try:
-            attach_read_only(con, path, "warehouse")
-        except duckdb.Error as error:
-            raise ProbeError(f"cannot open the warehouse {path}: {error}") from error
-        con.execute("USE warehouse")
-        for target in targets:
-            try:
-                results[target.name] = _probe_one(con, warehouse, target)
-            except (QueryError, duckdb.Error) as error:
-                raise ProbeError(f"{target.name}: {error}") from error
+            results[target.name] = _probe_one(source, warehouse, target)
+        except QueryError as error:
+            raise ProbeError(f"{target.name}: {error}") from error
     return results

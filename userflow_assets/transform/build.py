@@ -29,6 +29,7 @@ from userflow_assets.transform.memberships import (
     KEYS,
     UNSORTED,
     MembershipSql,
+    json_structure,
     memberships_sql,
 )
 from userflow_assets.transform.pyfunc import ROW, Function, load_function, run_function
@@ -210,12 +211,24 @@ def compile_plan(
     if spec.memberships is not None:
         if obj != "users":
             raise SpecError(f"{obj}.memberships: only users have memberships")
-        memberships = memberships_sql(spec.memberships, columns, obj)
+        memberships = memberships_sql(spec.memberships, columns, obj, json_reader(con, source, spec, columns))
     plan = Plan(obj, source, rows, filter_sql, id_column, fallback, mapping, mapped_types, memberships, function, params)
     # Schemas on mapped attributes are checked now; those on transform outputs once their types are known.
     for attribute in mapped_attributes(plan):
         compile_attribute(attribute, spec, obj)
     return plan
+
+
+def json_reader(
+    con: duckdb.DuckDBPyConnection, source: str, spec: ObjectSpec, columns: dict[str, ValueType]
+) -> tuple[str, ValueType] | None:
+    """For a JSON memberships column: the expression reading it as typed lists and structs, and its type."""
+    assert spec.memberships is not None
+    found = find_column(spec.memberships.column, columns)
+    if found is None or not columns[found].is_json:
+        return None
+    expression = f"from_json({ident(found)}, {literal(json_structure(con, source, found, spec.memberships))})"
+    return expression, classify(con.sql(f"SELECT {expression} FROM {source} LIMIT 0").types[0])
 
 
 def id_source(name: str, columns: dict[str, ValueType], where: str, role: str) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import duckdb
+
 from userflow_assets.spec import MembershipSpec
 from userflow_assets.sqltext import ident, literal
 from userflow_assets.transform.errors import SpecError
@@ -40,13 +42,17 @@ class MembershipSql:
     column: str = ""  # the source column
 
 
-def memberships_sql(ms: MembershipSpec, columns: dict[str, ValueType], obj: str) -> MembershipSql:
-    """SQL giving the memberships JSON text of a row, with the rules its group IDs must keep."""
+def memberships_sql(
+    ms: MembershipSpec, columns: dict[str, ValueType], obj: str, json_read: tuple[str, ValueType] | None = None
+) -> MembershipSql:
+    """SQL giving the memberships JSON text of a row, with the rules its group IDs must keep.
+
+    `json_read`, for a JSON column: the expression reading it as typed values (`json_reader`) and its type."""
     where = f"{obj}.memberships.column"
     found = find_column(ms.column, columns)
     if found is None:
         raise SpecError(f"{where}: unknown column {ms.column!r} (the source has: {', '.join(list(columns)[:30])})")
-    x, vt = ident(found), columns[found]
+    x, vt = json_read or (ident(found), columns[found])
     if vt.kind in ID_KINDS or (vt.kind == Kind.LIST and vt.element and vt.element.kind in ID_KINDS):
         if ms.group_id_field:
             raise SpecError(f"{where}: {found!r} is {vt.sql}, not a list of structs, so group_id_field does not apply")
@@ -59,6 +65,19 @@ def memberships_sql(ms: MembershipSpec, columns: dict[str, ValueType], obj: str)
         raise SpecError(f"{where}: {found!r} is {vt.sql}; expected a group ID, a list of IDs or a list of structs")
     elements = x if vt.kind == Kind.LIST else f"[{x}]"
     return _struct_memberships(ms, found, elements, struct, obj)
+
+
+def json_structure(con: duckdb.DuckDBPyConnection, source: str, column: str, ms: MembershipSpec) -> str:
+    """The structure every row of JSON `column` shares (`[{"account_id":"VARCHAR"}]`), so that
+    `from_json` reads it as the list of structs a warehouse without them (e.g. `jsonb_agg` in
+    Postgres) sends as JSON. With no value to learn it from, the one the spec names."""
+    (structure,) = con.execute(f"SELECT json_group_structure({ident(column)}) FROM {source}").fetchone()
+    if structure and structure != '"NULL"':
+        return structure
+    if not ms.group_id_field:
+        return '["VARCHAR"]'
+    fields = [ms.group_id_field, *ms.attributes.values(), *ms.group_attributes.values()]
+    return json.dumps([{name: "VARCHAR" for name in fields}])
 
 
 def _assemble(column: str, unsorted: str, fragment_template: str, checks: list[Check] | None = None,

@@ -73,6 +73,7 @@ def build_warehouse_asset(
                 ),
                 "query": dg.MetadataValue.path(str(query.path)),
                 "staged_table": staged.table,
+                "warehouse": staged.source,
                 "cursor": cursor_text,
                 "full_refresh": config.full_refresh,
                 "preview": dg.MetadataValue.md(preview),

@@ -1,8 +1,7 @@
-"""The warehouse: a DuckDB file the code location only ever reads."""
+"""The warehouse resource: which source the spec names, and the folder of source queries."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -10,31 +9,40 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
-from userflow_assets import failpoints
 from userflow_assets.settings import project_path
-from userflow_assets.sqltext import attach_read_only, ident, qualified_parts, transaction
-from userflow_assets.warehouse.queries import QueryError, SourceQuery, load_query
+from userflow_assets.warehouse.duckdb_source import DuckDBFileSource
+from userflow_assets.warehouse.queries import SourceQuery, load_query
+from userflow_assets.warehouse.source import Source, open_source
+from userflow_assets.warehouse.staging import STAGING_SCHEMA, StagedTable, stage_rows
 
-STAGING_SCHEMA = "staging"
-
-
-@dataclass(frozen=True)
-class StagedTable:
-    table: str
-    row_count: int
-    columns: list[tuple[str, str]]
+__all__ = ["STAGING_SCHEMA", "StagedTable", "WarehouseResource"]
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """A DuckDB warehouse file and the folder of source queries run against it."""
+    """The warehouse (a DuckDB file, or a `url`) and the folder of source queries run against it."""
 
-    database: str = Field(description="Path of the warehouse DuckDB file; relative paths are from the project folder.")
+    database: str | None = Field(
+        default=None, description="Path of the warehouse DuckDB file; relative paths are from the project folder."
+    )
+    url: str | None = Field(
+        default=None,
+        description="Another warehouse: postgresql://user@host:5432/db, or duckdb: for files DuckDB reads.",
+    )
+    password_env: str | None = Field(
+        default=None, description="Environment variable holding the warehouse password (read at connect time)."
+    )
     sql_dir: str = Field(
         default="sql", description="Folder holding the source queries (users.sql, groups.sql, events.sql)."
     )
 
     def database_path(self) -> Path:
-        return project_path(self.database)
+        return project_path(self.database or "data/warehouse.duckdb")
+
+    def source(self) -> Source:
+        """The source to read; opened anew per read, so no connection outlives a step."""
+        if self.url:
+            return open_source(self.url, self.password_env, base_dir=project_path(self.sql_dir))
+        return DuckDBFileSource(self.database_path())
 
     def load_query(self, file_name: str) -> SourceQuery:
         return load_query(project_path(self.sql_dir) / file_name)
@@ -42,36 +50,5 @@ class WarehouseResource(dg.ConfigurableResource):
     def stage(
         self, con: duckdb.DuckDBPyConnection, query: SourceQuery, table: str, since: datetime | None
     ) -> StagedTable:
-        """Run `query` in the warehouse and keep its rows as `staging.<table>` in `con`'s database.
-
-        The warehouse is attached read-only, so the copy happens inside DuckDB without rows
-        passing through Python, and a warehouse in use by other readers is never locked for writing.
-        """
-        path = self.database_path()
-        if not path.is_file():
-            raise QueryError(
-                f"Warehouse file not found: {path} (resource 'warehouse', setting 'database'; "
-                "create the sample with `python -m userflow_assets.sample`)"
-            )
-        home = con.execute("SELECT current_database()").fetchone()[0]
-        target = qualified_parts(home, STAGING_SCHEMA, table)
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {STAGING_SCHEMA}")
-        attach_read_only(con, path, "warehouse")
-        try:
-            con.execute("USE warehouse")
-            # The newline keeps a trailing line comment in the file from swallowing the parenthesis.
-            with transaction(con):
-                con.execute(f"CREATE OR REPLACE TABLE {target} AS (\n{query.text}\n)", query.parameters(since))
-                failpoints.reach("query")
-        except duckdb.Error as error:
-            raise QueryError(f"{query.path}: {error}") from error
-        finally:
-            con.execute(f"USE {ident(home)}")
-            con.execute("DETACH warehouse")
-        row_count = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
-        columns = con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_catalog = ? AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [home, STAGING_SCHEMA, table],
-        ).fetchall()
-        return StagedTable(table=f"{STAGING_SCHEMA}.{table}", row_count=row_count, columns=columns)
+        """Run `query` in the warehouse and keep its rows as `staging.<table>` in `con`'s database."""
+        return stage_rows(con, self.source(), query.text, query.parameters(since), table, query.path)

@@ -15,11 +15,16 @@ which extra to install.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import pyarrow as pa
+
+from userflow_assets.redaction import register_secret
 
 
 class SourceError(RuntimeError):
@@ -81,3 +86,44 @@ def load_factory(scheme: str):
         hint = f" (pip install 'userflow-assets[{driver.extra}]')" if driver.extra else ""
         raise SourceError(f"the {scheme} warehouse needs a driver that is not installed: {error.name}{hint}") from error
     return getattr(module, driver.factory)
+
+
+def url_scheme(url: str) -> str:
+    """`postgresql` of `postgresql://reader@host/db`, `duckdb` of `duckdb:`; lower case."""
+    scheme = urlsplit(url).scheme.lower()
+    if not scheme:
+        raise SourceError(f"warehouse URL {redact_url(url)!r} has no scheme (e.g. postgresql://reader@host:5432/db)")
+    return scheme
+
+
+def redact_url(url: str) -> str:
+    """`url` without a password written into it, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":[redacted]@", 1)
+
+
+def password_from(variable: str | None) -> str | None:
+    """The password in environment variable `variable`, registered for redaction; read at connect time."""
+    if not variable:
+        return None
+    value = os.environ.get(variable)
+    if value is None:
+        raise SourceError(f"the warehouse password variable {variable} (setting warehouse.password_env) is not set")
+    register_secret(value)
+    return value
+
+
+def open_source(url: str, password_env: str | None = None, base_dir: Path | None = None) -> Source:
+    """The source a warehouse URL names. A factory is called as
+    `factory(url, password=..., base_dir=...)`: `base_dir` is where relative file paths start
+    (the folder of the queries)."""
+    factory = load_factory(url_scheme(url))
+    return factory(url, password=password_from(password_env), base_dir=base_dir or Path.cwd())
+
+
+# The warehouses this package reads without a separate driver package, or with the `postgres` extra.
+register("duckdb", Driver("userflow_assets.warehouse.duckdb_source", "files_source", None))
+register("postgresql", Driver("userflow_assets.warehouse.postgres_source", "postgres_source", "postgres"))
+register("postgres", Driver("userflow_assets.warehouse.postgres_source", "postgres_source", "postgres"))

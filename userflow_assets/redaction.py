@@ -1,4 +1,6 @@
-"""Keep API keys out of log lines, exception text and reprs."""
+"""Keep secrets (the API key, warehouse and state passwords) out of log lines, exception text and reprs.
+
+It imports nothing from the package, so every stage, the warehouse first, can register its secrets."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ REDACTED = "[redacted]"
 # Loggers that may see request details: ours, and httpx/httpcore's debug output.
 LOGGER_NAMES: tuple[str, ...] = (
     "userflow_assets.client",
+    "userflow_assets.warehouse",
     "httpx",
     "httpcore",
     "httpcore.connection",

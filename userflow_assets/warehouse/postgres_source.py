@@ -1,0 +1,234 @@
+"""PostgreSQL as the warehouse, through the ADBC driver (the `postgres` extra).
+
+Read-only: every connection starts with `default_transaction_read_only = on`, so a query
+that writes is refused by the server itself.
+
+Streaming: ADBC streams a result (binary COPY, in batches) only for a statement without
+bound parameters; with parameters it holds the whole result in memory first. So each
+`$NAME` is bound as a real parameter of `set_config('userflow.name', $1, false)` on the
+session, and the query reads it as `current_setting('userflow.name')::<type>`: the value
+never enters the SQL text, and the rows stream.
+
+Types (`pg_field`): `numeric(p,s)` arrives as text and becomes DECIMAL(p,s) (NaN and
+Infinity, which a decimal cannot hold, become null), plain `numeric` becomes DOUBLE; `json`
+and `jsonb` become JSON, `uuid` UUID, `interval` INTERVAL, enums text, arrays lists,
+`timestamptz` TIMESTAMPTZ (UTC), `timestamp` TIMESTAMP. A type with no such mapping (e.g.
+`inet`) is an error naming the column and its type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import adbc_driver_manager
+import adbc_driver_postgresql.dbapi as pg_dbapi
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from userflow_assets.redaction import redact
+from userflow_assets.warehouse.queries import replace_parameters
+from userflow_assets.warehouse.source import SourceError, redact_url
+
+SETTING_PREFIX = "userflow."
+# Session settings every connection starts with: read-only, and timestamps without zone read as UTC.
+SESSION_OPTIONS = "-c default_transaction_read_only=on -c TimeZone=UTC"
+# Field metadata the driver sets: the column's Postgres type and its modifier (precision, scale).
+PG_TYPE, TYPMOD = b"POSTGRESQL:type", b"POSTGRESQL:typmod"
+NON_FINITE = ["nan", "inf", "-inf", "infinity", "-infinity"]
+
+
+def _pg_type(value: object) -> str:
+    if isinstance(value, datetime):
+        return "timestamptz" if value.tzinfo else "timestamp"
+    if isinstance(value, date):
+        return "date"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "bigint"
+    if isinstance(value, float):
+        return "double precision"
+    return "text"
+
+
+def _pg_text(value: object) -> str:
+    return value.isoformat(sep=" ") if isinstance(value, datetime) else str(value)
+
+
+def bind_as_settings(sql: str, params: Mapping[str, object]) -> tuple[str, str | None, list[str]]:
+    """`sql` reading each `$NAME` from a session setting, and the statement (with its bound
+    values) that sets them; `None` when `params` is empty."""
+    casts = {name.upper(): _pg_type(value) for name, value in params.items()}
+
+    def reader(name: str) -> str:
+        if name.upper() not in casts:
+            raise SourceError(f"parameter ${name} has no value")
+        return f"(current_setting('{SETTING_PREFIX}{name.lower()}')::{casts[name.upper()]})"
+
+    text = replace_parameters(sql, reader)
+    if not params:
+        return text, None, []
+    names = list(params)
+    setter = "SELECT " + ", ".join(
+        f"set_config('{SETTING_PREFIX}{name.lower()}', ${i}, false)" for i, name in enumerate(names, start=1)
+    )
+    return text, setter, [_pg_text(params[n]) for n in names]
+
+
+def connection_uri(url: str, password: str | None) -> str:
+    """`url` with the password (if any), the session options and a connect timeout."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if password is not None:
+        user = netloc.rsplit("@", 1)[0].split(":", 1)[0] if "@" in netloc else ""
+        host = netloc.rsplit("@", 1)[-1]
+        netloc = f"{user}:{quote(password, safe='')}@{host}"
+    query = dict(parse_qsl(parts.query))
+    query["options"] = (query.get("options", "") + " " + SESSION_OPTIONS).strip()
+    query.setdefault("connect_timeout", "10")
+    query.setdefault("application_name", "userflow_assets")
+    return urlunsplit(("postgresql", netloc, parts.path, urlencode(query, quote_via=quote), ""))
+
+
+def server_message(error: BaseException) -> str:
+    """The server's (or libpq's) own words from an ADBC error, without the driver's wrapping."""
+    text = str(error)
+    found = re.search(r"(?:ERROR|FATAL):\s+(.*)", text)
+    if found:
+        message = found.group(1).strip()
+    else:
+        message = re.sub(r"^([A-Z_]+: )?\[libpq\] (Failed to connect: )?", "", text).split("\n")[0].strip()
+    state = getattr(error, "sqlstate", None) or (re.search(r"SQLSTATE: (\w+)", text) or [None, None])[1]
+    return redact(f"{message} (SQLSTATE {state})" if state else message)
+
+
+def _cannot_stage(field: pa.Field, type_name: str, advice: str) -> SourceError:
+    return SourceError(f'column "{field.name}" has the PostgreSQL type {type_name}, which cannot be staged; {advice}')
+
+
+def pg_field(field: pa.Field) -> tuple[pa.Field, bool]:
+    """The field as staged, and whether its values need converting."""
+    kind = field.type
+    type_name = (field.metadata or {}).get(PG_TYPE, b"").decode()
+    if type_name in ("record", "_record"):
+        # The driver cannot read an anonymous row's fields: it would fail on the first row.
+        raise _cannot_stage(field, type_name, "select its fields as columns, or cast it to a named composite type")
+    if isinstance(kind, pa.OpaqueType):
+        type_name = kind.type_name
+        if type_name == "numeric":
+            return pa.field(field.name, _numeric_type(field)), True
+        if pa.types.is_string(kind.storage_type):
+            return pa.field(field.name, pa.string()), True
+        raise _cannot_stage(field, type_name, f'cast it in the query (for example "{field.name}"::text)')
+    return field, False
+
+
+def _numeric_type(field: pa.Field) -> pa.DataType:
+    typmod = int((field.metadata or {}).get(TYPMOD, b"-1"))
+    if typmod >= 4:
+        precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
+        if precision <= 38:
+            return pa.decimal128(precision, scale)
+    return pa.float64()
+
+
+def _convert(column: pa.Array, target: pa.DataType) -> pa.Array:
+    storage = column.storage if isinstance(column, pa.ExtensionArray) else column
+    if pa.types.is_decimal(target):
+        storage = pc.if_else(pc.is_in(pc.utf8_lower(storage), pa.array(NON_FINITE)), None, storage)
+    return pc.cast(storage, target)
+
+
+def normalize(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+    """`reader` with PostgreSQL's types as transform reads them (module docstring)."""
+    mapped = [pg_field(f) for f in reader.schema]
+    if not any(convert for _, convert in mapped):
+        return reader
+    schema = pa.schema([f for f, _ in mapped])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in reader:
+            columns = [
+                _convert(batch.column(i), f.type) if convert else batch.column(i) for i, (f, convert) in enumerate(mapped)
+            ]
+            yield pa.RecordBatch.from_arrays(columns, schema=schema)
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+class PostgresSource:
+    """A PostgreSQL database, read through ADBC in read-only sessions."""
+
+    kind = "postgres"
+
+    def __init__(self, url: str, password: str | None) -> None:
+        self.url = url
+        self._password = password
+
+    def describe(self) -> str:
+        parts = urlsplit(self.url)
+        user = f"{parts.username}@" if parts.username else ""
+        return f"postgres {user}{parts.hostname}:{parts.port or 5432}{parts.path}"
+
+    def __repr__(self) -> str:
+        return f"PostgresSource({self.describe()})"
+
+    def _connect(self) -> pg_dbapi.Connection:
+        try:
+            return pg_dbapi.connect(connection_uri(self.url, self._password))
+        except adbc_driver_manager.Error as error:
+            raise SourceError(f"cannot connect to the {self.describe()}: {server_message(error)}") from None
+
+    def check(self) -> None:
+        with self._connect() as con, con.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+
+    def fetch(self, sql: str, params: Mapping[str, object]) -> pa.RecordBatchReader:
+        text, setter, values = bind_as_settings(sql, params)
+        con = self._connect()
+        try:
+            cursor = con.cursor()
+            if setter is not None:
+                cursor.execute(setter, parameters=values)
+                cursor.fetchall()
+            cursor.execute(text)
+            reader = normalize(cursor.fetch_record_batch())
+        except adbc_driver_manager.Error as error:
+            con.close()
+            raise SourceError(f"{self.describe()}: {server_message(error)}") from None
+        except SourceError as error:
+            con.close()
+            raise SourceError(f"{self.describe()}: {error}") from None
+        except BaseException:
+            con.close()
+            raise
+        return pa.RecordBatchReader.from_batches(reader.schema, self._closing(reader, cursor, con))
+
+    def _closing(
+        self, reader: pa.RecordBatchReader, cursor: pg_dbapi.Cursor, con: pg_dbapi.Connection
+    ) -> Iterator[pa.RecordBatch]:
+        # Holds the cursor too: the driver closes the stream once its cursor is collected.
+        try:
+            yield from reader
+        except (adbc_driver_manager.Error, pa.ArrowException, OSError) as error:
+            raise SourceError(f"{self.describe()}: the read stopped part way: {server_message(error)}") from None
+        finally:
+            try:
+                cursor.close()
+                con.close()
+            except adbc_driver_manager.Error:
+                pass  # the connection is gone already (the error above says why)
+
+
+def postgres_source(url: str, *, password: str | None = None, base_dir: Path | None = None) -> PostgresSource:
+    if urlsplit(url).password is not None:
+        raise SourceError(
+            f"warehouse.url {redact_url(url)!r} has a password in it; put it in an environment variable "
+            "and name that variable in warehouse.password_env"
+        )
+    return PostgresSource(url, password)
