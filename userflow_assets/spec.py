@@ -143,6 +143,11 @@ class ObjectSpec(dg.Model, dg.Resolvable):
     fallback_id_column: str | None = Field(
         default=None, description="Used as the ID while id_column is null or empty (e.g. email)."
     )
+    row_key: list[str] = Field(
+        default_factory=list,
+        description="Columns that find a row in the query's result; a rejected row without an ID is shown by "
+        "them (by all its columns when empty).",
+    )
     on_primary_id: Literal["migrate", "keep"] = Field(
         default="migrate",
         description="When the primary ID appears for a record synced under its fallback ID: "

@@ -57,7 +57,7 @@ def build_records_asset(spec: EventsSpec) -> dg.AssetsDefinition:
             result = build_event_records(
                 con, spec, "staging.warehouse_events", event_plan.RECORDS_TABLE, event_plan.REJECTED_TABLE
             )
-            preview = rejected_preview(con, event_plan.REJECTED_TABLE, key_column="key")
+            preview = rejected_preview(con, event_plan.REJECTED_TABLE)
         context.log.info(
             f"{result.records} event records, {result.rejected} rejected, "
             f"{result.filtered_out} filtered out of {result.source_rows} rows"

@@ -28,13 +28,14 @@ def rejected_sql(table: str) -> str:
     return f"SELECT * FROM {table} ORDER BY source_row"
 
 
-def rejected_preview(con: duckdb.DuckDBPyConnection, table: str, key_column: str = "id") -> str:
-    """The first rejected rows of `table` as a markdown table, for the records asset's metadata."""
+def rejected_preview(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """The first rejected rows of `table` as a markdown table, for the records asset's metadata.
+    `source_key` finds each in the warehouse: its ID, or its row key columns where it has none."""
     rows = con.execute(
-        f'SELECT source_row, {key_column}, "column", reason, value FROM {table} ORDER BY source_row LIMIT ?',
+        f'SELECT source_row, source_key, "column", reason, value FROM {table} ORDER BY source_row LIMIT ?',
         [REJECTED_PREVIEW_ROWS],
     ).fetchall()
-    return md_table(["row", key_column, "column", "reason", "value"], rows, REJECTED_PREVIEW_CHARS)
+    return md_table(["row", "source_key", "column", "reason", "value"], rows, REJECTED_PREVIEW_CHARS)
 
 
 def records_metadata(result: Any, preview: str, table: str) -> dict[str, Any]:
