@@ -240,8 +240,7 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.Asse
             "dry_run": config.dry_run,
         }
         if config.dry_run:
-            mark_dry_run(context)
-            return dg.MaterializeResult(metadata=base)
+            return dg.MaterializeResult(metadata={**mark_dry_run(context), **base})
 
         state.start_run(run_id, OBJECT_TYPE)
         # Held events are kept in the state, so they go out once their user is synced even
