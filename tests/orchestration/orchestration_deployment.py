@@ -10,14 +10,14 @@ import yaml
 from orchestration_harness import KEY
 from orchestration_processes import BIN, GraphQL, ProcessGroup, wait_for
 
-from userflow_assets.orchestration.schedules import SCHEDULE_NAME, SYNC_RUN_TAG
+from userflow_assets.orchestration.schedules import SCHEDULE_NAME
 from userflow_assets.orchestration.sensors import SENSOR_NAME
-from userflow_assets.settings import PROJECT_ROOT
+from userflow_assets.settings import INSTANCE_TAG, PROJECT_ROOT
 
 LOCATION = "userflow_e2e"
 LOCATION_FILE = Path(__file__).with_name("orchestration_location.py")
-# The run queue's rule of the project's dagster.yaml: sync runs one at a time (their tag).
-SYNC_RUNS_ONE_AT_A_TIME = [{"key": SYNC_RUN_TAG, "limit": 1}]
+# The run queue's rule of the project's dagster.yaml: one run at a time per sync (its tag's value).
+SYNC_RUNS_ONE_AT_A_TIME = [{"key": INSTANCE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
 
 SENSOR_TICKS = """
 query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { __typename

@@ -2,7 +2,7 @@
 webserver, daemon (queued run coordinator) and gRPC code server: the pool `userflow_api`
 (limit 1) makes their Userflow-calling steps take turns.
 
-The instance is the project's dagster.yaml without the `userflow/sync` run-tag rule, so both
+The instance is the project's dagster.yaml without the `userflow/instance` run-tag rule, so both
 runs are let out of the queue together and only the pool can keep their steps apart. The proof
 is read from the runs' event logs: the two runs were in flight at the same time, yet no step
 of one run in pool `userflow_api` (step start to step end) overlapped one of the other, and
