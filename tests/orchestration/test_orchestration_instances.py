@@ -14,8 +14,9 @@ from userflow_assets.emulator import EmulatorConfig, running_emulator
 from userflow_assets.orchestration.component import build_sync_defs
 from userflow_assets.orchestration.pools import api_pool
 from userflow_assets.settings import API_KEY_VARIABLE, API_POOL, INSTANCE_TAG
-from userflow_assets.spec import SyncSpec
+from userflow_assets.spec import EventsSpec, SyncSpec
 
+EVENTS = {"key_column": "event_id", "name": "name", "user_id": "user_id"}
 KEYS = {"UF_STAGING_KEY": "uf_staging_secret_key", "UF_PRODUCTION_KEY": "uf_production_secret_key"}
 
 
@@ -79,6 +80,11 @@ def test_the_spec_can_name_the_pool(warehouse: Warehouse) -> None:
     assert pools["eu/userflow_users"] == {"userflow_eu"}
 
 
+def test_a_named_sync_cannot_have_the_mirror_yet(warehouse: Warehouse) -> None:
+    with pytest.raises(ValueError, match="the mirror is not supported on a named sync yet"):
+        build_sync_defs(warehouse.spec(name="eu", mirror={"enabled": True}))
+
+
 def test_a_name_must_be_an_identifier(warehouse: Warehouse) -> None:
     with pytest.raises(ValueError, match="letters, digits and _ only"):
         warehouse.spec(name="eu-west")
@@ -95,13 +101,18 @@ def test_each_named_sync_writes_with_its_own_key_to_its_own_userflow_and_state(
             "staging": named(warehouse, "staging", "UF_STAGING_KEY", staging_url),
             "production": named(warehouse, "production", "UF_PRODUCTION_KEY", production_url),
         }
+        specs["staging"] = specs["staging"].model_copy(update={"events": EventsSpec.model_validate(EVENTS)})
         repository = location(*specs.values())
+        result_of: dict[str, dg.ExecuteInProcessResult] = {}
         with dg.instance_for_test() as instance:
             for name in specs:
                 result = repository.get_job(f"{name}_userflow_sync").execute_in_process(instance=instance)
                 assert result.success
+                result_of[name] = result
                 users = _metadata(result, dg.AssetKey([name, "userflow_users"]))
                 assert (users["created"], users["failed"]) == (len(ALL_USERS), 0)
+            events = _metadata(result_of["staging"], dg.AssetKey(["staging", "userflow_events"]))
+            assert (events["sent"], events["failed"]) == (1, 0)
         for url in (staging_url, production_url):
             assert {u["id"] for u in _emulator_users(url)} == ALL_USERS
     for name in specs:

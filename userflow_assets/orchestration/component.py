@@ -59,7 +59,7 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
         ]
         upstream = [names.key(f"userflow_{object_type}s")]
     if spec.events is not None:
-        parts.append(build_events_defs(spec.events, users_spec=spec.users, late_arrival=lag))
+        parts.append(build_events_defs(spec.events, users_spec=spec.users, late_arrival=lag, names=names, pool=pool))
     # The job's assets: this sync's own (never another instance's), without the mirror and the
     # partitioned backfill, which have jobs of their own.
     synced = [key for part in parts for asset in part.assets or [] for key in asset.keys]  # type: ignore[union-attr]
@@ -100,11 +100,11 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
 
 
 def _named_supports(spec: SyncSpec) -> None:
-    """Events and the mirror keep their plain names for now: a named sync cannot have them."""
-    if spec.name and (spec.events is not None or spec.mirror.enabled):
+    """The mirror keeps its plain names for now: a named sync cannot have it."""
+    if spec.name and spec.mirror.enabled:
         raise ValueError(
-            f"sync {spec.name!r}: events and the mirror are not supported on a named sync yet; "
-            "give them to the sync without a name (at most one per code location)"
+            f"sync {spec.name!r}: the mirror is not supported on a named sync yet; "
+            "give it to the sync without a name (at most one per code location)"
         )
 
 
