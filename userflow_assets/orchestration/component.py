@@ -33,7 +33,7 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
     """Assets, checks, resources and the sync job for `spec`; groups are written before users.
     A named spec's names all start with its name, so several sit in one code location."""
     names = Names(spec.name)
-    _named_supports(spec)
+    _refuse_a_named_mirror(spec)
     pool = spec.userflow.pool or api_pool(spec.userflow.api_key_env)
     lag = timedelta(minutes=spec.warehouse.late_arrival_minutes)
     objects = [("group", spec.groups), ("user", spec.users)]
@@ -99,7 +99,7 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
     return dg.Definitions.merge(*parts, dg.Definitions(resources=resources, jobs=[job]), automation)
 
 
-def _named_supports(spec: SyncSpec) -> None:
+def _refuse_a_named_mirror(spec: SyncSpec) -> None:
     """The mirror keeps its plain names for now: a named sync cannot have it."""
     if spec.name and spec.mirror.enabled:
         raise ValueError(
