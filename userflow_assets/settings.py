@@ -1,5 +1,5 @@
-"""Settings every stage shares: where the code location finds its files, and the pool of
-the steps that call Userflow.
+"""Settings every stage shares: where the code location finds its files, the pool of the
+steps that call Userflow, and what one sync instance calls its definitions (`Names`).
 
 Relative paths in the sync spec are taken from the project folder (the one holding
 `sql/`), so the code location behaves the same whether it is started from the UI, the
@@ -54,7 +54,6 @@ class Names:
     def resource(self, context: Any, name: str) -> Any:
         """This instance's resource `name` from a Dagster context (assets, checks, sensors)."""
         return getattr(context.resources, self(name))
-
 
 
 SHIPPED = Names()  # the one instance of this repository's own code location
