@@ -80,9 +80,16 @@ def test_the_spec_can_name_the_pool(warehouse: Warehouse) -> None:
     assert pools["eu/userflow_users"] == {"userflow_eu"}
 
 
-def test_a_named_sync_cannot_have_the_mirror_yet(warehouse: Warehouse) -> None:
-    with pytest.raises(ValueError, match="the mirror is not supported on a named sync yet"):
-        build_sync_defs(warehouse.spec(name="eu", mirror={"enabled": True}))
+def test_a_named_syncs_mirror_is_its_own(warehouse: Warehouse) -> None:
+    mirror = {"enabled": True, "schema_name": "userflow_eu"}
+    repository = location(warehouse.spec(mirror={"enabled": True}), warehouse.spec(name="eu", mirror=mirror))
+    job = repository.get_job("eu_userflow_mirror")
+    selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    assert "eu/mirror_users" in selected and all(key.startswith("eu/") for key in selected)
+    users = repository.asset_graph.get(dg.AssetKey(["eu", "mirror_users"]))
+    assert dg.AssetKey(["eu", "userflow_users"]) in users.parent_keys
+    assert users.pools == {API_POOL} and "eu_mirror_db" in repository.get_top_level_resources()
+    assert "userflow_mirror" in {j.name for j in repository.get_all_jobs()}  # the unnamed sync's, beside it
 
 
 def test_a_name_must_be_an_identifier(warehouse: Warehouse) -> None:

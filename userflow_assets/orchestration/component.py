@@ -33,7 +33,6 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
     """Assets, checks, resources and the sync job for `spec`; groups are written before users.
     A named spec's names all start with its name, so several sit in one code location."""
     names = Names(spec.name)
-    _refuse_a_named_mirror(spec)
     pool = spec.userflow.pool or api_pool(spec.userflow.api_key_env)
     lag = timedelta(minutes=spec.warehouse.late_arrival_minutes)
     objects = [("group", spec.groups), ("user", spec.users)]
@@ -64,10 +63,9 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
     # partitioned backfill, which have jobs of their own.
     synced = [key for part in parts for asset in part.assets or [] for key in asset.keys]  # type: ignore[union-attr]
     if spec.mirror.enabled:
-        sinks = [f"userflow_{object_type}s" for object_type, object_spec in objects if object_spec is not None]
-        parts.append(
-            build_mirror_defs(str(project_path(spec.warehouse.database)), spec.mirror.schema_name, after=sinks)
-        )
+        sinks = [names.key(f"userflow_{kind}s") for kind, object_spec in objects if object_spec is not None]
+        database = str(project_path(spec.warehouse.database))
+        parts.append(build_mirror_defs(database, spec.mirror.schema_name, after=sinks, names=names, pool=pool))
     parts.append(build_backfill_defs(spec, names, pool))
     resources = {
         names("warehouse"): WarehouseResource(
@@ -97,15 +95,6 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
         sensors=[build_change_sensor(spec, job, names), *build_alert_sensors(job, names)],
     )
     return dg.Definitions.merge(*parts, dg.Definitions(resources=resources, jobs=[job]), automation)
-
-
-def _refuse_a_named_mirror(spec: SyncSpec) -> None:
-    """The mirror keeps its plain names for now: a named sync cannot have it."""
-    if spec.name and spec.mirror.enabled:
-        raise ValueError(
-            f"sync {spec.name!r}: the mirror is not supported on a named sync yet; "
-            "give it to the sync without a name (at most one per code location)"
-        )
 
 
 def project_root(folder: Path) -> Path:
