@@ -26,7 +26,6 @@ from typing import Any
 import dagster as dg
 from dagster._core.events import JobFailureData, RunFailureReason
 
-from userflow_assets.settings import API_POOL
 
 WORKER_HOST_TAG = "userflow/worker_host"
 WORKER_TAG = "userflow/worker"
@@ -142,7 +141,7 @@ class Recovered:
     reason: str
 
     def describe(self) -> str:
-        return f"{self.run_id} ({self.status}, {self.slots} {API_POOL} slot(s)): {self.reason}"
+        return f"{self.run_id} ({self.status}, {self.slots} pool slot(s)): {self.reason}"
 
 
 # Executors that run every step inside the run worker (`execute_in_process_executor` is the one
@@ -176,10 +175,12 @@ def recover_dead_runs(instance: dg.DagsterInstance, own_run_id: str, log: Any) -
     slots: dict[str, int] = {}
     waiting: set[str] = set()
     if instance.event_log_storage.supports_global_concurrency_limits:
-        info = instance.event_log_storage.get_concurrency_info(API_POOL)
-        for slot in info.claimed_slots:
-            slots[slot.run_id] = slots.get(slot.run_id, 0) + 1
-        waiting = {step.run_id for step in info.pending_steps}
+        # Every pool: each API key has its own, and a run proven gone frees all of its slots.
+        for pool in sorted(instance.event_log_storage.get_concurrency_keys()):
+            info = instance.event_log_storage.get_concurrency_info(pool)
+            for slot in info.claimed_slots:
+                slots[slot.run_id] = slots.get(slot.run_id, 0) + 1
+            waiting |= {step.run_id for step in info.pending_steps}
     started = instance.get_runs(dg.RunsFilter(statuses=list(_RECOVERABLE), tags={WORKER_HOST_TAG: here.host}))
     candidates = dict.fromkeys([*slots, *sorted(waiting - set(slots)), *(r.run_id for r in started)])
     recovered: list[Recovered] = []
@@ -192,10 +193,10 @@ def recover_dead_runs(instance: dg.DagsterInstance, own_run_id: str, log: Any) -
         if run is None or worker is None or reason is None:
             if run_id in slots:
                 why = "no run worker recorded" if worker is None else f"run worker {worker.pid} on {worker.host}"
-                log.info(f"Run {run_id} holds a {API_POOL} slot; left alone ({why}, not provably gone)")
+                log.info(f"Run {run_id} holds a pool slot; left alone ({why}, not provably gone)")
             continue
         status = run.status
-        message = f"Run worker gone ({reason}); recovered by run {own_run_id}, which freed its {API_POOL} slots."
+        message = f"Run worker gone ({reason}); recovered by run {own_run_id}, which freed its pool slots."
         if status == dg.DagsterRunStatus.STARTED:
             failure = JobFailureData(error=None, failure_reason=RunFailureReason.UNEXPECTED_TERMINATION)
             instance.report_run_failed(run, message, failure)
@@ -204,7 +205,7 @@ def recover_dead_runs(instance: dg.DagsterInstance, own_run_id: str, log: Any) -
         instance.event_log_storage.free_concurrency_slots_for_run(run_id)
         done = Recovered(run_id, status.value, slots.get(run_id, 0), reason)
         marked = {"STARTED": "marked failed", "CANCELING": "marked canceled"}.get(status.value, "already ended")
-        log.warning(f"Recovered run {done.describe()}; {marked}, its {API_POOL} slots freed")
+        log.warning(f"Recovered run {done.describe()}; {marked}, its pool slots freed")
         recovered.append(done)
     return recovered
 

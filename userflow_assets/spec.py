@@ -147,6 +147,11 @@ class ObjectSpec(dg.Model, dg.Resolvable):
     fallback_id_column: str | None = Field(
         default=None, description="Used as the ID while id_column is null or empty (e.g. email)."
     )
+    row_key: list[str] = Field(
+        default_factory=list,
+        description="Columns that find a row in the query's result; a rejected row without an ID is shown by "
+        "them (by all its columns when empty).",
+    )
     on_primary_id: Literal["migrate", "keep"] = Field(
         default="migrate",
         description="When the primary ID appears for a record synced under its fallback ID: "
@@ -327,7 +332,16 @@ class WarehouseSpec(dg.Model, dg.Resolvable):
 
 
 class UserflowSpec(dg.Model, dg.Resolvable):
-    """Where to write. The API key is never here: it comes from the USERFLOW_API_KEY variable."""
+    """Where to write. The API key is never here: it comes from the variable `api_key_env` names."""
+
+    api_key_env: str = Field(
+        default="USERFLOW_API_KEY", description="The environment variable holding this sync's API key."
+    )
+    pool: str | None = Field(
+        default=None,
+        description="The Dagster pool of the steps that call Userflow; default: one per API key, so runs that "
+        "share a key take turns and runs of different keys go in parallel.",
+    )
 
     base_url: str = Field(
         default="https://api.userflow.com",
@@ -358,6 +372,12 @@ class MirrorSpec(dg.Model, dg.Resolvable):
 class SyncSpec(dg.Model):
     """The whole spec: where to read, where to write, where to keep state, and each object to sync."""
 
+    name: str = Field(
+        default="",
+        description="Sets this sync apart from others in the same code location (e.g. staging): its asset keys "
+        "start with it, its jobs, schedules, sensors and resources are prefixed with it. Empty: no prefix.",
+    )
+
     warehouse: WarehouseSpec = Field(default_factory=WarehouseSpec)
     userflow: UserflowSpec = Field(default_factory=UserflowSpec)
     state_database: str = Field(default="data/state.duckdb", description="The sync state DuckDB file (ours).")
@@ -368,6 +388,13 @@ class SyncSpec(dg.Model):
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     sensor: SensorSpec = Field(default_factory=SensorSpec)
     backfill: BackfillSpec = Field(default_factory=BackfillSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _an_identifier(cls, value: str) -> str:
+        if value and not (value.isascii() and value.isidentifier()):
+            raise ValueError(f"name {value!r}: letters, digits and _ only, not starting with a digit (e.g. staging)")
+        return value
 
     @field_validator("state_database")
     @classmethod

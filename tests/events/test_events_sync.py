@@ -7,6 +7,8 @@ from ports import refused_port
 from events_harness import EventsHarness, event_rows
 from harness import metadata
 
+from userflow_assets.sink.run import DRY_RUN_LABEL
+
 
 def test_events_sent_once_across_reruns(events_harness: EventsHarness) -> None:
     h = events_harness
@@ -200,3 +202,14 @@ def test_unreachable_userflow_fails_the_run_and_keeps_every_event(events_harness
     assert f"none of 5 events reached Userflow at {closed}" in text
     assert h.state("SELECT status, count(*) FROM sync.pending_events GROUP BY status") == [("failed", 5)]
     assert h.state("SELECT count(*) FROM sync.sent_events") == [(0,)]
+
+
+def test_a_dry_run_of_events_leads_with_its_label_and_sends_nothing(events_harness: EventsHarness) -> None:
+    h = events_harness
+    h.add_events(event_rows(5))
+    result = h.run(sink={"dry_run": True}, events={"dry_run": True})
+    events = metadata(result, "userflow_events")
+    assert next(iter(events)) == DRY_RUN_LABEL
+    # The users were not written either, so the plan holds the events back: planned, not sent.
+    assert sum(v for k, v in events.items() if k.startswith("plan_") and isinstance(v, int)) == 5
+    assert h.event_posts() == 0

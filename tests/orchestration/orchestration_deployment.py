@@ -6,18 +6,19 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import httpx
 import yaml
 from orchestration_harness import KEY
 from orchestration_processes import BIN, GraphQL, ProcessGroup, wait_for
 
-from userflow_assets.orchestration.schedules import SCHEDULE_NAME, SYNC_RUN_TAG
+from userflow_assets.orchestration.schedules import SCHEDULE_NAME
 from userflow_assets.orchestration.sensors import SENSOR_NAME
-from userflow_assets.settings import PROJECT_ROOT
+from userflow_assets.settings import INSTANCE_TAG, PROJECT_ROOT
 
 LOCATION = "userflow_e2e"
 LOCATION_FILE = Path(__file__).with_name("orchestration_location.py")
-# The run queue's rule of the project's dagster.yaml: sync runs one at a time (their tag).
-SYNC_RUNS_ONE_AT_A_TIME = [{"key": SYNC_RUN_TAG, "limit": 1}]
+# The run queue's rule of the project's dagster.yaml: one run at a time per sync (its tag's value).
+SYNC_RUNS_ONE_AT_A_TIME = [{"key": INSTANCE_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
 
 SENSOR_TICKS = """
 query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { __typename
@@ -32,6 +33,16 @@ ACTIVE_RUNS = """
 RUN_ERRORS = """
 query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection { events { __typename
   ... on MessageEvent { message } ... on ErrorEvent { error { message } } } } } }"""
+LAUNCH_RUN = """
+mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
+  ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+RUN_EVENTS = """
+query($runId: ID!) { logsForRun(runId: $runId, limit: 10000) { __typename
+  ... on EventConnection { events { __typename
+    ... on MessageEvent { timestamp stepKey eventType message } } } } }"""
+
+STEP_END = {"STEP_SUCCESS", "STEP_FAILURE"}
+RUN_END = {"RUN_SUCCESS", "RUN_FAILURE", "RUN_CANCELED"}
 LOCATIONS = """
 { workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { __typename
   ... on PythonError { message } } } } } }"""
@@ -77,13 +88,17 @@ def deployment_env(
     }
 
 
-def start_deployment(group: ProcessGroup, workspace: Path, grpc_port: int, web_port: int) -> None:
-    """The scaled-out shape on loopback: one code server, and a webserver and a daemon loading it."""
+def start_deployment(
+    group: ProcessGroup, workspace: Path, grpc_port: int, web_port: int, location_file: Path = LOCATION_FILE
+) -> None:
+    """The scaled-out shape on loopback: one code server (serving `location_file`), and a
+    webserver and a daemon loading it."""
     cwd = workspace.parent
     group.start(
         "code-server",
         [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc_port)]
-        + ["-f", str(LOCATION_FILE), "--location-name", LOCATION],
+        # Its folder resolves the location file's own imports (the test helpers beside it).
+        + ["-f", str(location_file), "-d", str(location_file.parent), "--location-name", LOCATION],
         cwd=cwd,
     )
     web = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", str(workspace)]
@@ -139,3 +154,27 @@ class Dagster:
 
     def active_runs(self) -> list[str]:
         return [r["runId"] for r in self.graphql(ACTIVE_RUNS)["runsOrError"]["results"]]
+
+
+def events_of(dagster: Dagster, run_id: str) -> list[dict[str, Any]]:
+    logs = dagster.graphql(RUN_EVENTS, {"runId": run_id})["logsForRun"]
+    assert logs["__typename"] == "EventConnection", logs
+    return [e for e in logs["events"] if e.get("eventType")]
+
+
+def intervals(events: list[dict[str, Any]], steps: set[str]) -> dict[str, tuple[float, float]]:
+    """Step key -> (start, end) in epoch seconds, for the steps in `steps` that started."""
+    starts = {e["stepKey"]: float(e["timestamp"]) / 1000 for e in events if e["eventType"] == "STEP_START"}
+    ends = {e["stepKey"]: float(e["timestamp"]) / 1000 for e in events if e["eventType"] in STEP_END}
+    assert set(starts) == set(ends), f"steps started but never ended: {set(starts) ^ set(ends)}"
+    return {step: (starts[step], ends[step]) for step in starts if step in steps}
+
+
+def run_window(events: list[dict[str, Any]]) -> tuple[float, float]:
+    start = next(float(e["timestamp"]) / 1000 for e in events if e["eventType"] == "RUN_START")
+    end = next(float(e["timestamp"]) / 1000 for e in events if e["eventType"] in RUN_END)
+    return start, end
+
+
+def held_in_flight(emulator: httpx.Client) -> bool | None:
+    return True if emulator.get("/requests", params={"limit": 0}).json()["in_flight"] else None

@@ -1,7 +1,9 @@
 """The Dagster UI in a real browser (Debian's Chromium, driven by Playwright), against a real
 webserver, daemon and gRPC code server on loopback: the asset graph shows every asset the code
 location's definitions load, "Materialize all" on the `userflow_sync` job launches a run from
-the UI, and that run succeeds. Screenshots go to tests/artifacts/ (ignored by git).
+the UI, and that run succeeds. The records asset's page shows a rejected row without an ID with
+its reason and the source key that finds it in the warehouse. A dry run is marked as one in the
+runs list and on the sink's page. Screenshots go to tests/artifacts/ (ignored by git).
 
 Needs the Python package `playwright` and `/usr/bin/chromium` (`apt-get install chromium`;
 `make test` installs it as root with apt). Playwright's own browser download is not used.
@@ -14,9 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from needs import need
 from orchestration_deployment import (
+    LAUNCH_RUN,
     LOCATION,
     Dagster,
     deployment_env,
@@ -35,7 +39,8 @@ from orchestration_processes import GraphQL, ProcessGroup, free_port, wait_for
 from userflow_assets.emulator import EmulatorConfig, running_emulator
 from userflow_assets.orchestration.component import SYNC_JOB
 from userflow_assets.sample import generate_warehouse
-from userflow_assets.settings import PROJECT_ROOT
+from userflow_assets.settings import INSTANCE_TAG, PROJECT_ROOT
+from userflow_assets.sink.run import DRY_RUN_LABEL, DRY_RUN_NOTE, DRY_RUN_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -118,6 +123,8 @@ def test_ui_shows_every_asset_and_materializes_the_sync_job(
                     page.set_default_timeout(UI_TIMEOUT_MS)
                     try:
                         check_ui(page, base, dagster, expected, artifacts)
+                        check_rejected_rows(page, base, state_db, artifacts)
+                        check_dry_run(page, base, dagster, artifacts)
                     except Exception:
                         page.screenshot(path=str(artifacts / "ui-failure.png"), full_page=True)
                         (artifacts / "ui-failure.html").write_text(page.content())
@@ -183,3 +190,60 @@ def launched_or_dialog(dagster: Dagster, launch: Any) -> str | None:
         return "launched"
     return "dialog" if launch.count() else None
 
+
+
+def check_rejected_rows(page: Any, base: str, state_db: Path, artifacts: Path) -> None:
+    """The records asset's page: the sample's row without an ID, its reason beside its source key."""
+    with duckdb.connect(str(state_db), read_only=True) as con:
+        found = con.execute(
+            "SELECT reason, source_key FROM transform.user_rejected WHERE id IS NULL ORDER BY source_row LIMIT 1"
+        ).fetchone()
+    assert found is not None, "the sample plants a user without an ID"
+    reason, source_key = found
+    assert source_key.startswith("user_id=null, "), source_key
+    page.goto(f"{base}/assets/userflow_user_records")
+    preview = markdown_of(page, "rejected_preview")
+    # The innermost row holding the reason: the key's start is in the same row (cells are cut at 80).
+    row = preview.locator("tr", has_text=reason).last
+    row.wait_for()
+    page.screenshot(path=str(artifacts / "ui-rejected-rows.png"), full_page=True)
+    assert source_key[:40] in row.inner_text(), (source_key, row.inner_text())
+
+
+def check_dry_run(page: Any, base: str, dagster: Dagster, artifacts: Path) -> None:
+    """A dry run launched as the Launchpad would: tagged in the runs list, labelled first on the sink."""
+    sinks = {name: {"config": {"dry_run": True}} for name in ("userflow_groups", "userflow_users")}
+    params = {"selector": {**dagster.selector, "jobName": SYNC_JOB}, "runConfigData": {"ops": sinks}}
+    launched = dagster.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    assert dagster.finished_run(run_id, 300)["status"] == "SUCCESS", dagster.errors(run_id)
+
+    page.goto(f"{base}/runs")
+    tag = f"{DRY_RUN_TAG}: true"
+    page.get_by_text(tag).first.wait_for()
+    # A run's cell: the innermost box holding its link and its tags (every sync run has the
+    # instance tag). The dry run's shows the dry-run tag; the run launched from the UI's does not.
+    runs = page.locator('a[href^="/runs/"]').filter(has_text=re.compile(r"^[0-9a-f]{8}$")).all_inner_texts()
+    assert run_id[:8] in runs and len(runs) == 2, runs
+    for shown in runs:
+        link = page.locator(f'a[href^="/runs/{shown}"]')
+        cell = page.locator("div", has=link).filter(has_text=f"{INSTANCE_TAG}:").last.inner_text()
+        assert (tag in cell) is (shown == run_id[:8]), (shown, cell)
+    page.goto(f"{base}/assets/userflow_users")
+    page.get_by_text(DRY_RUN_NOTE).first.wait_for()
+    page.screenshot(path=str(artifacts / "ui-dry-run.png"), full_page=True)
+    body = page.inner_text("body")
+    # The label leads the materialization's metadata, before any count.
+    assert body.index(DRY_RUN_LABEL) < body.index("plan_create"), body
+
+
+def markdown_of(page: Any, label: str) -> Any:
+    """Where the rendered markdown of metadata entry `label` is: its row, or the dialog a long one opens in."""
+    row = page.locator("tr", has=page.get_by_text(label, exact=True)).first
+    row.wait_for()
+    button = row.get_by_text("[Show Markdown]")
+    if button.count():
+        button.click()
+        return page.get_by_role("dialog")
+    return row

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 from dagster._core.instance.config import dagster_instance_config
+from orchestration_deployment import SYNC_RUNS_ONE_AT_A_TIME
 from orchestration_processes import BIN, ProcessGroup, free_port, wait_for
 
-from userflow_assets.orchestration.schedules import SYNC_RUN_TAG
 from userflow_assets.settings import PROJECT_ROOT
 
 DEPLOY = PROJECT_ROOT / "deploy"
@@ -25,7 +25,7 @@ def test_the_postgres_instance_with_the_k8s_launcher_is_valid_instance_config() 
     config, _ = dagster_instance_config(str(DEPLOY), "dagster.postgres.yaml", overrides=launcher)
     assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
     assert (config["run_launcher"]["module"], config["run_launcher"]["class"]) == ("dagster_k8s", "K8sRunLauncher")
-    assert config["concurrency"]["runs"]["tag_concurrency_limits"] == [{"key": SYNC_RUN_TAG, "limit": 1}]
+    assert config["concurrency"]["runs"]["tag_concurrency_limits"] == SYNC_RUNS_ONE_AT_A_TIME
 
 
 def test_what_stays_is_the_same_as_on_the_laptop() -> None:

@@ -2,7 +2,7 @@
 webserver, daemon (queued run coordinator) and gRPC code server: the pool `userflow_api`
 (limit 1) makes their Userflow-calling steps take turns.
 
-The instance is the project's dagster.yaml without the `userflow/sync` run-tag rule, so both
+The instance is the project's dagster.yaml without the `userflow/instance` run-tag rule, so both
 runs are let out of the queue together and only the pool can keep their steps apart. The proof
 is read from the runs' event logs: the two runs were in flight at the same time, yet no step
 of one run in pool `userflow_api` (step start to step end) overlapped one of the other, and
@@ -13,13 +13,17 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from orchestration_deployment import (
+    LAUNCH_RUN,
     Dagster,
     deployment_env,
+    events_of,
+    held_in_flight,
+    intervals,
+    run_window,
     start_deployment,
     write_instance,
     write_workspace,
@@ -37,16 +41,6 @@ pytestmark = pytest.mark.slow
 POOL = "userflow_api"
 ASSET_POOLS = """
 { assetNodes { opNames pools jobNames } }"""
-LAUNCH_RUN = """
-mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
-  ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
-RUN_EVENTS = """
-query($runId: ID!) { logsForRun(runId: $runId, limit: 10000) { __typename
-  ... on EventConnection { events { __typename
-    ... on MessageEvent { timestamp stepKey eventType message } } } } }"""
-
-STEP_END = {"STEP_SUCCESS", "STEP_FAILURE"}
-RUN_END = {"RUN_SUCCESS", "RUN_FAILURE", "RUN_CANCELED"}
 
 
 def write_pool_instance(home: Path) -> None:
@@ -59,30 +53,6 @@ def pool_steps(dagster: Dagster) -> set[str]:
     """The sync job's steps (its in-process executor runs one op per asset) that are in the pool."""
     nodes = dagster.graphql(ASSET_POOLS)["assetNodes"]
     return {op for node in nodes if POOL in node["pools"] and SYNC_JOB in node["jobNames"] for op in node["opNames"]}
-
-
-def events_of(dagster: Dagster, run_id: str) -> list[dict[str, Any]]:
-    logs = dagster.graphql(RUN_EVENTS, {"runId": run_id})["logsForRun"]
-    assert logs["__typename"] == "EventConnection", logs
-    return [e for e in logs["events"] if e.get("eventType")]
-
-
-def intervals(events: list[dict[str, Any]], steps: set[str]) -> dict[str, tuple[float, float]]:
-    """Step key -> (start, end) in epoch seconds, for the steps in `steps` that started."""
-    starts = {e["stepKey"]: float(e["timestamp"]) / 1000 for e in events if e["eventType"] == "STEP_START"}
-    ends = {e["stepKey"]: float(e["timestamp"]) / 1000 for e in events if e["eventType"] in STEP_END}
-    assert set(starts) == set(ends), f"steps started but never ended: {set(starts) ^ set(ends)}"
-    return {step: (starts[step], ends[step]) for step in starts if step in steps}
-
-
-def run_window(events: list[dict[str, Any]]) -> tuple[float, float]:
-    start = next(float(e["timestamp"]) / 1000 for e in events if e["eventType"] == "RUN_START")
-    end = next(float(e["timestamp"]) / 1000 for e in events if e["eventType"] in RUN_END)
-    return start, end
-
-
-def held_in_flight(emulator: httpx.Client) -> bool | None:
-    return True if emulator.get("/requests", params={"limit": 0}).json()["in_flight"] else None
 
 
 def blocked_runs(dagster: Dagster, run_ids: list[str]) -> list[str] | None:

@@ -44,7 +44,7 @@ def test_failed_share_counts_over_every_known_record_and_shows_its_limit(tmp_pat
     failed = [Failure(record(1000 + i), 500, "internal_error", "boom") for i in range(35)]
     state.checkpoint("group", "run-1", [record(i) for i in range(497)], failed)
     check, _ = checks_of(build_sink_defs("group", GROUPS, []))["userflow_groups:failed_share"]
-    result = check(sync_db=sync_db)
+    result = check(dg.build_asset_check_context(resources={"sync_db": sync_db}))
     assert not result.passed
     assert result.description == (
         "35 of 532 groups wait to be retried (6.58%; 497 synced); the limit is 5.00% (groups.max_rejected_fraction)"

@@ -11,9 +11,14 @@ def test_rejected_rows_are_shown_with_their_table_and_sql(harness: SyncHarness) 
     records = metadata(result, "userflow_user_records")
     assert records["rejected_table"] == "transform.user_rejected"
     preview = records["rejected_preview"]
-    assert preview.count("missing") == 2 and "| row | id | column | reason | value |" in preview
+    assert preview.count("missing") == 2 and "| row | source_key | column | reason | value |" in preview
     with duckdb.connect(str(harness.state_db), read_only=True) as con:
         assert len(con.execute(records["rejected_sql"]).fetchall()) == 2
+        keys = [k for (k,) in con.execute(f"SELECT source_key FROM {records['rejected_table']} ORDER BY 1").fetchall()]
+    # Without an ID, a row is shown by its columns, which find it in the warehouse.
+    assert all(key.startswith("user_id=null, ") for key in keys) and all(key[:60] in preview for key in keys)
+    emails = [part for key in keys for part in key.split(", ") if part.startswith("email=")]
+    assert len(emails) == 2 and len(set(emails)) == 2
     users = metadata(result, "userflow_users")
     assert users["rejected"] == 2
     assert users["rejected_in"] == "userflow_user_records (transform.user_rejected)"

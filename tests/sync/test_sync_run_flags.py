@@ -6,7 +6,7 @@ from harness import metadata
 from sync_harness import SyncHarness
 
 from userflow_assets.orchestration.component import build_sync_defs
-from userflow_assets.sink.run import DRY_RUN_TAG
+from userflow_assets.sink.run import DRY_RUN_LABEL, DRY_RUN_TAG
 
 
 def test_full_resync_sends_every_record_even_on_an_incremental_read(harness: SyncHarness) -> None:
@@ -52,5 +52,11 @@ def test_a_dry_run_is_tagged_as_one_and_a_sync_is_not(harness: SyncHarness, dry_
             instance=instance,
         )
         tags = instance.get_run_by_id(result.run_id).tags  # type: ignore[union-attr]
+        leading = {
+            sink: next(iter(instance.get_latest_materialization_event(dg.AssetKey(sink)).asset_materialization.metadata))  # type: ignore[union-attr]
+            for sink in sinks
+        }
     assert (tags.get(DRY_RUN_TAG) == "true") is dry_run
+    # The asset page says it first: a dry run's materialization leads with the label, a sync's never has it.
+    assert all((key == DRY_RUN_LABEL) is dry_run for key in leading.values()), leading
     assert (harness.requests_total() == 0) is dry_run

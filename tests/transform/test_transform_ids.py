@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from transform_kit import RECORDS, REJECTED, attributes, ids, load, make_spec, rejected, run
+import pytest
+from transform_kit import RECORDS, REJECTED, SOURCE, attributes, ids, load, make_spec, rejected, run
+
+from userflow_assets.transform import SpecError
 
 
 def test_fallback_id_when_primary_is_null_empty_or_blank(con):
@@ -88,7 +91,8 @@ def test_output_table_columns(con):
         ("source_row", "BIGINT", "YES", None, None, None),
     ]
     assert [c[:2] for c in con.execute(f"DESCRIBE {REJECTED}").fetchall()] == [
-        ("source_row", "BIGINT"), ("id", "VARCHAR"), ("column", "VARCHAR"), ("reason", "VARCHAR"), ("value", "VARCHAR"),
+        ("source_row", "BIGINT"), ("id", "VARCHAR"), ("source_key", "VARCHAR"), ("column", "VARCHAR"),
+        ("reason", "VARCHAR"), ("value", "VARCHAR"),
     ]
     assert attributes(con) == {"u1": {"name": "x"}}
 
@@ -122,3 +126,45 @@ def test_a_view_as_source_numbers_rows(con):
 
     build_records(con, make_spec(), "user", "staging.v", "t.r", "t.j")
     assert con.execute("SELECT source_row FROM t.j").fetchall() == [(2,)]
+
+
+def source_keys(con) -> list[tuple[int, str | None]]:
+    return con.execute(f"SELECT source_row, source_key FROM {REJECTED} ORDER BY source_row").fetchall()
+
+
+def test_a_rejected_row_is_found_by_its_id_or_fallback_id(con):
+    load(con, "SELECT * FROM (VALUES ('u1', 'a@x', 'long'), (NULL, 'b@x', 'long')) t(id, email, name)")
+    run(con, make_spec(fallback_id_column="email", output_schema={"name": {"type": "string", "max_length": 2}}))
+    assert source_keys(con) == [(1, "u1"), (2, "b@x")]
+
+
+def test_a_rejected_row_without_an_id_is_found_by_its_row_key(con):
+    load(con, "SELECT * FROM (VALUES ('u1', 7, 'Ann'), (NULL, 8, 'Bob'), ('', NULL, 'Cy')) t(id, account, name)")
+    run(con, make_spec(row_key=["account", "name"]))
+    assert source_keys(con) == [(2, "account=8, name=Bob"), (3, "account=null, name=Cy")]
+    # The key is a condition a data engineer can paste: it finds exactly that row in the source.
+    (found,) = con.execute(f"SELECT id FROM {SOURCE} WHERE account = 8 AND name = 'Bob'").fetchall()
+    assert found == (None,)
+
+
+def test_without_a_row_key_a_row_without_an_id_is_shown_by_all_its_columns(con):
+    load(con, "SELECT * FROM (VALUES ('u1', 'Ann', 'pro'), (NULL, 'Bob', repeat('x', 600))) t(id, name, plan)")
+    run(con, make_spec())
+    ((row, key),) = source_keys(con)
+    assert row == 2 and key.startswith("id=null, name=Bob, plan=xxx") and len(key) == 500
+
+
+def test_a_row_without_an_id_after_a_python_transform_is_found_by_its_row_key(con):
+    load(con, "SELECT * FROM (VALUES ('u1', 'Ann'), (NULL, 'Bob')) t(id, name)")
+    spec = make_spec(
+        row_key=["name"],
+        transform={"function": "transform_functions:upper_name", "inputs": ["name"], "outputs": ["name"]},
+    )
+    run(con, spec)
+    assert source_keys(con) == [(2, "name=Bob")]
+
+
+def test_an_unknown_row_key_column_is_a_spec_error(con):
+    load(con, "SELECT 'u1' AS id, 'Ann' AS name")
+    with pytest.raises(SpecError, match=r"users.row_key: unknown column 'acount'"):
+        run(con, make_spec(row_key=["acount"]))

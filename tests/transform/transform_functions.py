@@ -39,3 +39,7 @@ def nested(frame: pd.DataFrame) -> pd.DataFrame:
 
 def not_a_frame(frame: pd.DataFrame) -> list[int]:
     return [1]
+
+
+def upper_name(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"name": frame["name"].str.upper().to_numpy()})

@@ -28,7 +28,7 @@ def test_a_postgres_url_and_its_password_variable() -> None:
 @pytest.mark.parametrize(
     ("block", "message"),
     [
-        ({"url": "oracle://x@y/z"}, "warehouse.url: warehouse URL scheme 'oracle' is not known; use one of: duckdb, "),
+        ({"url": "oracle://x@y/z"}, "warehouse.url: warehouse URL scheme 'oracle' is not known; use one of: bigquery, databricks, duckdb, mysql, postgres, postgresql, redshift, snowflake"),
         ({"url": "db.internal/app"}, "warehouse.url: warehouse URL 'db.internal/app' has no scheme"),
         (
             {"url": "postgresql://reader:hunter2@db/app"},

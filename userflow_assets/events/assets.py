@@ -15,7 +15,7 @@ from userflow_assets.events import plan as event_plan
 from userflow_assets.events.apply import EventsOutcome, apply_events
 from userflow_assets.events.names import NamedIn, NearDuplicate, near_duplicates
 from userflow_assets.events.transform import build_event_records
-from userflow_assets.settings import API_POOL
+from userflow_assets.settings import API_POOL, SHIPPED, Names
 from userflow_assets.sink.apply import remembered_rate_limits
 from userflow_assets.sink.engine import SyncAborted
 from userflow_assets.sink.run import mark_dry_run
@@ -43,21 +43,24 @@ class EventsSinkConfig(dg.Config):
     """Events per state checkpoint."""
 
 
-def build_records_asset(spec: EventsSpec) -> dg.AssetsDefinition:
+def build_records_asset(spec: EventsSpec, names: Names) -> dg.AssetsDefinition:
     @dg.asset(
         name=RECORDS_ASSET,
-        deps=["warehouse_events"],
-        group_name="transform",
+        key_prefix=names.key_prefix,
+        deps=[names.key("warehouse_events")],
+        group_name=names("transform"),
+        required_resource_keys=names.resource_keys("sync_db"),
         kinds={"duckdb"},
         description="The events to send: the events spec's filter and mapping applied in DuckDB; bad rows are "
         f"in {event_plan.REJECTED_TABLE} with their reason.",
     )
-    def _records(context: dg.AssetExecutionContext, sync_db: DuckDBResource) -> dg.MaterializeResult:
+    def _records(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        sync_db: DuckDBResource = names.resource(context, "sync_db")
         with sync_db.get_connection() as con:
             result = build_event_records(
                 con, spec, "staging.warehouse_events", event_plan.RECORDS_TABLE, event_plan.REJECTED_TABLE
             )
-            preview = rejected_preview(con, event_plan.REJECTED_TABLE, key_column="key")
+            preview = rejected_preview(con, event_plan.REJECTED_TABLE)
         context.log.info(
             f"{result.records} event records, {result.rejected} rejected, "
             f"{result.filtered_out} filtered out of {result.source_rows} rows"
@@ -67,15 +70,17 @@ def build_records_asset(spec: EventsSpec) -> dg.AssetsDefinition:
     return _records
 
 
-def build_rejected_share_check(spec: EventsSpec) -> dg.AssetChecksDefinition:
+def build_rejected_share_check(spec: EventsSpec, names: Names) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=RECORDS_ASSET,
+        asset=names.key(RECORDS_ASSET),
         name="rejected_share",
         blocking=True,
+        required_resource_keys=names.resource_keys("sync_db"),
         description="The share of event rows rejected stays within events.max_rejected_fraction "
         "(blocking: above it no event is sent).",
     )
-    def _rejected_share(sync_db: DuckDBResource) -> dg.AssetCheckResult:
+    def _rejected_share(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        sync_db: DuckDBResource = names.resource(context, "sync_db")
         with sync_db.get_connection() as con:
             verdict = rejected_share(
                 con, event_plan.RECORDS_TABLE, event_plan.REJECTED_TABLE, spec.max_rejected_fraction
@@ -130,22 +135,27 @@ def _store_definitions(state: SyncState, events: list[str], attributes: list[str
     state.save_definitions(rows or [("read", "")])
 
 
-def build_event_names_check(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.AssetChecksDefinition:
+def build_event_names_check(
+    spec: EventsSpec, users_spec: ObjectSpec | None, names: Names, pool: str
+) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=RECORDS_ASSET,
+        asset=names.key(RECORDS_ASSET),
         name="event_names",
         blocking=False,
-        pool=API_POOL,
+        pool=pool,
+        required_resource_keys=names.resource_keys("sync_db", "userflow"),
         description="Warns on event and attribute names that differ only in case or separators "
         "(Userflow treats them as different names, so targeting silently misses one).",
     )
-    def _event_names(sync_db: StateDatabase, userflow: UserflowResource) -> dg.AssetCheckResult:
+    def _event_names(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        sync_db: StateDatabase = names.resource(context, "sync_db")
+        userflow: UserflowResource = names.resource(context, "userflow")
         state = sync_db.state()
         state.ensure_schema()
         with sync_db.get_connection() as con:
             state.expose_events(con)
             # Names sent by earlier runs count too: an incremental read holds only the newest events.
-            names = [
+            sent_names = [
                 r[0]
                 for r in con.execute(
                     f"SELECT name FROM {event_plan.RECORDS_TABLE} UNION SELECT name FROM state_sent_events"
@@ -165,7 +175,7 @@ def build_event_names_check(spec: EventsSpec, users_spec: ObjectSpec | None) -> 
             # Nothing new to send: the definitions read last time are still the ones to compare
             # with, and an unchanged sync sends no request at all.
             defined_events, defined_attributes = stored
-        pairs = name_pairs(names, defined_events, users_spec, defined_attributes, list(spec.attributes))
+        pairs = name_pairs(sent_names, defined_events, users_spec, defined_attributes, list(spec.attributes))
         listed = [p.describe() for p in pairs]
         shown = "; ".join(listed[:SHOWN_PAIRS]) + ("; …" if len(listed) > SHOWN_PAIRS else "")
         head = f"{len(pairs)} near-duplicate name pair{'' if len(pairs) == 1 else 's'}" + (f": {shown}" if pairs else "")
@@ -176,7 +186,7 @@ def build_event_names_check(spec: EventsSpec, users_spec: ObjectSpec | None) -> 
             metadata={
                 "near_duplicates": len(pairs),
                 "pairs": dg.MetadataValue.md("\n".join(f"- {line}" for line in listed) or "none"),
-                "event_names": len(names),
+                "event_names": len(sent_names),
                 "userflow_event_definitions": len(defined_events),
                 "userflow_user_attribute_definitions": len(defined_attributes),
             },
@@ -197,22 +207,24 @@ def _outcome_metadata(outcome: EventsOutcome, client_counters: dict[str, float])
     }
 
 
-def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.AssetsDefinition:
+def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None, names: Names, pool: str) -> dg.AssetsDefinition:
     delivery = EventDelivery(spec.delivery)
-    upstream = ["userflow_users"] if users_spec is not None else []
+    upstream = [names.key("userflow_users")] if users_spec is not None else []
 
     @dg.asset(
         name=SINK_ASSET,
-        deps=[RECORDS_ASSET, *upstream],
-        group_name="userflow",
+        key_prefix=names.key_prefix,
+        deps=[names.key(RECORDS_ASSET), *upstream],
+        group_name=names("userflow"),
         kinds={"userflow"},
-        pool=API_POOL,
+        pool=pool,
+        required_resource_keys=names.resource_keys("sync_db", "userflow"),
         description="Events sent to Userflow, each once: its key is recorded after Userflow confirmed it. "
         f"Delivery when no answer comes: {spec.delivery}.",
     )
-    def _sink(
-        context: dg.AssetExecutionContext, config: EventsSinkConfig, sync_db: StateDatabase, userflow: UserflowResource
-    ) -> dg.MaterializeResult:
+    def _sink(context: dg.AssetExecutionContext, config: EventsSinkConfig) -> dg.MaterializeResult:
+        sync_db: StateDatabase = names.resource(context, "sync_db")
+        userflow: UserflowResource = names.resource(context, "userflow")
         started = time.monotonic()
         run_id = context.run.run_id
         state = sync_db.state()
@@ -240,8 +252,7 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.Asse
             "dry_run": config.dry_run,
         }
         if config.dry_run:
-            mark_dry_run(context)
-            return dg.MaterializeResult(metadata=base)
+            return dg.MaterializeResult(metadata={**mark_dry_run(context), **base})
 
         state.start_run(run_id, OBJECT_TYPE)
         # Held events are kept in the state, so they go out once their user is synced even
@@ -282,13 +293,24 @@ async def _apply(
             )
 
 
-def build_events_defs(spec: EventsSpec, *, users_spec: ObjectSpec | None, late_arrival: timedelta) -> dg.Definitions:
+def build_events_defs(
+    spec: EventsSpec,
+    *,
+    users_spec: ObjectSpec | None,
+    late_arrival: timedelta,
+    names: Names = SHIPPED,
+    pool: str = API_POOL,
+) -> dg.Definitions:
     """`warehouse_events` -> `userflow_event_records` (checks `rejected_share`, `event_names`) ->
-    `userflow_events`, which runs after `userflow_users` when users are synced."""
+    `userflow_events`, which runs after `userflow_users` when users are synced; named and pooled
+    as the sync they belong to."""
     warehouse_asset = build_warehouse_asset(
-        OBJECT_TYPE, spec.query, late_arrival, spec.model_dump_json(), f"Events as {spec.query} returns them."
+        OBJECT_TYPE, spec.query, late_arrival, spec.model_dump_json(), f"Events as {spec.query} returns them.", names
     )
     return dg.Definitions(
-        assets=[warehouse_asset, build_records_asset(spec), build_sink_asset(spec, users_spec)],
-        asset_checks=[build_rejected_share_check(spec), build_event_names_check(spec, users_spec)],
+        assets=[warehouse_asset, build_records_asset(spec, names), build_sink_asset(spec, users_spec, names, pool)],
+        asset_checks=[
+            build_rejected_share_check(spec, names),
+            build_event_names_check(spec, users_spec, names, pool),
+        ],
     )

@@ -21,6 +21,7 @@ from userflow_assets.transform.build import (
     ID_KINDS,
     ROW,
     STAGED,
+    RowKeys,
     Rule,
     TransformResult,
     bind_expression,
@@ -62,8 +63,9 @@ def _id_expression(vt: ValueType, where: str) -> None:
         raise SpecError(f"{where}: the value is {vt.sql}; an ID is text or an integer")
 
 
-def staged_query(con: duckdb.DuckDBPyConnection, spec: EventsSpec, source: str) -> tuple[str, Params]:
-    """One query over the source: every kept row as an event, with the first rule it breaks."""
+def staged_query(con: duckdb.DuckDBPyConnection, spec: EventsSpec, source: str) -> tuple[str, Params, RowKeys]:
+    """One query over the source: every kept row as an event, with the first rule it breaks, and
+    where a rejected row without a key is found (by all its columns)."""
     columns = source_columns(con, source, "events")
     params = Params()
     key_column = id_source(spec.key_column, columns, "events.key_column", "a key")
@@ -137,7 +139,7 @@ def staged_query(con: duckdb.DuckDBPyConnection, spec: EventsSpec, source: str) 
         {broken_rule_columns(rules)}
     FROM checked
     """
-    return sql, params
+    return sql, params, RowKeys(f"(SELECT {rows} AS {ROW}, * FROM {source})", list(columns))
 
 
 def _rules(key_column: str, checks: list[tuple[Check, str, str]]) -> list[Rule]:
@@ -172,10 +174,10 @@ def build_event_records(
     started = time.perf_counter()
     con.execute("SET TimeZone='UTC'")  # naive timestamps are UTC; TIMESTAMPTZ renders as UTC
     source = qualified(source_table)
-    sql, params = staged_query(con, spec, source)
+    sql, params, row_keys = staged_query(con, spec, source)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {sql}", params.values)
-        write_tables(con, RECORD_COLUMNS, spec.key_column, records_table, rejected_table, in_source_order=True)
+        write_tables(con, RECORD_COLUMNS, spec.key_column, records_table, rejected_table, row_keys, True)
         result = count(con, source, records_table, rejected_table)
     finally:
         for table in (STAGED, DUPS):

@@ -38,7 +38,7 @@ from userflow_assets.mirror.store import (
     StagedTables,
     table_exists,
 )
-from userflow_assets.settings import API_POOL, project_path
+from userflow_assets.settings import API_POOL, SHIPPED, Names, project_path
 from userflow_assets.sqltext import literal, md_table, qualified_parts, transaction
 
 GROUP = "userflow_mirror"
@@ -135,19 +135,23 @@ async def _walk_sessions(
         return await read.read_sessions(client, staged, cutoff)
 
 
-def _full_read_asset(spec: MirrorRead, schema: str, deps: Sequence[str]) -> dg.AssetsDefinition:
+def _full_read_asset(
+    spec: MirrorRead, schema: str, deps: Sequence[dg.AssetKey], names: Names, pool: str
+) -> dg.AssetsDefinition:
     @dg.asset(
         name=spec.asset,
+        key_prefix=names.key_prefix,
         deps=list(deps),
-        group_name=GROUP,
+        group_name=names(GROUP),
         kinds=KINDS_TAG,
-        pool=API_POOL,
+        pool=pool,
+        required_resource_keys=names.resource_keys("userflow", "mirror_db"),
         description=f"{spec.description} Tables: {', '.join(f'{schema}.{x.name}' for x in spec.tables)}; "
         "read in full and swapped in one transaction.",
     )
-    def _asset(
-        context: dg.AssetExecutionContext, userflow: UserflowResource, mirror_db: MirrorDatabase
-    ) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        userflow: UserflowResource = names.resource(context, "userflow")
+        mirror_db: MirrorDatabase = names.resource(context, "mirror_db")
         recovery.record_run_worker(context)  # a pool step: lets a sync recover its slot if this run dies
         before = _requests(userflow)
         with StagedTables(mirror_db, schema, spec.tables, context.run.run_id) as staged:
@@ -171,23 +175,22 @@ def _newest_session(db: MirrorDatabase, schema: str) -> datetime | None:
         return con.execute(f"SELECT max(created_at) FROM {qualified_parts(schema, t.CONTENT_SESSIONS.name)}").fetchone()[0]
 
 
-def _sessions_asset(schema: str) -> dg.AssetsDefinition:
+def _sessions_asset(schema: str, names: Names, pool: str) -> dg.AssetsDefinition:
     @dg.asset(
         name="mirror_content_sessions",
-        group_name=GROUP,
+        key_prefix=names.key_prefix,
+        group_name=names(GROUP),
         kinds=KINDS_TAG,
-        pool=API_POOL,
+        pool=pool,
+        required_resource_keys=names.resource_keys("userflow", "mirror_db"),
         description="Content sessions with their answers and task completions. Incremental: sessions are "
         "read newest first and the walk stops at the first one older than the newest already stored "
         "(minus `reread_days`); those read replace their stored rows. `full_refresh` reads all and "
         f"replaces the tables. Tables: {', '.join(f'{schema}.{x.name}' for x in SESSION_TABLES)}.",
     )
-    def _asset(
-        context: dg.AssetExecutionContext,
-        config: SessionsConfig,
-        userflow: UserflowResource,
-        mirror_db: MirrorDatabase,
-    ) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext, config: SessionsConfig) -> dg.MaterializeResult:
+        userflow: UserflowResource = names.resource(context, "userflow")
+        mirror_db: MirrorDatabase = names.resource(context, "mirror_db")
         recovery.record_run_worker(context)
         before = _requests(userflow)
         newest = None if config.full_refresh else _newest_session(mirror_db, schema)
@@ -213,16 +216,19 @@ def _sessions_asset(schema: str) -> dg.AssetsDefinition:
     return _asset
 
 
-def _dropoff_asset(schema: str, sql_path: Path) -> dg.AssetsDefinition:
+def _dropoff_asset(schema: str, sql_path: Path, names: Names) -> dg.AssetsDefinition:
     @dg.asset(
         name="checklist_dropoff",
-        deps=["mirror_content", "mirror_content_sessions"],
-        group_name=GROUP,
+        key_prefix=names.key_prefix,
+        deps=[names.key("mirror_content"), names.key("mirror_content_sessions")],
+        group_name=names(GROUP),
+        required_resource_keys=names.resource_keys("mirror_db"),
         kinds=KINDS_TAG,
         description=f"Per checklist task, in order: users who reached it, completed it and stopped there "
         f"({sql_path.name} over the mirror; table {schema}.checklist_dropoff).",
     )
-    def _asset(mirror_db: MirrorDatabase) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        mirror_db: MirrorDatabase = names.resource(context, "mirror_db")
         query = sql_path.read_text()
         target = qualified_parts(schema, t.CHECKLIST_DROPOFF.name)
         with mirror_db.connect() as con:
@@ -246,16 +252,20 @@ def _dropoff_asset(schema: str, sql_path: Path) -> dg.AssetsDefinition:
     return _asset
 
 
-def _drift_defs(schema: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
+def _drift_defs(schema: str, names: Names) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
     @dg.asset(
         name="userflow_drift",
-        deps=["mirror_users", "mirror_groups"],
-        group_name=GROUP,
+        key_prefix=names.key_prefix,
+        deps=[names.key("mirror_users"), names.key("mirror_groups")],
+        group_name=names(GROUP),
+        required_resource_keys=names.resource_keys("mirror_db", "sync_db"),
         kinds=KINDS_TAG,
         description="Userflow's users and groups against the sync state: attributes changed outside the "
         f"sync, records the sync never wrote, synced records missing from Userflow (table {schema}.drift).",
     )
-    def _drift(mirror_db: MirrorDatabase, sync_db: DuckDBResource) -> dg.MaterializeResult:
+    def _drift(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        mirror_db: MirrorDatabase = names.resource(context, "mirror_db")
+        sync_db: DuckDBResource = names.resource(context, "sync_db")
         with mirror_db.connect() as con:
             summary = write_drift(con, schema, project_path(sync_db.database))
             samples = {kind: drift_samples(con, schema, kind) for kind in KINDS}
@@ -272,8 +282,11 @@ def _drift_defs(schema: str) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinit
             }
         )
 
-    @dg.asset_check(asset=_drift, name="no_drift", blocking=False)
-    def _no_drift(mirror_db: MirrorDatabase) -> dg.AssetCheckResult:
+    @dg.asset_check(
+        asset=_drift, name="no_drift", blocking=False, required_resource_keys=names.resource_keys("mirror_db")
+    )
+    def _no_drift(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        mirror_db: MirrorDatabase = names.resource(context, "mirror_db")
         with mirror_db.connect() as con:
             rows = con.execute(
                 f"SELECT kind, count(*) FROM {qualified_parts(schema, t.DRIFT.name)} GROUP BY kind ORDER BY kind"
@@ -293,26 +306,30 @@ def build_mirror_defs(
     database: str,
     schema: str = "userflow",
     *,
-    after: Sequence[str] = (),
+    after: Sequence[dg.AssetKey | str] = (),
     dropoff_sql: str | Path = DROPOFF_SQL,
+    names: Names = SHIPPED,
+    pool: str = API_POOL,
 ) -> dg.Definitions:
     """The read side as definitions, writing into schema `schema` of the DuckDB file `database`.
 
     `after` names assets the user and group reads wait for (the sync's sinks), so a run that
     syncs and then mirrors compares Userflow with the state that run left. Needs the resources
-    `userflow` (UserflowResource) and `sync_db` (the state DuckDB); brings `mirror_db`.
+    `userflow` (UserflowResource) and `sync_db` (the state DuckDB); brings `mirror_db`. `names`
+    and `pool` are those of the sync it belongs to.
     """
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", schema):
         raise ValueError(f"mirror schema must be a plain name, got {schema!r}")
     waits = {"mirror_users", "mirror_groups"}
+    waited = [dg.AssetKey.from_coercible(key) for key in after]
     assets: list[dg.AssetsDefinition] = [
-        _full_read_asset(spec, schema, list(after) if spec.asset in waits else []) for spec in FULL_READS
+        _full_read_asset(spec, schema, waited if spec.asset in waits else [], names, pool) for spec in FULL_READS
     ]
-    assets += [_sessions_asset(schema), _dropoff_asset(schema, project_path(dropoff_sql))]
-    drift, no_drift = _drift_defs(schema)
+    assets += [_sessions_asset(schema, names, pool), _dropoff_asset(schema, project_path(dropoff_sql), names)]
+    drift, no_drift = _drift_defs(schema, names)
     job = dg.define_asset_job(
-        MIRROR_JOB,
-        selection=dg.AssetSelection.groups(GROUP),
+        names(MIRROR_JOB),
+        selection=dg.AssetSelection.groups(names(GROUP)),
         executor_def=dg.in_process_executor,
         description="Userflow to the warehouse: users, groups, definitions, content, sessions; drop-off and drift.",
     )
@@ -320,5 +337,5 @@ def build_mirror_defs(
         assets=[*assets, drift],
         asset_checks=[no_drift],
         jobs=[job],
-        resources={"mirror_db": MirrorDatabase(database=str(project_path(database)))},
+        resources={names("mirror_db"): MirrorDatabase(database=str(project_path(database)))},
     )

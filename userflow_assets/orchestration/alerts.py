@@ -17,6 +17,7 @@ import httpx
 from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 
 from userflow_assets.orchestration.schedules import JobTarget
+from userflow_assets.settings import SHIPPED, Names
 
 ALERT_TAG = "userflow/alert"
 WEBHOOK_VARIABLE = "USERFLOW_ALERT_WEBHOOK_URL"
@@ -99,11 +100,11 @@ def judge_and_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, error: str
     return None
 
 
-def build_alert_sensors(job: JobTarget) -> list[dg.SensorDefinition]:
+def build_alert_sensors(job: JobTarget, names: Names = SHIPPED) -> list[dg.SensorDefinition]:
     """The two sensors; on by default, quiet until the webhook variable is set."""
 
     @dg.run_failure_sensor(
-        name=FAILURE_SENSOR,
+        name=names(FAILURE_SENSOR),
         monitored_jobs=[job],
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Posts to ${WEBHOOK_VARIABLE} when a sync run fails.",
@@ -114,7 +115,7 @@ def build_alert_sensors(job: JobTarget) -> list[dg.SensorDefinition]:
         return judge_and_alert(context.instance, run, cause)
 
     @dg.run_status_sensor(
-        name=SUCCESS_SENSOR,
+        name=names(SUCCESS_SENSOR),
         run_status=DagsterRunStatus.SUCCESS,
         monitored_jobs=[job],
         default_status=dg.DefaultSensorStatus.RUNNING,

@@ -32,7 +32,7 @@ import duckdb
 from userflow_assets import recovery
 from userflow_assets.client import UserflowResource
 from userflow_assets.sink.run import SinkJob, sink_records
-from userflow_assets.settings import API_POOL
+from userflow_assets.settings import API_POOL, SHIPPED, Names
 from userflow_assets.spec import SyncSpec
 from userflow_assets.sqltext import ident
 from userflow_assets.state.resources import StateDatabase
@@ -153,18 +153,18 @@ def _stage_and_transform(
     }
 
 
-def build_backfill_defs(spec: SyncSpec) -> dg.Definitions:
-    """`userflow_users_by_signup` (group `backfill`, pool `userflow_api`) and the job
+def build_backfill_defs(spec: SyncSpec, names: Names = SHIPPED, pool: str = API_POOL) -> dg.Definitions:
+    """`userflow_users_by_signup` (group `backfill`, in the sync's `pool`) and the job
     `userflow_users_backfill` for `dagster job backfill`; resources come from the sync's."""
     first = first_slice(spec)
     # `backfill_policy` is a beta parameter: the choice is deliberate (module docstring), so its
     # warning would only repeat in every process that loads the code location.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=dg.BetaWarning)
-        asset = _users_by_signup_asset(spec, build_partitions(spec, first), first)
+        asset = _users_by_signup_asset(spec, build_partitions(spec, first), first, names, pool)
     job = dg.define_asset_job(
-        BACKFILL_JOB,
-        selection=[BACKFILL_ASSET],
+        names(BACKFILL_JOB),
+        selection=[names.key(BACKFILL_ASSET)],
         executor_def=dg.in_process_executor,
         description="Historical users by signup date; launch a backfill of its partitions.",
     )
@@ -172,31 +172,30 @@ def build_backfill_defs(spec: SyncSpec) -> dg.Definitions:
 
 
 def _users_by_signup_asset(
-    spec: SyncSpec, partitions: dg.TimeWindowPartitionsDefinition, first: date
+    spec: SyncSpec, partitions: dg.TimeWindowPartitionsDefinition, first: date, names: Names, pool: str
 ) -> dg.AssetsDefinition:
     per_run = PARTITIONS_PER_RUN[spec.backfill.partition]
     column = spec.backfill.signup_column
 
     @dg.asset(
         name=BACKFILL_ASSET,
-        group_name=BACKFILL_GROUP,
+        key_prefix=names.key_prefix,
+        group_name=names(BACKFILL_GROUP),
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=per_run),
-        pool=API_POOL,
-        deps=["userflow_groups"] if spec.groups is not None else [],
+        pool=pool,
+        deps=[names.key("userflow_groups")] if spec.groups is not None else [],
+        required_resource_keys=names.resource_keys("warehouse", "sync_db", "userflow"),
         kinds={"userflow", "duckdb"},
         description=f"Historical users in {spec.backfill.partition} slices of `{column}` (UTC) from "
         f"{first.isoformat()} (backfill.start); sent through the same sync state as userflow_users, so users "
         "Userflow already has unchanged are not sent again. Users with no signup date are left to the "
         f"regular sync. A backfill from the UI runs up to {per_run} slices per run.",
     )
-    def _users_by_signup(
-        context: dg.AssetExecutionContext,
-        config: BackfillConfig,
-        warehouse: WarehouseResource,
-        sync_db: StateDatabase,
-        userflow: UserflowResource,
-    ) -> dg.MaterializeResult:
+    def _users_by_signup(context: dg.AssetExecutionContext, config: BackfillConfig) -> dg.MaterializeResult:
+        warehouse: WarehouseResource = names.resource(context, "warehouse")
+        sync_db: StateDatabase = names.resource(context, "sync_db")
+        userflow: UserflowResource = names.resource(context, "userflow")
         # Its one step holds the pool: the run worker recorded lets a later sync recover the
         # slot if this run is killed outright.
         recovery.record_run_worker(context)

@@ -9,7 +9,7 @@ from userflow_assets.client import UserflowResource
 from userflow_assets.events import build_events_defs
 from userflow_assets.mirror import build_mirror_defs
 from userflow_assets.orchestration.alerts import build_alert_sensors
-from userflow_assets.orchestration.backfill import BACKFILL_GROUP, build_backfill_defs
+from userflow_assets.orchestration.backfill import build_backfill_defs
 from userflow_assets.orchestration.scaffold import UserflowSyncScaffolder
 from userflow_assets.orchestration.schedules import (
     SYNC_RUN_TAG,
@@ -17,7 +17,8 @@ from userflow_assets.orchestration.schedules import (
     freshness_policy,
 )
 from userflow_assets.orchestration.sensors import build_change_sensor
-from userflow_assets.settings import API_KEY_VARIABLE, project_path
+from userflow_assets.orchestration.pools import api_pool
+from userflow_assets.settings import INSTANCE_TAG, Names, project_path
 from userflow_assets.sink.assets import build_sink_defs
 from userflow_assets.spec import SyncSpec
 from userflow_assets.state.resources import StateDatabase
@@ -29,11 +30,14 @@ SYNC_JOB = "userflow_sync"
 
 
 def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
-    """Assets, checks, resources and the sync job for `spec`; groups are written before users."""
+    """Assets, checks, resources and the sync job for `spec`; groups are written before users.
+    A named spec's names all start with its name, so several sit in one code location."""
+    names = Names(spec.name)
+    pool = spec.userflow.pool or api_pool(spec.userflow.api_key_env)
     lag = timedelta(minutes=spec.warehouse.late_arrival_minutes)
     objects = [("group", spec.groups), ("user", spec.users)]
     parts: list[dg.Definitions] = []
-    upstream: list[str] = []
+    upstream: list[dg.AssetKey] = []
     for object_type, object_spec in objects:
         if object_spec is None:
             continue
@@ -43,36 +47,41 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
             lag,
             object_spec.model_dump_json(),
             f"{object_type.capitalize()}s as {object_spec.query} returns them.",
+            names,
         )
         parts += [
             dg.Definitions(assets=[warehouse_asset]),
-            build_records_defs(object_type, object_spec),
-            build_sink_defs(object_type, object_spec, upstream, freshness_policy(spec.schedule)),
+            build_records_defs(object_type, object_spec, names),
+            build_sink_defs(
+                object_type, object_spec, upstream, freshness_policy(spec.schedule), names=names, pool=pool
+            ),
         ]
-        upstream = [f"userflow_{object_type}s"]
+        upstream = [names.key(f"userflow_{object_type}s")]
     if spec.events is not None:
-        parts.append(build_events_defs(spec.events, users_spec=spec.users, late_arrival=lag))
+        parts.append(build_events_defs(spec.events, users_spec=spec.users, late_arrival=lag, names=names, pool=pool))
+    # The job's assets: this sync's own (never another instance's), without the mirror and the
+    # partitioned backfill, which have jobs of their own.
+    synced = [key for part in parts for asset in part.assets or [] for key in asset.keys]  # type: ignore[union-attr]
     if spec.mirror.enabled:
         if spec.warehouse.url is not None:
             raise ValueError(
                 "mirror.enabled needs a DuckDB warehouse file (warehouse.database): the mirror writes Userflow's "
                 "data into that file, and a warehouse.url warehouse is only ever read; set mirror.enabled to false"
             )
-        sinks = [f"userflow_{object_type}s" for object_type, object_spec in objects if object_spec is not None]
-        parts.append(
-            build_mirror_defs(str(project_path(spec.warehouse.database)), spec.mirror.schema_name, after=sinks)
-        )
-    parts.append(build_backfill_defs(spec))
+        sinks = [names.key(f"userflow_{kind}s") for kind, object_spec in objects if object_spec is not None]
+        database = str(project_path(spec.warehouse.database))
+        parts.append(build_mirror_defs(database, spec.mirror.schema_name, after=sinks, names=names, pool=pool))
+    parts.append(build_backfill_defs(spec, names, pool))
     resources = {
-        "warehouse": WarehouseResource(
+        names("warehouse"): WarehouseResource(
             database=str(project_path(spec.warehouse.database)),
             url=spec.warehouse.url,
             password_env=spec.warehouse.password_env,
             sql_dir=str(project_path(spec.warehouse.sql_dir)),
         ),
-        "sync_db": StateDatabase(database=str(project_path(spec.state_database))),
-        "userflow": UserflowResource(
-            api_key=dg.EnvVar(API_KEY_VARIABLE),
+        names("sync_db"): StateDatabase(database=str(project_path(spec.state_database))),
+        names("userflow"): UserflowResource(
+            api_key=dg.EnvVar(spec.userflow.api_key_env),
             base_url=spec.userflow.base_url,
             requests_per_minute=spec.userflow.requests_per_minute,
             max_concurrency=spec.userflow.max_concurrency,
@@ -82,17 +91,16 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
     # One process: the steps take turns on the state file anyway, and a subprocess per step
     # would spend longer importing than an unchanged sync spends working.
     job = dg.define_asset_job(
-        SYNC_JOB,
-        selection=dg.AssetSelection.all()
-        - dg.AssetSelection.groups("userflow_mirror")
-        - dg.AssetSelection.groups(BACKFILL_GROUP),  # partitioned: it has its own job
+        names(SYNC_JOB),
+        selection=dg.AssetSelection.assets(*synced),
         executor_def=dg.in_process_executor,
-        tags={SYNC_RUN_TAG: "launched"},  # dagster.yaml lets one run with this tag go at a time
+        # dagster.yaml lets one run per instance go at a time: its runs share its work tables.
+        tags={SYNC_RUN_TAG: "launched", INSTANCE_TAG: names(SYNC_JOB)},
         description="Warehouse to Userflow: groups, then users, then events.",
     )
     automation = dg.Definitions(
-        schedules=[build_schedule(spec.schedule, job)],
-        sensors=[build_change_sensor(spec, job), *build_alert_sensors(job)],
+        schedules=[build_schedule(spec.schedule, job, names)],
+        sensors=[build_change_sensor(spec, job, names), *build_alert_sensors(job, names)],
     )
     return dg.Definitions.merge(*parts, dg.Definitions(resources=resources, jobs=[job]), automation)
 

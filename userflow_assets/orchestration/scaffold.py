@@ -10,15 +10,19 @@ DEFS_YAML = """\
 # A Userflow sync: what to read from the warehouse and how it lands in Userflow.
 # Fields: see the userflow-assets README ("The sync spec"); `dg check yaml` validates this file.
 # Relative paths are taken from the project folder (the one with pyproject.toml);
-# {{{{ env('NAME', 'default') }}}} reads the environment. The API key is always USERFLOW_API_KEY.
+# {{{{ env('NAME', 'default') }}}} reads the environment. The API key is read from the variable
+# userflow.api_key_env names, never from this file.
 type: {type_name}
 
 attributes:
+  # name: staging         # with several syncs in one location: prefixes this one's asset keys, jobs,
+                          # schedules and sensors (each sync then needs its own state_database)
   warehouse:
     database: "{{{{ env('USERFLOW_WAREHOUSE_PATH', 'data/warehouse.duckdb') }}}}"
     sql_dir: {sql_dir}          # users.sql and groups.sql, next to this file
   state_database: "{{{{ env('USERFLOW_STATE_DB_PATH', 'data/userflow_state.duckdb') }}}}"
   userflow:
+    api_key_env: USERFLOW_API_KEY   # another sync with another key: another variable
     base_url: "{{{{ env('USERFLOW_BASE_URL', 'https://api.userflow.com') }}}}"   # EU: https://api.eu.userflow.com
 
   schedule:

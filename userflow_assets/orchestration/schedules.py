@@ -5,11 +5,11 @@ from datetime import timedelta
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from userflow_assets.settings import SHIPPED, Names
 from userflow_assets.spec import ScheduleSpec
 
 SCHEDULE_NAME = "userflow_sync_schedule"
-# Every sync run carries this tag, so `concurrency.runs.tag_concurrency_limits` in dagster.yaml
-# can keep two syncs from sharing the staging tables (see deploy/dagster.postgres.yaml).
+# Every sync run carries this tag; its value says what started it (launched, schedule, sensor).
 SYNC_RUN_TAG = "userflow/sync"
 
 # What `define_asset_job` returns (not exported by dagster), or a resolved job.
@@ -56,12 +56,12 @@ def freshness_policy(schedule: ScheduleSpec) -> dg.FreshnessPolicy | None:
     return dg.FreshnessPolicy.time_window(fail_window=3 * period, warn_window=period * 3 / 2)
 
 
-def build_schedule(schedule: ScheduleSpec, job: JobTarget) -> dg.ScheduleDefinition:
+def build_schedule(schedule: ScheduleSpec, job: JobTarget, names: Names = SHIPPED) -> dg.ScheduleDefinition:
     """`userflow_sync_schedule`: `job` every period; running on load when `enabled`, else off
     until someone turns it on in the UI (or `dagster schedule start`)."""
     status = dg.DefaultScheduleStatus.RUNNING if schedule.enabled else dg.DefaultScheduleStatus.STOPPED
     return dg.ScheduleDefinition(
-        name=SCHEDULE_NAME,
+        name=names(SCHEDULE_NAME),
         job=job,
         cron_schedule=cron_for(schedule.period, schedule.start_minute),
         execution_timezone="UTC",

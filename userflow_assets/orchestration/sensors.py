@@ -15,6 +15,7 @@ import dagster as dg
 
 from userflow_assets.orchestration.probes import ProbeError, ProbeTarget, run_probes
 from userflow_assets.orchestration.schedules import SYNC_RUN_TAG, JobTarget
+from userflow_assets.settings import SHIPPED, Names
 from userflow_assets.spec import SyncSpec
 from userflow_assets.warehouse.resources import WarehouseResource
 
@@ -71,21 +72,23 @@ def evaluate_probes(previous: ProbeCursor, probes: Probes) -> tuple[ProbeCursor,
     return ProbeCursor(generation=previous.generation + 1, probes=probes), changed
 
 
-def build_change_sensor(spec: SyncSpec, job: JobTarget) -> dg.SensorDefinition:
+def build_change_sensor(spec: SyncSpec, job: JobTarget, names: Names = SHIPPED) -> dg.SensorDefinition:
     """`userflow_warehouse_changes`: probes every source each `sensor.interval_seconds`; runs `job`
     when one changed. Running on load when `sensor.enabled`, else off until turned on."""
     targets = probe_targets(spec)
     status = dg.DefaultSensorStatus.RUNNING if spec.sensor.enabled else dg.DefaultSensorStatus.STOPPED
 
     @dg.sensor(
-        name=SENSOR_NAME,
+        name=names(SENSOR_NAME),
         job=job,
+        required_resource_keys=names.resource_keys("warehouse"),
         minimum_interval_seconds=spec.sensor.interval_seconds,
         default_status=status,
         description="A sync when the warehouse changed: probes "
         + ", ".join(f"{t.name} ({'spec probe' if t.probe_sql else 'count, max(updated_at)'})" for t in targets),
     )
-    def _sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.RunRequest | dg.SkipReason:
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        warehouse: WarehouseResource = names.resource(context, "warehouse")
         previous = ProbeCursor.parse(context.cursor)
         try:
             probes = run_probes(warehouse, targets)

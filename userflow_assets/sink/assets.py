@@ -8,7 +8,7 @@ import dagster as dg
 
 from userflow_assets.client import UserflowResource
 from userflow_assets.plan.planner import plan_table
-from userflow_assets.settings import API_POOL
+from userflow_assets.settings import API_POOL, SHIPPED, Names
 from userflow_assets.sink.run import SinkJob, sink_records
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.state.resources import StateDatabase
@@ -38,23 +38,33 @@ class SinkConfig(dg.Config):
 
 
 def build_sink_defs(
-    object_type: str, spec: ObjectSpec, upstream: list[str], freshness: dg.FreshnessPolicy | None = None
+    object_type: str,
+    spec: ObjectSpec,
+    upstream: list[dg.AssetKey],
+    freshness: dg.FreshnessPolicy | None = None,
+    *,
+    names: Names = SHIPPED,
+    pool: str = API_POOL,
 ) -> dg.Definitions:
+    """`userflow_<object>s` and its checks; its steps that call Userflow are in `pool`."""
     name = f"userflow_{object_type}s"
+    records = names.key(f"userflow_{object_type}_records")
 
     @dg.asset(
         name=name,
-        deps=[f"userflow_{object_type}_records", *upstream],
-        group_name="userflow",
+        key_prefix=names.key_prefix,
+        deps=[records, *upstream],
+        group_name=names("userflow"),
         kinds={"userflow"},
-        pool=API_POOL,
+        pool=pool,
+        required_resource_keys=names.resource_keys("sync_db", "userflow"),
         freshness_policy=freshness,  # from the schedule, when it is on: the UI flags a sync fallen behind
         description=f"{object_type.capitalize()}s written to Userflow: only what changed since Userflow last "
         "confirmed it, checkpointed in the sync state after each batch.",
     )
-    def _sink(
-        context: dg.AssetExecutionContext, config: SinkConfig, sync_db: StateDatabase, userflow: UserflowResource
-    ) -> dg.MaterializeResult:
+    def _sink(context: dg.AssetExecutionContext, config: SinkConfig) -> dg.MaterializeResult:
+        sync_db: StateDatabase = names.resource(context, "sync_db")
+        userflow: UserflowResource = names.resource(context, "userflow")
         job = SinkJob(
             object_type=object_type,
             spec=spec,
@@ -66,7 +76,7 @@ def build_sink_defs(
             full_resync=config.full_resync,
             dry_run=config.dry_run,
             batch_size=config.batch_size,
-            rejected_in=f"userflow_{object_type}_records ({rejected_table(object_type)})",
+            rejected_in=f"{records.to_user_string()} ({rejected_table(object_type)})",
         )
         with sync_db.get_connection() as con:
             (rejected,) = con.execute(f"SELECT count(*) FROM {rejected_table(object_type)}").fetchone()
@@ -75,11 +85,12 @@ def build_sink_defs(
     @dg.asset_check(
         asset=_sink,
         name="failed_share",
+        required_resource_keys=names.resource_keys("sync_db"),
         description=f"The share of {object_type}s waiting to be retried (Userflow did not confirm them) stays "
         f"within {object_type}s.max_rejected_fraction; the next run retries them either way.",
     )
-    def _failed_share(sync_db: StateDatabase) -> dg.AssetCheckResult:
-        state = sync_db.state()
+    def _failed_share(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        state = names.resource(context, "sync_db").state()
         state.ensure_schema()
         synced, failed = state.record_counts(object_type)
         known = synced + failed
@@ -100,13 +111,14 @@ def build_sink_defs(
     @dg.asset_check(  # it calls Userflow too: in the pool
         asset=_sink,
         name="read_back",
-        pool=API_POOL,
+        pool=pool,
+        required_resource_keys=names.resource_keys("sync_db", "userflow"),
         description=f"Reads back 1% of the {object_type}s this run wrote (1 to {READ_BACK_MAX}) and compares "
         "every attribute with what the sync state says Userflow confirmed.",
     )
-    def _read_back(
-        context: dg.AssetCheckExecutionContext, sync_db: StateDatabase, userflow: UserflowResource
-    ) -> dg.AssetCheckResult:
+    def _read_back(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        sync_db: StateDatabase = names.resource(context, "sync_db")
+        userflow: UserflowResource = names.resource(context, "userflow")
         # A sample of what this run wrote, 1% of it (1 to 20): a run that wrote nothing reads
         # nothing back, and a small change costs one read, not twenty.
         state = sync_db.state()

@@ -59,10 +59,17 @@ class SinkJob:
 DRY_RUN_TAG = "userflow/dry_run"
 
 
-def mark_dry_run(context: dg.AssetExecutionContext) -> None:
-    """Tag the run, so a dry run is told apart from a sync in the runs list, not only in metadata."""
+# A dry run's materialization leads with this key, so the asset page says it before any count.
+DRY_RUN_LABEL = "DRY RUN"
+DRY_RUN_NOTE = "Nothing was sent to Userflow: this materialization shows the plan only."
+
+
+def mark_dry_run(context: dg.AssetExecutionContext) -> dict[str, str]:
+    """Tag the run, so a dry run is told apart from a sync in the runs list; the label its
+    metadata leads with."""
     context.instance.add_run_tags(context.run.run_id, {DRY_RUN_TAG: "true"})
     context.log.warning("Dry run: the plan was worked out and shown; nothing was sent to Userflow")
+    return {DRY_RUN_LABEL: DRY_RUN_NOTE}
 
 
 FAILURES_SHOWN = 500
@@ -174,8 +181,7 @@ def sink_records(
         "dry_run": job.dry_run,
     }
     if job.dry_run:
-        mark_dry_run(context)
-        return base
+        return {**mark_dry_run(context), **base}
 
     counters_before = userflow.metadata()  # the run's counters are shared by every sink
     outcome = asyncio.run(_apply(userflow, sync_db, job, run_id, summary.to_send))

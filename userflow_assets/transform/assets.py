@@ -7,6 +7,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from userflow_assets.settings import SHIPPED, Names
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.sqltext import md_table
 from userflow_assets.transform import build_records
@@ -28,13 +29,14 @@ def rejected_sql(table: str) -> str:
     return f"SELECT * FROM {table} ORDER BY source_row"
 
 
-def rejected_preview(con: duckdb.DuckDBPyConnection, table: str, key_column: str = "id") -> str:
-    """The first rejected rows of `table` as a markdown table, for the records asset's metadata."""
+def rejected_preview(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """The first rejected rows of `table` as a markdown table, for the records asset's metadata.
+    `source_key` finds each in the warehouse: its ID, or its row key columns where it has none."""
     rows = con.execute(
-        f'SELECT source_row, {key_column}, "column", reason, value FROM {table} ORDER BY source_row LIMIT ?',
+        f'SELECT source_row, source_key, "column", reason, value FROM {table} ORDER BY source_row LIMIT ?',
         [REJECTED_PREVIEW_ROWS],
     ).fetchall()
-    return md_table(["row", key_column, "column", "reason", "value"], rows, REJECTED_PREVIEW_CHARS)
+    return md_table(["row", "source_key", "column", "reason", "value"], rows, REJECTED_PREVIEW_CHARS)
 
 
 def records_metadata(result: Any, preview: str, table: str) -> dict[str, Any]:
@@ -90,19 +92,23 @@ def rejected_share(
     return RejectedShare(records, rejected, limit)
 
 
-def build_records_defs(object_type: str, spec: ObjectSpec) -> dg.Definitions:
+def build_records_defs(object_type: str, spec: ObjectSpec, names: Names = SHIPPED) -> dg.Definitions:
     """`userflow_<object>_records` and its blocking checks."""
     name = f"userflow_{object_type}_records"
+    state_db = names.resource_keys("sync_db")
 
     @dg.asset(
         name=name,
-        deps=[f"warehouse_{object_type}s"],
-        group_name="transform",
+        key_prefix=names.key_prefix,
+        deps=[names.key(f"warehouse_{object_type}s")],
+        group_name=names("transform"),
+        required_resource_keys=state_db,
         kinds={"duckdb"},
         description=f"The {object_type}s to sync: the spec's filter, mapping, IDs and schema applied in DuckDB; "
         f"bad rows are in {rejected_table(object_type)} with their reason.",
     )
-    def _records(context: dg.AssetExecutionContext, sync_db: DuckDBResource) -> dg.MaterializeResult:
+    def _records(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        sync_db: DuckDBResource = names.resource(context, "sync_db")
         with sync_db.get_connection() as con:
             result = build_records(
                 con,
@@ -123,10 +129,12 @@ def build_records_defs(object_type: str, spec: ObjectSpec) -> dg.Definitions:
         asset=_records,
         name="ids_unique_and_present",
         blocking=True,
+        required_resource_keys=state_db,
         description=f"Every {object_type} record has one non-empty ID of its own (blocking: nothing is sent "
         "otherwise). Rows without an ID or with a duplicate ID were rejected before it; it counts those too.",
     )
-    def _ids_unique(sync_db: DuckDBResource) -> dg.AssetCheckResult:
+    def _ids_unique(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        sync_db: DuckDBResource = names.resource(context, "sync_db")
         with sync_db.get_connection() as con:
             missing, duplicated, records = con.execute(
                 f"""
@@ -156,10 +164,12 @@ def build_records_defs(object_type: str, spec: ObjectSpec) -> dg.Definitions:
         asset=_records,
         name="rejected_share",
         blocking=True,
+        required_resource_keys=state_db,
         description=f"The share of rows rejected stays within {object_type}s.max_rejected_fraction "
         "(blocking: above it nothing is sent, so a broken query cannot half-sync).",
     )
-    def _rejected_share(sync_db: DuckDBResource) -> dg.AssetCheckResult:
+    def _rejected_share(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        sync_db: DuckDBResource = names.resource(context, "sync_db")
         with sync_db.get_connection() as con:
             verdict = rejected_share(
                 con, records_table(object_type), rejected_table(object_type), spec.max_rejected_fraction

@@ -44,6 +44,7 @@ from userflow_assets.transform.values import (
 )
 
 VALUE_CHARS = 200  # of a rejected value, in the rejected table
+SOURCE_KEY_CHARS = 500  # of a rejected row's source key when it is the row's columns
 SRC, KEPT, PY, STAGED, DUPS = "__uf_src", "__uf_kept", "__uf_py", "__uf_staged", "__uf_dups"
 ID_KINDS = (Kind.TEXT, Kind.INT, Kind.BIGINT)
 
@@ -108,6 +109,21 @@ class Plan:
     memberships: MembershipSql | None
     function: Function | None
     params: Params
+    row_key: list[str]  # source columns that find a row without an ID
+
+
+@dataclass(frozen=True)
+class RowKeys:
+    """Where a rejected row without a key is found: `rows` (SQL: a relation with the row
+    position and the source columns) and the `columns` that name it there."""
+
+    rows: str
+    columns: Sequence[str]
+
+    def key_sql(self) -> str:
+        """SQL over `rows`: `column=value, ...` (null shown as null), cut to SOURCE_KEY_CHARS."""
+        parts = ", ".join(f"{literal(c + '=')} || coalesce(CAST({ident(c)} AS VARCHAR), 'null')" for c in self.columns)
+        return f"left(concat_ws(', ', {parts}), {SOURCE_KEY_CHARS})"
 
 
 def build_records(
@@ -151,7 +167,10 @@ def build_records(
         except duckdb.Error as exc:
             raise runtime_fault(con, plan, exc) from exc
         in_order = plan.function is None
-        write_tables(con, RECORD_COLUMNS, plan.id_column, records_table, rejected_table, in_source_order=in_order)
+        rows = KEPT if spec.transform is not None else f"(SELECT {plan.row_expression} AS {ROW}, * FROM {source})"
+        write_tables(
+            con, RECORD_COLUMNS, plan.id_column, records_table, rejected_table, RowKeys(rows, plan.row_key), in_order
+        )
         result = count(con, source, records_table, rejected_table)
     finally:
         for table in (KEPT, PY, STAGED, DUPS):
@@ -212,7 +231,10 @@ def compile_plan(
         if obj != "users":
             raise SpecError(f"{obj}.memberships: only users have memberships")
         memberships = memberships_sql(spec.memberships, columns, obj, json_reader(con, source, spec, columns))
-    plan = Plan(obj, source, rows, filter_sql, id_column, fallback, mapping, mapped_types, memberships, function, params)
+    row_key = [id_source(c, columns, f"{obj}.row_key", "a row key column") for c in spec.row_key] or list(columns)
+    plan = Plan(
+        obj, source, rows, filter_sql, id_column, fallback, mapping, mapped_types, memberships, function, params, row_key
+    )
     # Schemas on mapped attributes are checked now; those on transform outputs once their types are known.
     for attribute in mapped_attributes(plan):
         compile_attribute(attribute, spec, obj)
@@ -452,14 +474,16 @@ def write_tables(
     key_source: str,
     records_table: str,
     rejected_table: str,
+    row_keys: RowKeys,
     in_source_order: bool,
 ) -> None:
     """Resolve duplicate keys among the staged rows, then replace both output tables in one
     transaction: readers see the old pair or the new pair.
 
     `columns` are the records' columns before `source_row` with their types, the key first;
-    `key_source` is the spec's name of the key's column; `in_source_order` says the staged rows
-    are in source order already (no Python function came between).
+    `key_source` is the spec's name of the key's column; a rejected row's `source_key` is its
+    key, or where it has none, its `row_keys`; `in_source_order` says the staged rows are in
+    source order already (no Python function came between).
     """
     key = columns[0][0]
     records, rejected = qualified(records_table), qualified(rejected_table)
@@ -486,13 +510,17 @@ def write_tables(
         con.execute(f"CREATE OR REPLACE TABLE {records} ({records_ddl}, source_row BIGINT)")
         con.execute(f"INSERT INTO {records} SELECT {selected}, s.{ROW} FROM {chosen}")
         con.execute(
-            f'CREATE OR REPLACE TABLE {rejected} (source_row BIGINT, {key} VARCHAR, "column" VARCHAR, '
-            "reason VARCHAR, value VARCHAR)"
+            f'CREATE OR REPLACE TABLE {rejected} (source_row BIGINT, {key} VARCHAR, source_key VARCHAR, '
+            '"column" VARCHAR, reason VARCHAR, value VARCHAR)'
         )
+        # Only the rows without a key are looked up in the source, so a clean run reads nothing more.
+        unkeyed = f"SELECT {ROW} FROM {STAGED} WHERE fail IS NOT NULL AND {key} IS NULL"
+        found = f"SELECT {ROW}, {row_keys.key_sql()} AS source_key FROM {row_keys.rows} WHERE {ROW} IN ({unkeyed})"
         con.execute(
             f"INSERT INTO {rejected} SELECT * FROM ("
-            f"SELECT {ROW}, {key}, rcolumn, reason, rvalue FROM {STAGED} WHERE fail IS NOT NULL "
-            f"UNION ALL SELECT s.{ROW}, s.{key}, {literal(key_source)}, "
+            f"SELECT s.{ROW}, s.{key}, coalesce(s.{key}, k.source_key), s.rcolumn, s.reason, s.rvalue "
+            f"FROM {STAGED} s LEFT JOIN ({found}) k ON k.{ROW} = s.{ROW} WHERE s.fail IS NOT NULL "
+            f"UNION ALL SELECT s.{ROW}, s.{key}, s.{key}, {literal(key_source)}, "
             f"'{DUPLICATE_KEY}{key} with different data (' || d.n || ' rows)', left(s.{key}, {VALUE_CHARS}) "
             f"FROM {STAGED} s JOIN {DUPS} d ON d.{key} = s.{key} WHERE s.fail IS NULL AND d.differ"
             f") ORDER BY 1"

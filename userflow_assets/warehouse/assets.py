@@ -7,6 +7,7 @@ import dagster as dg
 import duckdb
 
 from userflow_assets import recovery
+from userflow_assets.settings import SHIPPED, Names
 from userflow_assets.sqltext import ident, md_table
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.state.types import utcnow
@@ -27,7 +28,12 @@ def markdown_preview(con: duckdb.DuckDBPyConnection, table: str, limit: int = PR
 
 
 def build_warehouse_asset(
-    object_type: str, sql_file: str, late_arrival: timedelta, spec_json: str, description: str
+    object_type: str,
+    sql_file: str,
+    late_arrival: timedelta,
+    spec_json: str,
+    description: str,
+    names: Names = SHIPPED,
 ) -> dg.AssetsDefinition:
     """`warehouse_<object>s`: the query's rows as they are, read incrementally.
 
@@ -38,13 +44,17 @@ def build_warehouse_asset(
     """
     table = f"warehouse_{object_type}s"
 
-    @dg.asset(name=table, group_name="warehouse", kinds={"duckdb", "sql"}, description=description)
-    def _warehouse_asset(
-        context: dg.AssetExecutionContext,
-        config: WarehouseReadConfig,
-        warehouse: WarehouseResource,
-        sync_db: StateDatabase,
-    ) -> dg.MaterializeResult:
+    @dg.asset(
+        name=table,
+        key_prefix=names.key_prefix,
+        group_name=names("warehouse"),
+        kinds={"duckdb", "sql"},
+        description=description,
+        required_resource_keys=names.resource_keys("warehouse", "sync_db"),
+    )
+    def _warehouse_asset(context: dg.AssetExecutionContext, config: WarehouseReadConfig) -> dg.MaterializeResult:
+        warehouse: WarehouseResource = names.resource(context, "warehouse")
+        sync_db: StateDatabase = names.resource(context, "sync_db")
         # Step one of every sync run, before reading: the warehouse steps run before any step
         # of the API pool, and a run killed outright still holds its slot, so this run would
         # wait for it forever.

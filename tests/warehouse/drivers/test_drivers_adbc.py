@@ -223,7 +223,7 @@ def test_positional_binding_sends_a_value_per_marker_and_named_binding_one_per_n
     ],
 )
 def test_each_source_registers_its_secret_for_redaction(scheme, url):
-    from userflow_assets.client.redaction import redact
+    from userflow_assets.redaction import redact
 
     secret = json.dumps({"private_key": f"{scheme}-key-{PASSWORD}"}) if scheme == "bigquery" else f"{scheme}-{PASSWORD}"
     load_factory(scheme)(url, secret)

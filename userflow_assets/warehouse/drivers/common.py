@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pyarrow as pa
 
-from userflow_assets.client.redaction import redact, register_secret
+from userflow_assets.redaction import redact, register_secret
 from userflow_assets.warehouse.arrow_types import normalize_reader
 from userflow_assets.warehouse.source import SourceError
 
