@@ -26,6 +26,7 @@ from userflow_assets.state.types import (
     Failure,
     LearnedLimits,
     Link,
+    LogEntry,
     Pending,
     Record,
     Sent,
@@ -136,16 +137,34 @@ CREATE TABLE IF NOT EXISTS sync.pending_events (
 );
 -- Userflow's event and attribute definitions as last read (the event-names check).
 CREATE TABLE IF NOT EXISTS sync.userflow_definitions (kind VARCHAR, name VARCHAR);
+-- Every request's outcome (the sync log), pruned by the runs after its retention.
+CREATE TABLE IF NOT EXISTS sync.log (
+    run_id VARCHAR NOT NULL,
+    object_type VARCHAR NOT NULL,
+    record_id VARCHAR NOT NULL,
+    action VARCHAR NOT NULL,
+    http_status INTEGER,
+    error_code VARCHAR,
+    error_message VARCHAR,
+    attempts INTEGER NOT NULL,
+    logged_at TIMESTAMP NOT NULL
+);
 """
 
 RECORD_COLUMNS = ["id", "payload_hash", "attributes", "memberships", "primary_id", "fallback_id"]
+LOG_COLUMNS = [
+    "run_id", "object_type", "record_id", "action", "http_status", "error_code", "error_message", "attempts", "logged_at",
+]
+# The latest request outcomes first: what the sink shows, and the SQL it offers for the rest.
+LOG_SQL = f"SELECT {', '.join(LOG_COLUMNS)} FROM sync.log ORDER BY logged_at DESC, record_id"
 EVENT_COLUMNS = ["key", "name", "user_id", "group_id", "time", "attributes", "payload_hash"]
 
 
 class SyncState(Protocol):
     """The state boundary: every operation a stage may ask of the durable sync state."""
 
-    def ensure_schema(self) -> None: ...
+    def ensure_schema(self) -> list[str]: ...
+    def exclusive(self, object_type: str, holder: str) -> AbstractContextManager[None]: ...
     def cursor(self, object_type: str, spec_hash: str) -> datetime | None: ...
     def record_read(
         self, object_type: str, read_started_at: datetime, since: datetime | None, spec_hash: str, run_id: str
@@ -162,19 +181,24 @@ class SyncState(Protocol):
         failed: Sequence[Failure],
         forget: Sequence[str] = (),
         links: Sequence[Link] = (),
+        log: Sequence[LogEntry] = (),
     ) -> None: ...
     def record_counts(self, object_type: str) -> tuple[int, int]: ...
     def written_sample(self, object_type: str, run_id: str, share: int, most: int) -> list[tuple[str, str]]: ...
     def failures(self, object_type: str, most: int) -> list[tuple[object, ...]]: ...
     def failures_sql(self, object_type: str) -> str: ...
-    def expose_records(self, con: duckdb.DuckDBPyConnection, object_type: str) -> None: ...
+    def expose_records(self, con: duckdb.DuckDBPyConnection, object_type: str, ids: str | None = None) -> None: ...
     def expose_events(self, con: duckdb.DuckDBPyConnection) -> None: ...
     def remembered_limits(self, target: str) -> LearnedLimits | None: ...
     def remember_limits(self, target: str, limits: LearnedLimits) -> None: ...
-    def checkpoint_events(self, run_id: str, sent: Sequence[Sent], pending: Sequence[Pending]) -> None: ...
+    def checkpoint_events(
+        self, run_id: str, sent: Sequence[Sent], pending: Sequence[Pending], log: Sequence[LogEntry] = ()
+    ) -> None: ...
     def event_counts(self) -> dict[str, int]: ...
     def definitions(self) -> list[tuple[str, str]]: ...
     def save_definitions(self, rows: Sequence[tuple[str, str]]) -> None: ...
+    def prune_log(self, older_than: datetime) -> int: ...
+    def log_rows(self, most: int) -> list[tuple[object, ...]]: ...
 
 
 def _frame(items: Sequence[object], columns: list[str]) -> pd.DataFrame:
@@ -188,9 +212,15 @@ class DuckDBState:
     def __init__(self, connect: ConnectionFactory) -> None:
         self._connect = connect
 
-    def ensure_schema(self) -> None:
+    def ensure_schema(self) -> list[str]:
         with self._connect() as con:
             con.execute(SCHEMA)
+        return []
+
+    @contextmanager
+    def exclusive(self, object_type: str, holder: str) -> Iterator[None]:
+        """Nothing to take: a DuckDB file lives on one machine, where the pool orders the runs."""
+        yield
 
     # -- reads and cursors -------------------------------------------------------------------
 
@@ -258,8 +288,9 @@ class DuckDBState:
         failed: Sequence[Failure],
         forget: Sequence[str] = (),
         links: Sequence[Link] = (),
+        log: Sequence[LogEntry] = (),
     ) -> None:
-        """Record one batch's outcome in one transaction.
+        """Record one batch's outcome, and its requests' log rows, in one transaction.
 
         `confirmed` are records Userflow answered 2xx for, with exactly the payload sent;
         `failed` are kept with their error and attempt count so the next run retries them;
@@ -276,6 +307,7 @@ class DuckDBState:
             "_failed": bad,
             "_forget": pd.DataFrame({"id": list(forget)}, dtype=object),
             "_links": _frame(links, ["fallback_id", "primary_id", "decision"]),
+            "_log": _frame(log, LOG_COLUMNS),
         }
         with self._connect() as con, _registered(con, frames), transaction(con):
             con.execute(
@@ -314,6 +346,7 @@ class DuckDBState:
                 "INSERT OR REPLACE INTO sync.links SELECT ?, fallback_id, primary_id, decision, ?, ? FROM _links",
                 [object_type, now, run_id],
             )
+            con.execute("INSERT INTO sync.log SELECT * FROM _log")
             failpoints.reach("state_write")  # everything written, nothing committed
 
     def record_counts(self, object_type: str) -> tuple[int, int]:
@@ -352,10 +385,11 @@ class DuckDBState:
 
     # -- what the planners read, as views in the work database ------------------------------
 
-    def expose_records(self, con: duckdb.DuckDBPyConnection, object_type: str) -> None:
+    def expose_records(self, con: duckdb.DuckDBPyConnection, object_type: str, ids: str | None = None) -> None:
         """Temp views of `object_type`'s state in `con`: `state_records` (every confirmed record),
         `state_failures` (every record waiting to be retried) and `state_links` (fallback IDs
-        whose switch to a primary ID was decided)."""
+        whose switch to a primary ID was decided). `ids` (SQL listing the IDs the plan needs)
+        lets a remote state fetch less; views on this file read only what the plan joins anyway."""
         kind = literal(object_type)
         con.execute(
             f"""
@@ -402,8 +436,10 @@ class DuckDBState:
 
     # -- events ------------------------------------------------------------------------------
 
-    def checkpoint_events(self, run_id: str, sent: Sequence[Sent], pending: Sequence[Pending]) -> None:
-        """One batch's outcome in one transaction: settled keys leave the owed events.
+    def checkpoint_events(
+        self, run_id: str, sent: Sequence[Sent], pending: Sequence[Pending], log: Sequence[LogEntry] = ()
+    ) -> None:
+        """One batch's outcome (and its log rows) in one transaction: settled keys leave the owed events.
 
         A waiting event keeps its attempt count; a failed or ambiguous one adds an attempt.
         """
@@ -418,7 +454,8 @@ class DuckDBState:
         owed["http_status"] = pd.Series([p.http_status for p in pending], dtype="Int64")
         owed["code"] = [p.code for p in pending]
         owed["message"] = [p.message for p in pending]
-        with self._connect() as con, _registered(con, {"_sent": done, "_owed": owed}), transaction(con):
+        frames = {"_sent": done, "_owed": owed, "_log": _frame(log, LOG_COLUMNS)}
+        with self._connect() as con, _registered(con, frames), transaction(con):
             con.execute(
                 "INSERT OR REPLACE INTO sync.sent_events "
                 "SELECT key, status, name, userflow_id, payload_hash, ?, ? FROM _sent",
@@ -441,6 +478,7 @@ class DuckDBState:
                 """,
                 [now, now, run_id],
             )
+            con.execute("INSERT INTO sync.log SELECT * FROM _log")
             if sent:
                 failpoints.reach("events_state_write")  # confirmed events written, nothing committed
 
@@ -466,6 +504,19 @@ class DuckDBState:
             con.execute("DELETE FROM sync.userflow_definitions")
             if rows:
                 con.executemany("INSERT INTO sync.userflow_definitions VALUES (?, ?)", list(rows))
+
+    # -- the sync log ------------------------------------------------------------------------
+
+    def prune_log(self, older_than: datetime) -> int:
+        """Delete log rows written before `older_than`; how many went."""
+        with self._connect() as con:
+            (n,) = con.execute("DELETE FROM sync.log WHERE logged_at < ?", [older_than]).fetchone()
+        return int(n)
+
+    def log_rows(self, most: int) -> list[tuple[object, ...]]:
+        """The latest `most` request outcomes, newest first (LOG_SQL)."""
+        with self._connect() as con:
+            return con.execute(f"{LOG_SQL} LIMIT ?", [most]).fetchall()
 
 
 @contextmanager

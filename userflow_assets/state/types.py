@@ -80,3 +80,18 @@ class LearnedLimits:
     ceiling_per_minute: float | None
     quota_per_window: int | None  # requests per the limiter's quota window
     noise_share: float
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One request's outcome, as the sync log keeps it."""
+
+    run_id: str
+    object_type: str  # user | group | event
+    record_id: str  # the record's ID, or the event's key
+    action: str  # create | update | retry | migrate | delete | send | resend ...
+    http_status: int | None
+    error_code: str | None
+    error_message: str | None
+    attempts: int
+    logged_at: datetime
