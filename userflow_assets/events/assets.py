@@ -18,7 +18,7 @@ from userflow_assets.events.transform import build_event_records
 from userflow_assets.settings import API_POOL
 from userflow_assets.sink.apply import remembered_rate_limits
 from userflow_assets.sink.engine import SyncAborted
-from userflow_assets.sink.run import mark_dry_run
+from userflow_assets.sink.run import mark_dry_run, prepare_state, sync_log_metadata
 from userflow_assets.spec import EventsSpec, ObjectSpec
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.state.store import SyncState
@@ -216,7 +216,19 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.Asse
         started = time.monotonic()
         run_id = context.run.run_id
         state = sync_db.state()
-        state.ensure_schema()
+        prepare_state(context, state)
+        with state.exclusive(OBJECT_TYPE, f"run {run_id}"):
+            return _send(context, config, sync_db, userflow, state, started)
+
+    def _send(
+        context: dg.AssetExecutionContext,
+        config: EventsSinkConfig,
+        sync_db: StateDatabase,
+        userflow: UserflowResource,
+        state: SyncState,
+        started: float,
+    ) -> dg.MaterializeResult:
+        run_id = context.run.run_id
         with sync_db.get_connection() as con:
             event_plan.build_plan(
                 con, state, delivery is EventDelivery.AT_LEAST_ONCE, users_spec is not None, spec.unknown_users == "wait"
@@ -264,6 +276,7 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.Asse
                 **base,
                 **result,
                 "cursor": cursor.isoformat() if cursor else "none",
+                **sync_log_metadata(state, sync_db),
                 "duration_s": round(time.monotonic() - started, 3),
             }
         )

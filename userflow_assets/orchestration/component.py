@@ -20,6 +20,7 @@ from userflow_assets.orchestration.sensors import build_change_sensor
 from userflow_assets.settings import API_KEY_VARIABLE, project_path
 from userflow_assets.sink.assets import build_sink_defs
 from userflow_assets.spec import SyncSpec
+from userflow_assets.state.postgres import is_postgres_url
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.transform.assets import build_records_defs
 from userflow_assets.warehouse.assets import build_warehouse_asset
@@ -62,7 +63,7 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
         "warehouse": WarehouseResource(
             database=str(project_path(spec.warehouse.database)), sql_dir=str(project_path(spec.warehouse.sql_dir))
         ),
-        "sync_db": StateDatabase(database=str(project_path(spec.state_database))),
+        "sync_db": state_resource(spec),
         "userflow": UserflowResource(
             api_key=dg.EnvVar(API_KEY_VARIABLE),
             base_url=spec.userflow.base_url,
@@ -89,6 +90,18 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
     return dg.Definitions.merge(*parts, dg.Definitions(resources=resources, jobs=[job]), automation)
 
 
+def state_resource(spec: SyncSpec) -> StateDatabase:
+    """The work database and the sync state: one DuckDB file, or a local work file and Postgres."""
+    if is_postgres_url(spec.state_database):
+        return StateDatabase(
+            database=str(project_path(spec.work_database)),
+            state_url=spec.state_database,
+            state_password_env=spec.state_password_env,
+            log_retention_days=spec.log_retention_days,
+        )
+    return StateDatabase(database=str(project_path(spec.state_database)), log_retention_days=spec.log_retention_days)
+
+
 def project_root(folder: Path) -> Path:
     """The dg project holding `folder`: the nearest folder up with a pyproject.toml."""
     for candidate in (folder, *folder.parents):
@@ -108,7 +121,10 @@ def anchored(spec: SyncSpec, root: Path) -> SyncSpec:
     warehouse = spec.warehouse.model_copy(
         update={"database": at_root(spec.warehouse.database), "sql_dir": at_root(spec.warehouse.sql_dir)}
     )
-    return spec.model_copy(update={"warehouse": warehouse, "state_database": at_root(spec.state_database)})
+    state = spec.state_database if is_postgres_url(spec.state_database) else at_root(spec.state_database)
+    return spec.model_copy(
+        update={"warehouse": warehouse, "state_database": state, "work_database": at_root(spec.work_database)}
+    )
 
 
 @dg.scaffold_with(UserflowSyncScaffolder)

@@ -52,6 +52,7 @@ def build_plan(
     *,
     plan: str | None = None,
     resend_unread: bool = False,
+    only_read: bool = False,
 ) -> PlanSummary:
     """Write `plan.<object>_plan`: each record with create / update / unchanged / retry.
 
@@ -62,10 +63,17 @@ def build_plan(
     with the payload Userflow last confirmed; never a fallback-ID twin of a record read.
     A record seen under its primary ID that the state knows under its fallback ID carries
     `migrate_from`, unless that switch was already decided; if nothing else about it changed
-    its action is `migrate`.
+    its action is `migrate`. With `only_read`, the state is asked only for the records read
+    (not with `resend_unread`).
     """
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {PLAN_SCHEMA}")
-    state.expose_records(con, object_type)
+    # `only_read`: the state of the records read (and of their fallback IDs) is all the diff needs.
+    ids = (
+        f"SELECT id FROM {records_table} UNION ALL SELECT fallback_id FROM {records_table} WHERE fallback_id IS NOT NULL"
+        if only_read
+        else None
+    )
+    state.expose_records(con, object_type, ids)
     params = {"full_resync": full_resync, "resend_unread": resend_unread}
     # Decide on narrow columns first: payloads are only copied for records that will be sent,
     # so a million unchanged records cost their IDs, not their attributes.

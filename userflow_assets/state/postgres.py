@@ -77,7 +77,7 @@ CREATE TABLE sync.userflow_definitions (kind text, name text);
 _V2 = """
 CREATE TABLE sync.log (
     run_id text NOT NULL, object_type text NOT NULL, record_id text NOT NULL, action text NOT NULL,
-    http_status integer, error_code text, error_message text, attempts integer NOT NULL,
+    outcome text NOT NULL, http_status integer, error_code text, error_message text, attempts integer,
     logged_at timestamp NOT NULL
 );
 CREATE INDEX log_at ON sync.log (logged_at);

@@ -143,17 +143,19 @@ CREATE TABLE IF NOT EXISTS sync.log (
     object_type VARCHAR NOT NULL,
     record_id VARCHAR NOT NULL,
     action VARCHAR NOT NULL,
+    outcome VARCHAR NOT NULL,
     http_status INTEGER,
     error_code VARCHAR,
     error_message VARCHAR,
-    attempts INTEGER NOT NULL,
+    attempts INTEGER,
     logged_at TIMESTAMP NOT NULL
 );
 """
 
 RECORD_COLUMNS = ["id", "payload_hash", "attributes", "memberships", "primary_id", "fallback_id"]
 LOG_COLUMNS = [
-    "run_id", "object_type", "record_id", "action", "http_status", "error_code", "error_message", "attempts", "logged_at",
+    "run_id", "object_type", "record_id", "action", "outcome",
+    "http_status", "error_code", "error_message", "attempts", "logged_at",
 ]
 # The latest request outcomes first: what the sink shows, and the SQL it offers for the rest.
 LOG_SQL = f"SELECT {', '.join(LOG_COLUMNS)} FROM sync.log ORDER BY logged_at DESC, record_id"
