@@ -230,10 +230,7 @@ class PostgresState:
         """Hold the advisory lock of `object_type`'s state for the block; StateBusy if another
         session holds it. `holder` (e.g. the run ID) is what the refused writer is told."""
         key = (self.where, object_type)
-        if key in _HELD:
-            yield  # this process holds it already (a step inside a step)
-            return
-        con = self._open()
+        con = self._open()  # a session of its own: even this process's other sessions are refused
         try:
             with con.cursor() as cur:
                 cur.execute("SELECT set_config('application_name', $1, false)", parameters=(f"userflow_assets {holder}",))
@@ -426,7 +423,7 @@ class PostgresState:
             if ids is None:
                 wanted = "SELECT id FROM sync.records WHERE object_type = $1"
             else:
-                _ingest(cur, {"_wanted": con.execute(f"SELECT DISTINCT id::VARCHAR AS id FROM ({ids})").to_arrow_table()})
+                _ingest(cur, {"_wanted": con.sql(f"SELECT DISTINCT id::VARCHAR AS id FROM ({ids})").to_arrow_table()})
                 cur.execute("ANALYZE _wanted")
                 wanted = (
                     "SELECT id FROM _wanted UNION SELECT id FROM sync.failures WHERE object_type = $1 "
