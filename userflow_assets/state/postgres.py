@@ -606,10 +606,5 @@ def _reason(error: BaseException) -> str:
 
 
 def password_from_env(variable: str | None) -> str | None:
-    """The state's password from `variable`; None leaves it to libpq (PGPASSWORD, ~/.pgpass)."""
-    if not variable:
-        return None
-    value = os.environ.get(variable)
-    if not value:
-        raise StateUnavailable(f"state_password_env names {variable}, which is not set in this process's environment")
-    return value
+    """The state's password from `variable`; None (unset) leaves it to libpq: PGPASSWORD, ~/.pgpass."""
+    return os.environ.get(variable) or None if variable else None
