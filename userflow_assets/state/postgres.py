@@ -25,7 +25,7 @@ from userflow_assets import failpoints
 from userflow_assets.client.redaction import redact, register_secret
 from userflow_assets.sqltext import literal
 from userflow_assets.state import types
-from userflow_assets.state.store import EVENT_COLUMNS, LOG_COLUMNS, LOG_SQL, RECORD_COLUMNS
+from userflow_assets.state.store import EVENT_COLUMNS, LOG_COLUMNS, LOG_SQL, RECORD_COLUMNS, STATE_TABLES
 from userflow_assets.state.types import PENDING_STATUSES, Failure, LearnedLimits, Link, LogEntry, Pending, Record, Sent
 
 SCHEMES = ("postgresql", "postgres")
@@ -547,6 +547,21 @@ class PostgresState:
             if rows:
                 _ingest(cur, {"_definitions": _arrow({"kind": [r[0] for r in rows], "name": [r[1] for r in rows]})})
                 cur.execute("INSERT INTO sync.userflow_definitions SELECT kind, name FROM _definitions")
+
+    # -- copying a whole state ----------------------------------------------------------------
+
+    def dump(self) -> dict[str, pa.Table]:
+        with self._tx() as cur:
+            return {t: _fetch(cur, f"SELECT * FROM sync.{t}") for t in STATE_TABLES}
+
+    def load(self, tables: dict[str, pa.Table]) -> None:
+        """Replace every state table's rows with `tables`' (a `dump`), in one transaction."""
+        with self._tx() as cur:
+            for name, table in tables.items():
+                columns = ", ".join(table.column_names)
+                _ingest(cur, {"_copy": table})
+                cur.execute(f"DELETE FROM sync.{name}")
+                cur.execute(f"INSERT INTO sync.{name} ({columns}) SELECT {columns} FROM _copy")
 
     # -- the sync log ------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from userflow_assets import failpoints
 from userflow_assets.sqltext import attach_read_only, literal, transaction
@@ -152,6 +153,11 @@ CREATE TABLE IF NOT EXISTS sync.log (
 );
 """
 
+# Every state table, in the order a copy writes them (`python -m userflow_assets.state copy`).
+STATE_TABLES = (
+    "records", "failures", "links", "cursors", "reads", "runs", "rate_limits",
+    "sent_events", "pending_events", "userflow_definitions", "log",
+)
 RECORD_COLUMNS = ["id", "payload_hash", "attributes", "memberships", "primary_id", "fallback_id"]
 LOG_COLUMNS = [
     "run_id", "object_type", "record_id", "action", "outcome",
@@ -506,6 +512,25 @@ class DuckDBState:
             con.execute("DELETE FROM sync.userflow_definitions")
             if rows:
                 con.executemany("INSERT INTO sync.userflow_definitions VALUES (?, ?)", list(rows))
+
+    # -- copying a whole state ----------------------------------------------------------------
+
+    def dump(self) -> dict[str, pa.Table]:
+        """Every state table's rows as Arrow."""
+        with self._connect() as con:
+            return {t: con.sql(f"SELECT * FROM sync.{t}").to_arrow_table() for t in STATE_TABLES}
+
+    def load(self, tables: dict[str, pa.Table]) -> None:
+        """Replace every state table's rows with `tables`' (a `dump`), in one transaction."""
+        with self._connect() as con, transaction(con):
+            for name, table in tables.items():
+                con.register("_copy", table)
+                try:
+                    columns = ", ".join(table.column_names)
+                    con.execute(f"DELETE FROM sync.{name}")
+                    con.execute(f"INSERT INTO sync.{name} ({columns}) SELECT {columns} FROM _copy")
+                finally:
+                    con.unregister("_copy")
 
     # -- the sync log ------------------------------------------------------------------------
 
