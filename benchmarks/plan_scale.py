@@ -5,11 +5,17 @@ for the incremental read a scheduled sync does, and for a full read (the first r
 spec change, or `full_refresh`). Each measurement runs in a fresh process so its peak
 resident memory is its own. Targets: at most 5 s and 1.5 GB.
 
-    .venv/bin/python benchmarks/plan_scale.py [--users 1000000] [--keep DIR]
+Each path is measured twice: with the sync state in the DuckDB file (the default), and with
+the same state copied into Postgres (a throwaway cluster, or `--postgres URL`) while the work
+tables stay in a local DuckDB file. Target: Postgres at most 2x the DuckDB file's time.
+
+    .venv/bin/python benchmarks/plan_scale.py [--users 1000000] [--keep DIR] [--postgres URL]
 """
 
 import argparse
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 import resource
 import subprocess
 import sys
@@ -24,8 +30,10 @@ import yaml
 from userflow_assets.plan.planner import build_plan
 from userflow_assets.sample import generate_warehouse
 from userflow_assets.spec import SyncSpec
-from userflow_assets.state.types import utcnow
+from userflow_assets.state.__main__ import copy
+from userflow_assets.state.postgres import describe
 from userflow_assets.state.resources import StateDatabase
+from userflow_assets.state.types import utcnow
 from userflow_assets.transform import build_records
 from userflow_assets.transform.assets import records_table, rejected_table
 from userflow_assets.warehouse.resources import WarehouseResource
@@ -33,6 +41,7 @@ from userflow_assets.warehouse.resources import WarehouseResource
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_SECONDS = 5.0
 TARGET_BYTES = 1.5e9
+TARGET_RATIO = 2.0  # the Postgres state's time over the DuckDB file's
 LAG = timedelta(minutes=60)
 
 
@@ -50,12 +59,13 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def query_to_plan(workdir: Path, full: bool) -> dict[str, float]:
+def query_to_plan(workdir: Path, full: bool, state_url: str | None = None) -> dict[str, float]:
     """The work of warehouse_users, userflow_user_records and the sink's plan, as the assets do it."""
     spec = shipped_spec().users
     warehouse = WarehouseResource(database=str(workdir / "warehouse.duckdb"), sql_dir=str(ROOT / "sql"))
     started = time.perf_counter()
-    sync_db = StateDatabase(database=str(workdir / "state.duckdb"))
+    work = workdir / ("work.duckdb" if state_url else "state.duckdb")
+    sync_db = StateDatabase(database=str(work), state_url=state_url)
     state = sync_db.state()
     with sync_db.get_connection() as con:
         query = warehouse.load_query(spec.query)
@@ -64,7 +74,7 @@ def query_to_plan(workdir: Path, full: bool) -> dict[str, float]:
         staged_at = time.perf_counter()
         result = build_records(con, spec, "user", "staging.warehouse_users", records_table("user"), rejected_table("user"))
         transformed_at = time.perf_counter()
-        summary = build_plan(con, state, "user", records_table("user"))
+        summary = build_plan(con, state, "user", records_table("user"), only_read=not full)
     finished = time.perf_counter()
     return {
         "rows_read": staged.row_count,
@@ -106,8 +116,9 @@ def prepare(workdir: Path, users: int) -> None:
         )
 
 
-def measure(workdir: Path, full: bool) -> dict[str, float]:
+def measure(workdir: Path, full: bool, state_url: str | None) -> dict[str, float]:
     args = [sys.executable, __file__, "--measure", "full" if full else "incremental", "--keep", str(workdir)]
+    args += ["--postgres", state_url] if state_url else []
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -122,29 +133,61 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="work folder (kept); default: a temporary one")
+    parser.add_argument("--postgres", help="postgresql:// URL of an empty database; default: a throwaway cluster")
     parser.add_argument("--measure", choices=["incremental", "full"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(query_to_plan(args.keep, full=args.measure == "full")))
+        print(json.dumps(query_to_plan(args.keep, full=args.measure == "full", state_url=args.postgres)))
         return 0
+    with postgres_database(args.postgres) as url:
+        return run(args, url)
+
+
+@contextmanager
+def postgres_database(url: str | None) -> Iterator[str]:
+    """`url`, or a fresh database on a throwaway cluster (the test suite's, tests/postgres_server.py)."""
+    if url:
+        yield url
+        return
+    sys.path.insert(0, str(ROOT / "tests"))
+    from postgres_server import fresh_database, throwaway_cluster
+
+    with throwaway_cluster() as server:
+        yield fresh_database(server, "bench")
+
+
+def run(args: argparse.Namespace, url: str) -> int:
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="plan_scale_"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     prepare(workdir, args.users)
     print(f"prepared {args.users:,} users with 1% changed in {time.perf_counter() - started:.1f}s ({workdir})")
+    started = time.perf_counter()
+    copy(str(workdir / "state.duckdb"), url, replace=True)
+    print(f"copied the state into Postgres ({describe(url)}) in {time.perf_counter() - started:.1f}s")
     base = baseline_rss()
     rows = []
     for label, full in (("incremental read (scheduled sync)", False), ("full read (spec change, full_refresh)", True)):
-        m = measure(workdir, full)
-        ok = m["total_s"] <= TARGET_SECONDS and m["peak_rss_bytes"] <= TARGET_BYTES
-        rows.append(
-            f"| {label} | {m['rows_read']:,} | {m['to_send']:,} | {m['query_s']:.2f} | {m['transform_s']:.2f} | "
-            f"{m['plan_s']:.2f} | **{m['total_s']:.2f}** | {m['peak_rss_bytes'] / 1e6:,.0f} | "
-            f"{(m['peak_rss_bytes'] - base) / 1e6:,.0f} | {'yes' if ok else 'no'} |"
-        )
-    print(f"\nQuery -> plan, {args.users:,} users, 1% changed (targets: <= {TARGET_SECONDS:.0f} s, <= 1.5 GB)\n")
-    print("| path | rows read | to send | query s | transform s | plan s | total s | peak RSS MB | above import MB | within targets |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+        on_file = None
+        for state, state_url in (("DuckDB file", None), ("Postgres", url)):
+            m = measure(workdir, full, state_url)
+            on_file = on_file or m["total_s"]
+            ratio = m["total_s"] / on_file
+            ok = m["total_s"] <= TARGET_SECONDS and m["peak_rss_bytes"] <= TARGET_BYTES and ratio <= TARGET_RATIO
+            rows.append(
+                f"| {label} | {state} | {m['rows_read']:,} | {m['to_send']:,} | {m['query_s']:.2f} | "
+                f"{m['transform_s']:.2f} | {m['plan_s']:.2f} | **{m['total_s']:.2f}** | {ratio:.2f}x | "
+                f"{m['peak_rss_bytes'] / 1e6:,.0f} | {(m['peak_rss_bytes'] - base) / 1e6:,.0f} | {'yes' if ok else 'no'} |"
+            )
+    print(
+        f"\nQuery -> plan, {args.users:,} users, 1% changed (targets: <= {TARGET_SECONDS:.0f} s, <= 1.5 GB, "
+        f"Postgres state <= {TARGET_RATIO:.0f}x the file's)\n"
+    )
+    print(
+        "| path | state | rows read | to send | query s | transform s | plan s | total s | vs file | peak RSS MB "
+        "| above import MB | within targets |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     return 0
 
