@@ -144,6 +144,7 @@ def project_spec(warehouse: Path, state_db: Path, url: str, events: bool = True)
     raw["warehouse"]["database"] = str(warehouse)
     raw["warehouse"]["sql_dir"] = str(PROJECT_ROOT / "sql")
     raw["state_database"] = str(state_db)
+    raw["work_database"] = str(state_db.parent / "work.duckdb")  # used when the state is in Postgres
     raw["userflow"]["base_url"] = url
     raw["mirror"] = {"enabled": False}
     raw["events"] = dict(EVENT_SPEC) if events else None

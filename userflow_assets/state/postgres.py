@@ -431,30 +431,22 @@ class PostgresState:
                 )
             columns = ", ".join(RECORD_COLUMNS)
             where = "" if ids is None else f" AND id IN ({wanted})"
-            fetched = {
-                "state_records": _fetch(cur, f"SELECT {columns} FROM sync.records WHERE object_type = $1{where}", object_type),
-                "state_failures": _fetch(cur, f"SELECT {columns} FROM sync.failures WHERE object_type = $1", object_type),
-                "state_links": _fetch(
-                    cur,
-                    "SELECT fallback_id, primary_id FROM sync.links WHERE object_type = $1"
-                    + ("" if ids is None else f" AND fallback_id IN ({wanted})"),
-                    object_type,
-                ),
-            }
-        _materialize(con, fetched)
+            links = "" if ids is None else f" AND fallback_id IN ({wanted})"
+            _copy_into(con, cur, "state_records", f"SELECT {columns} FROM sync.records WHERE object_type = $1{where}", object_type)
+            _copy_into(con, cur, "state_failures", f"SELECT {columns} FROM sync.failures WHERE object_type = $1", object_type)
+            _copy_into(
+                con, cur, "state_links", f"SELECT fallback_id, primary_id FROM sync.links WHERE object_type = $1{links}", object_type
+            )
 
     def expose_events(self, con: duckdb.DuckDBPyConnection) -> None:
         with self._tx() as cur:
-            fetched = {
-                "state_sent_events": _fetch(cur, "SELECT key, name FROM sync.sent_events"),
-                "state_pending_events": _fetch(
-                    cur,
-                    "SELECT key, status, name, user_id, group_id, time, attributes, payload_hash FROM sync.pending_events",
-                ),
-                "state_synced_users": _fetch(cur, "SELECT id FROM sync.records WHERE object_type = 'user'"),
-                "state_failed_users": _fetch(cur, "SELECT id FROM sync.failures WHERE object_type = 'user'"),
-            }
-        _materialize(con, fetched)
+            _copy_into(con, cur, "state_sent_events", "SELECT key, name FROM sync.sent_events")
+            _copy_into(
+                con, cur, "state_pending_events",
+                "SELECT key, status, name, user_id, group_id, time, attributes, payload_hash FROM sync.pending_events",
+            )
+            _copy_into(con, cur, "state_synced_users", "SELECT id FROM sync.records WHERE object_type = 'user'")
+            _copy_into(con, cur, "state_failed_users", "SELECT id FROM sync.failures WHERE object_type = 'user'")
 
     # -- learned rate limits -----------------------------------------------------------------
 
@@ -600,13 +592,15 @@ def _fetch(cur: Any, sql: str, *params: Any) -> pa.Table:
     return cur.fetch_arrow_table()
 
 
-def _materialize(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
-    for name, table in tables.items():
-        con.register("_fetched", table)
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _fetched")
-        finally:
-            con.unregister("_fetched")
+def _copy_into(con: duckdb.DuckDBPyConnection, cur: Any, name: str, sql: str, *params: Any) -> None:
+    """Temp table `name` in the work database with the rows of `sql`, streamed batch by batch
+    (never the whole result in memory twice)."""
+    cur.execute(sql, parameters=params or None)
+    con.register("_fetched", cur.fetch_record_batch())
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _fetched")
+    finally:
+        con.unregister("_fetched")
 
 
 def _rollback(con: Any) -> None:
