@@ -130,6 +130,8 @@ def build_plan(
         """,
         params,
     )
+    # What Userflow last confirmed, of the records sent only (a million unchanged cost nothing).
+    state.expose_payloads(con, object_type, "SELECT id FROM _decided WHERE action <> 'unchanged'")
     con.execute(
         f"""
         CREATE OR REPLACE TABLE {plan or plan_table(object_type)} AS
@@ -141,14 +143,15 @@ def build_plan(
             SELECT f.id, f.payload_hash, f.attributes, f.memberships, f.primary_id, f.fallback_id
             FROM state_failures AS f JOIN sending AS d ON d.id = f.id AND d.source = 'failures'
             UNION ALL
-            SELECT s.id, s.payload_hash, s.attributes, s.memberships, s.primary_id, s.fallback_id
-            FROM state_records AS s JOIN sending AS d ON d.id = s.id AND d.source = 'state'
+            SELECT s.id, s.payload_hash, c.attributes, c.memberships, s.primary_id, s.fallback_id
+            FROM state_records AS s JOIN state_payloads AS c USING (id)
+            JOIN sending AS d ON d.id = s.id AND d.source = 'state'
         )
-        SELECT p.*, s.attributes AS previous_attributes, d.action, d.migrate_from,
-               s.memberships AS previous_memberships
+        SELECT p.*, c.attributes AS previous_attributes, d.action, d.migrate_from,
+               c.memberships AS previous_memberships
         FROM sending AS d
         JOIN payloads AS p USING (id)
-        LEFT JOIN state_records AS s ON s.id = d.id
+        LEFT JOIN state_payloads AS c ON c.id = d.id
         UNION ALL
         SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, action, NULL, NULL FROM _decided WHERE action = 'unchanged'
         """

@@ -3,6 +3,7 @@ between a DuckDB file and Postgres (either way), so the next sync resumes from i
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import duckdb
@@ -39,7 +40,9 @@ def copy(source: str, target: str, *, replace: bool, password_env: str = PASSWOR
         raise SystemExit(f"{shown(target)} already holds a sync state; pass --replace to overwrite it")
     tables = src.dump()
     # Hold every object type's lock: no sync writes the target while it is replaced.
-    with dst.exclusive("group", "state copy"), dst.exclusive("user", "state copy"), dst.exclusive("event", "state copy"):
+    with ExitStack() as locks:
+        for object_type in ("group", "user", "event"):
+            locks.enter_context(dst.exclusive(object_type, "state copy"))
         dst.load(tables)
     return {name: table.num_rows for name, table in tables.items()}
 

@@ -25,7 +25,14 @@ from userflow_assets import failpoints
 from userflow_assets.client.redaction import redact, register_secret
 from userflow_assets.sqltext import literal
 from userflow_assets.state import types
-from userflow_assets.state.store import EVENT_COLUMNS, LOG_COLUMNS, LOG_SQL, RECORD_COLUMNS, STATE_TABLES
+from userflow_assets.state.store import (
+    EVENT_COLUMNS,
+    LOG_COLUMNS,
+    LOG_SQL,
+    RECORD_COLUMNS,
+    RECORD_KEY_COLUMNS,
+    STATE_TABLES,
+)
 from userflow_assets.state.types import PENDING_STATUSES, Failure, LearnedLimits, Link, LogEntry, Pending, Record, Sent
 
 SCHEMES = ("postgresql", "postgres")
@@ -90,7 +97,9 @@ MIGRATIONS: dict[int, tuple[str, str]] = {
     2: ("the sync log (sync.log)", _V2),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
-_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS sync.schema_version (version integer PRIMARY KEY, applied_at timestamp NOT NULL)"
+_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS sync.schema_version (version integer PRIMARY KEY, applied_at timestamp NOT NULL)"
+)
 _LOCK_SQL = "hashtextextended('userflow_assets ' || $1, 0)"
 
 
@@ -233,7 +242,8 @@ class PostgresState:
         con = self._open()  # a session of its own: even this process's other sessions are refused
         try:
             with con.cursor() as cur:
-                cur.execute("SELECT set_config('application_name', $1, false)", parameters=(f"userflow_assets {holder}",))
+                name = f"userflow_assets {holder}"  # what a refused writer is told holds the lock
+                cur.execute("SELECT set_config('application_name', $1, false)", parameters=(name,))
                 cur.execute(f"SELECT pg_try_advisory_lock({_LOCK_SQL})", parameters=(object_type,))
                 (got,) = cur.fetchone()
                 other = None if got else self._lock_holder(cur, object_type)
@@ -337,7 +347,7 @@ class PostgresState:
             "_confirmed": _records_table(confirmed),
             "_failed": bad,
             "_forget": _arrow({"id": list(forget)}),
-            "_links": _arrow({c: [getattr(link, c) for link in links] for c in ("fallback_id", "primary_id", "decision")}),
+            "_links": _arrow({c: [getattr(k, c) for k in links] for c in ("fallback_id", "primary_id", "decision")}),
         }
         with self._tx(object_type) as cur:
             _ingest(cur, frames)
@@ -429,14 +439,26 @@ class PostgresState:
                     "SELECT id FROM _wanted UNION SELECT id FROM sync.failures WHERE object_type = $1 "
                     "UNION SELECT fallback_id FROM sync.failures WHERE object_type = $1"
                 )
-            columns = ", ".join(RECORD_COLUMNS)
+            keys, columns = ", ".join(RECORD_KEY_COLUMNS), ", ".join(RECORD_COLUMNS)
             where = "" if ids is None else f" AND id IN ({wanted})"
             links = "" if ids is None else f" AND fallback_id IN ({wanted})"
-            _copy_into(con, cur, "state_records", f"SELECT {columns} FROM sync.records WHERE object_type = $1{where}", object_type)
-            _copy_into(con, cur, "state_failures", f"SELECT {columns} FROM sync.failures WHERE object_type = $1", object_type)
-            _copy_into(
-                con, cur, "state_links", f"SELECT fallback_id, primary_id FROM sync.links WHERE object_type = $1{links}", object_type
+            fetches = {
+                "state_records": f"SELECT {keys} FROM sync.records WHERE object_type = $1{where}",
+                "state_failures": f"SELECT {columns} FROM sync.failures WHERE object_type = $1",
+                "state_links": f"SELECT fallback_id, primary_id FROM sync.links WHERE object_type = $1{links}",
+            }
+            for name, sql in fetches.items():
+                _copy_into(con, cur, name, sql, object_type)
+
+    def expose_payloads(self, con: duckdb.DuckDBPyConnection, object_type: str, ids: str) -> None:
+        """Temp table `state_payloads` (id, attributes, memberships) of the records `ids` lists."""
+        with self._tx() as cur:
+            _ingest(cur, {"_wanted": con.sql(f"SELECT DISTINCT id::VARCHAR AS id FROM ({ids})").to_arrow_table()})
+            sql = (
+                "SELECT r.id, r.attributes, r.memberships FROM sync.records AS r JOIN _wanted AS w ON w.id = r.id "
+                "WHERE r.object_type = $1"
             )
+            _copy_into(con, cur, "state_payloads", sql, object_type)
 
     def expose_events(self, con: duckdb.DuckDBPyConnection) -> None:
         with self._tx() as cur:

@@ -159,6 +159,8 @@ STATE_TABLES = (
     "sent_events", "pending_events", "userflow_definitions", "log",
 )
 RECORD_COLUMNS = ["id", "payload_hash", "attributes", "memberships", "primary_id", "fallback_id"]
+# What the diff needs of every confirmed record; payloads are fetched for the records sent only.
+RECORD_KEY_COLUMNS = ["id", "payload_hash", "primary_id", "fallback_id"]
 LOG_COLUMNS = [
     "run_id", "object_type", "record_id", "action", "outcome",
     "http_status", "error_code", "error_message", "attempts", "logged_at",
@@ -196,6 +198,7 @@ class SyncState(Protocol):
     def failures(self, object_type: str, most: int) -> list[tuple[object, ...]]: ...
     def failures_sql(self, object_type: str) -> str: ...
     def expose_records(self, con: duckdb.DuckDBPyConnection, object_type: str, ids: str | None = None) -> None: ...
+    def expose_payloads(self, con: duckdb.DuckDBPyConnection, object_type: str, ids: str) -> None: ...
     def expose_events(self, con: duckdb.DuckDBPyConnection) -> None: ...
     def remembered_limits(self, target: str) -> LearnedLimits | None: ...
     def remember_limits(self, target: str, limits: LearnedLimits) -> None: ...
@@ -394,7 +397,8 @@ class DuckDBState:
     # -- what the planners read, as views in the work database ------------------------------
 
     def expose_records(self, con: duckdb.DuckDBPyConnection, object_type: str, ids: str | None = None) -> None:
-        """Temp views of `object_type`'s state in `con`: `state_records` (every confirmed record),
+        """Temp views of `object_type`'s state in `con`: `state_records` (every confirmed record's
+        ID, hash and IDs; `expose_payloads` gives payloads),
         `state_failures` (every record waiting to be retried) and `state_links` (fallback IDs
         whose switch to a primary ID was decided). `ids` (SQL listing the IDs the plan needs)
         lets a remote state fetch less; views on this file read only what the plan joins anyway."""
@@ -402,12 +406,20 @@ class DuckDBState:
         con.execute(
             f"""
             CREATE OR REPLACE TEMP VIEW state_records AS
-                SELECT {", ".join(RECORD_COLUMNS)} FROM sync.records WHERE object_type = {kind};
+                SELECT {", ".join(RECORD_KEY_COLUMNS)} FROM sync.records WHERE object_type = {kind};
             CREATE OR REPLACE TEMP VIEW state_failures AS
                 SELECT {", ".join(RECORD_COLUMNS)} FROM sync.failures WHERE object_type = {kind};
             CREATE OR REPLACE TEMP VIEW state_links AS
                 SELECT fallback_id, primary_id FROM sync.links WHERE object_type = {kind};
             """
+        )
+
+    def expose_payloads(self, con: duckdb.DuckDBPyConnection, object_type: str, ids: str) -> None:
+        """Temp view `state_payloads` (id, attributes, memberships) in `con`: what Userflow last
+        confirmed of the records `ids` (SQL on `con`) lists; here simply every record's."""
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW state_payloads AS SELECT id, attributes, memberships FROM sync.records "
+            f"WHERE object_type = {literal(object_type)}"
         )
 
     def expose_events(self, con: duckdb.DuckDBPyConnection) -> None:
