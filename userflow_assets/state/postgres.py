@@ -460,6 +460,13 @@ class PostgresState:
             )
             _copy_into(con, cur, "state_payloads", sql, object_type)
 
+    def expose_synced(self, con: duckdb.DuckDBPyConnection) -> str:
+        """Temp table `state_synced` in `con` (any DuckDB database, e.g. the mirror's): every
+        confirmed record's object type, ID, attributes and time; returns its SQL."""
+        with self._tx() as cur:
+            _copy_into(con, cur, "state_synced", "SELECT object_type, id, attributes, synced_at FROM sync.records")
+        return "SELECT object_type, id, attributes, synced_at FROM state_synced"
+
     def expose_events(self, con: duckdb.DuckDBPyConnection) -> None:
         with self._tx() as cur:
             _copy_into(con, cur, "state_sent_events", "SELECT key, name FROM sync.sent_events")
