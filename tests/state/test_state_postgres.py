@@ -5,7 +5,7 @@ import duckdb
 import pytest
 
 from userflow_assets.state.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresState, StateBusy, StateUnavailable
-from userflow_assets.state.types import Failure, Link, Record
+from userflow_assets.state.types import Event, Failure, Link, Pending, Record, Sent
 
 
 def rec(record_id: str, fallback_id: str | None = None) -> Record:
@@ -65,3 +65,18 @@ def test_an_incremental_plan_fetches_only_the_staged_ids_and_every_failure(postg
         assert con.execute("SELECT fallback_id FROM state_links").fetchall() == [("bob@x",)]
         state.expose_records(con, "user")
         assert con.execute("SELECT count(*) FROM state_records").fetchone() == (4,)
+
+
+def test_an_events_plan_fetches_only_its_events_sent_keys_and_users(postgres_url: str) -> None:
+    state = PostgresState(postgres_url)
+    state.ensure_schema()
+    state.checkpoint("user", "r1", [rec("u1"), rec("u2"), rec("u3")], [])
+    sent = [Sent(Event(k, "Signed Up", u, None, None, "{}", "h"), "sent", None) for k, u in (("e1", "u1"), ("e2", "u2"))]
+    state.checkpoint_events("r1", sent, [Pending(Event("e9", "Waited", "u3", None, None, "{}", "h"), "waiting")])
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE planned AS SELECT * FROM (VALUES ('e1', 'u1'), ('e5', 'u9')) t(key, user_id)")
+        state.expose_events(con, "SELECT key, user_id FROM planned")
+        assert con.execute("SELECT key FROM state_sent_events").fetchall() == [("e1",)]
+        assert sorted(con.execute("SELECT id FROM state_synced_users").fetchall()) == [("u1",), ("u3",)]
+        assert con.execute("SELECT key FROM state_pending_events").fetchall() == [("e9",)]
+    assert sorted(state.sent_event_names()) == ["Signed Up"]

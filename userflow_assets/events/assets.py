@@ -143,15 +143,10 @@ def build_event_names_check(spec: EventsSpec, users_spec: ObjectSpec | None) -> 
         state = sync_db.state()
         state.ensure_schema()
         with sync_db.get_connection() as con:
-            state.expose_events(con)
-            # Names sent by earlier runs count too: an incremental read holds only the newest events.
-            names = [
-                r[0]
-                for r in con.execute(
-                    f"SELECT name FROM {event_plan.RECORDS_TABLE} UNION SELECT name FROM state_sent_events"
-                ).fetchall()
-            ]
+            read = [r[0] for r in con.execute(f"SELECT DISTINCT name FROM {event_plan.RECORDS_TABLE}").fetchall()]
             new_events = con.execute(f"SELECT count(*) FROM {event_plan.RECORDS_TABLE}").fetchone()[0]
+        # Names sent by earlier runs count too: an incremental read holds only the newest events.
+        names = list(dict.fromkeys([*read, *state.sent_event_names()]))
         stored = _stored_definitions(state)
         unavailable = ""
         if new_events or stored is None:

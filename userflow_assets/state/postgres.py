@@ -467,15 +467,26 @@ class PostgresState:
             _copy_into(con, cur, "state_synced", "SELECT object_type, id, attributes, synced_at FROM sync.records")
         return "SELECT object_type, id, attributes, synced_at FROM state_synced"
 
-    def expose_events(self, con: duckdb.DuckDBPyConnection) -> None:
+    def expose_events(self, con: duckdb.DuckDBPyConnection, events: str | None = None) -> None:
+        """As `DuckDBState.expose_events`; with `events`, only the sent keys among them and
+        the synced users among theirs and the owed events' users."""
         with self._tx() as cur:
-            _copy_into(con, cur, "state_sent_events", "SELECT key, name FROM sync.sent_events")
+            sent, users = "", ""
+            if events is not None:
+                planned = con.sql(f"SELECT DISTINCT key::VARCHAR AS key, user_id::VARCHAR AS user_id FROM ({events})")
+                _ingest(cur, {"_events": planned.to_arrow_table()})
+                sent = " WHERE key IN (SELECT key FROM _events)"
+                users = " AND id IN (SELECT user_id FROM _events UNION SELECT user_id FROM sync.pending_events)"
+            _copy_into(con, cur, "state_sent_events", f"SELECT key, name FROM sync.sent_events{sent}")
             _copy_into(
                 con, cur, "state_pending_events",
                 "SELECT key, status, name, user_id, group_id, time, attributes, payload_hash FROM sync.pending_events",
             )
-            _copy_into(con, cur, "state_synced_users", "SELECT id FROM sync.records WHERE object_type = 'user'")
+            _copy_into(con, cur, "state_synced_users", f"SELECT id FROM sync.records WHERE object_type = 'user'{users}")
             _copy_into(con, cur, "state_failed_users", "SELECT id FROM sync.failures WHERE object_type = 'user'")
+
+    def sent_event_names(self) -> list[str]:
+        return [row[0] for row in self._rows("SELECT DISTINCT name FROM sync.sent_events")]
 
     # -- learned rate limits -----------------------------------------------------------------
 

@@ -199,7 +199,8 @@ class SyncState(Protocol):
     def failures_sql(self, object_type: str) -> str: ...
     def expose_records(self, con: duckdb.DuckDBPyConnection, object_type: str, ids: str | None = None) -> None: ...
     def expose_payloads(self, con: duckdb.DuckDBPyConnection, object_type: str, ids: str) -> None: ...
-    def expose_events(self, con: duckdb.DuckDBPyConnection) -> None: ...
+    def expose_events(self, con: duckdb.DuckDBPyConnection, events: str | None = None) -> None: ...
+    def sent_event_names(self) -> list[str]: ...
     def remembered_limits(self, target: str) -> LearnedLimits | None: ...
     def remember_limits(self, target: str, limits: LearnedLimits) -> None: ...
     def checkpoint_events(
@@ -422,10 +423,11 @@ class DuckDBState:
             f"WHERE object_type = {literal(object_type)}"
         )
 
-    def expose_events(self, con: duckdb.DuckDBPyConnection) -> None:
+    def expose_events(self, con: duckdb.DuckDBPyConnection, events: str | None = None) -> None:
         """Temp views for the events plan in `con`: `state_sent_events` (keys never to send
         again, with their names), `state_pending_events` (events owed, with payloads),
-        `state_synced_users` and `state_failed_users` (user IDs)."""
+        `state_synced_users` and `state_failed_users` (user IDs). `events` (SQL listing the
+        planned events' key and user_id) lets a remote state fetch only what they need."""
         con.execute(
             """
             CREATE OR REPLACE TEMP VIEW state_sent_events AS SELECT key, name FROM sync.sent_events;
@@ -435,6 +437,11 @@ class DuckDBState:
             CREATE OR REPLACE TEMP VIEW state_failed_users AS SELECT id FROM sync.failures WHERE object_type = 'user';
             """
         )
+
+    def sent_event_names(self) -> list[str]:
+        """Every event name ever sent (or possibly sent)."""
+        with self._connect() as con:
+            return [row[0] for row in con.execute("SELECT DISTINCT name FROM sync.sent_events").fetchall()]
 
     # -- learned rate limits -----------------------------------------------------------------
 
