@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PYTEST_WORKERS ?= 2
 HOME_CONFIG := $(DAGSTER_HOME)/dagster.yaml
 
-.PHONY: install chromium demo dev test test-fast test-slow bench bench-peers sample clean
+.PHONY: install chromium postgres mariadb demo dev test test-fast test-slow bench bench-peers sample clean
 
 install: $(STAMP) $(HOME_CONFIG)
 
@@ -25,20 +25,37 @@ $(HOME_CONFIG): dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(HOME_CONFIG)
 
-# The browser test drives Debian's Chromium (never a browser download of its own). Installed
-# here when possible: root with apt-get. Otherwise, or with USERFLOW_NO_APT=1, the test is
-# skipped with its reason in pytest's summary; under CI=true that skip is a failure.
-CHROMIUM := /usr/bin/chromium
-chromium:
-	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+# What some tests need from the machine, installed with Debian's packages when missing (root
+# with apt-get; the tests never use a package's system service). Otherwise, or with
+# USERFLOW_NO_APT=1, those tests are skipped with the reason in pytest's summary; under
+# CI=true that skip is a failure (tests/needs.py).
+#   $(call apt_need,<present when this shell test holds>,<package>,<what it is for>)
+define apt_need
+	@if $(1); then exit 0; fi; \
 	why=""; \
 	if [ -n "$(USERFLOW_NO_APT)" ]; then why="USERFLOW_NO_APT is set"; \
 	elif [ "$$(id -u)" != 0 ]; then why="installing it needs root"; \
 	elif ! command -v apt-get >/dev/null 2>&1; then why="no apt-get on this machine"; \
-	elif ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); then \
-	  why="apt-get could not install chromium"; fi; \
-	if [ -n "$$why" ]; then echo "No Chromium at $(CHROMIUM) ($$why): the browser test will be skipped"; \
-	else echo "Installed Debian's chromium for the browser test"; fi
+	elif ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null); then \
+	  why="apt-get could not install $(2)"; fi; \
+	if [ -n "$$why" ]; then echo "No $(2) ($$why): $(3) will be skipped"; \
+	else echo "Installed Debian's $(2) for $(3)"; fi
+endef
+
+# The browser test drives Debian's Chromium, never a browser download of its own.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	$(call apt_need,[ -x $(CHROMIUM) ],chromium,the browser test)
+
+# The Postgres tests start a throwaway cluster from PostgreSQL's server binaries
+# (tests/postgres_server.py), or use USERFLOW_TEST_POSTGRES_URL.
+postgres:
+	$(call apt_need,ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ -n "$(USERFLOW_TEST_POSTGRES_URL)" ],postgresql,the Postgres tests)
+
+# The MySQL source's live tests start a throwaway MariaDB (tests/mysql_server.py).
+MARIADBD := /usr/sbin/mariadbd
+mariadb:
+	$(call apt_need,[ -x $(MARIADBD) ],mariadb-server,the MySQL source's live tests)
 
 demo: install
 	$(BIN)/python -m userflow_assets.demo
@@ -46,13 +63,13 @@ demo: install
 dev: install
 	$(BIN)/python -m userflow_assets.dev
 
-test: install chromium
+test: install chromium postgres mariadb
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
-test-fast: install
+test-fast: install postgres mariadb
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not slow"
 
-test-slow: install chromium
+test-slow: install chromium postgres mariadb
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m slow
 
 # Every benchmark script in turn; benchmarks/peers_compare.py also writes BENCHMARKS.md.

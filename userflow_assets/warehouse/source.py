@@ -63,6 +63,8 @@ def register(scheme: str, driver: Driver) -> None:
 
 
 def driver_for(scheme: str) -> Driver:
+    import userflow_assets.warehouse.drivers  # noqa: F401 - registers the optional warehouses' schemes
+
     try:
         return SCHEMES[scheme]
     except KeyError:
