@@ -21,11 +21,12 @@ def test_an_older_schema_is_upgraded_in_place_and_says_so(postgres_url: str, pos
     state = PostgresState(postgres_url)
     assert state.schema_version() == 1
     notes = state.ensure_schema()
-    assert notes == [f"sync state at {state.where}: schema upgraded in place from version 1, to version 2 "
-                     "(the sync log (sync.log))"]
+    assert notes == [f"sync state at {state.where}: schema upgraded in place from version 1 to 2 (the sync log, sync.log)"]
     assert state.schema_version() == SCHEMA_VERSION
     assert state.record_counts("user") == (1, 0), "the older schema's rows stay"
     assert state.ensure_schema() == [], "an up-to-date schema is left alone"
+    fresh = PostgresState(postgres.url(postgres.create_database(f"{database}_new").rsplit("/", 1)[1]))
+    assert fresh.ensure_schema() == [f"sync state at {fresh.where}: schema created (version {SCHEMA_VERSION})"]
 
 
 def test_a_password_never_reaches_a_message(monkeypatch: pytest.MonkeyPatch) -> None:

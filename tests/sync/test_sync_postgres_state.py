@@ -28,7 +28,7 @@ from sync_harness import QUERIES, WAREHOUSE_DDL, account_rows, user_rows
 
 from userflow_assets import failpoints
 from userflow_assets.spec import SyncSpec
-from userflow_assets.state.postgres import PostgresState, StateBusy
+from userflow_assets.state.postgres import MIGRATIONS, PostgresState, StateBusy
 from userflow_assets.state.types import utcnow
 
 KEY = "uf_test_pg_state_key"
@@ -62,6 +62,7 @@ class Container:
 
     def __init__(self, root: Path, url: str, state_url: str) -> None:
         self.root, self.url, self.state_url = root, url, state_url
+        self.logged: list[str] = []  # the last run's log lines
 
     @property
     def local(self) -> list[Path]:
@@ -77,7 +78,9 @@ class Container:
         home = self.root / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
         with dg.DagsterInstance.local_temp(str(home)) as instance:
-            return run_sync(self.spec(), instance=instance, max_attempts=1, **options)
+            result = run_sync(self.spec(), instance=instance, max_attempts=1, **options)
+            self.logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+            return result
 
     def wipe(self) -> None:
         for path in self.local:
@@ -191,3 +194,18 @@ def test_a_second_writer_is_refused_by_the_lock(box: Container) -> None:
     message = failure_message(refused)
     assert "another process is writing the users' sync state" in message and "userflow_assets run elsewhere" in message
     assert pg_rows(box.state_url, "SELECT count(*) FROM sync.records WHERE object_type = 'user'") == [(0,)]
+
+
+def test_an_older_state_schema_is_upgraded_and_the_run_says_so(box: Container, postgres: Any) -> None:
+    database = box.state_url.rsplit("/", 1)[1]
+    postgres.psql(
+        MIGRATIONS[1][1] + "; CREATE TABLE sync.schema_version (version integer PRIMARY KEY, applied_at timestamp);"
+        "INSERT INTO sync.schema_version VALUES (1, now())",
+        database=database,
+    )
+    result = box.run()
+    assert result.success, failure_message(result)
+    said = [line for line in box.logged if "schema upgraded in place" in line]
+    assert said and "from version 1 to 2" in said[0], said
+    assert pg_rows(box.state_url, "SELECT max(version) FROM sync.schema_version") == [(2,)]
+    assert pg_rows(box.state_url, "SELECT count(*) FROM sync.log")[0][0] > 0, "the upgraded schema is written to"

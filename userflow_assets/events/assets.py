@@ -18,7 +18,7 @@ from userflow_assets.events.transform import build_event_records
 from userflow_assets.settings import API_POOL
 from userflow_assets.sink.apply import remembered_rate_limits
 from userflow_assets.sink.engine import SyncAborted
-from userflow_assets.sink.run import mark_dry_run, prepare_state, sync_log_metadata
+from userflow_assets.sink.run import mark_dry_run, sync_log_metadata
 from userflow_assets.spec import EventsSpec, ObjectSpec
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.state.store import SyncState
@@ -140,8 +140,7 @@ def build_event_names_check(spec: EventsSpec, users_spec: ObjectSpec | None) -> 
         "(Userflow treats them as different names, so targeting silently misses one).",
     )
     def _event_names(sync_db: StateDatabase, userflow: UserflowResource) -> dg.AssetCheckResult:
-        state = sync_db.state()
-        state.ensure_schema()
+        state = sync_db.ready_state()
         with sync_db.get_connection() as con:
             read = [r[0] for r in con.execute(f"SELECT DISTINCT name FROM {event_plan.RECORDS_TABLE}").fetchall()]
             new_events = con.execute(f"SELECT count(*) FROM {event_plan.RECORDS_TABLE}").fetchone()[0]
@@ -210,8 +209,7 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None) -> dg.Asse
     ) -> dg.MaterializeResult:
         started = time.monotonic()
         run_id = context.run.run_id
-        state = sync_db.state()
-        prepare_state(context, state)
+        state = sync_db.ready_state()
         with state.exclusive(OBJECT_TYPE, f"run {run_id}"):
             return _send(context, config, sync_db, userflow, state, started)
 

@@ -157,16 +157,9 @@ def sink_records(
     rejected: int,
 ) -> dict[str, Any]:
     """Plan `job`, show the plan, and (unless a dry run) apply it; the run's metadata."""
-    state = sync_db.state()
-    prepare_state(context, state)
+    state = sync_db.ready_state()
     with state.exclusive(job.object_type, f"run {context.run.run_id}"):
         return _sink_records(context, job, sync_db, userflow, state, rejected=rejected)
-
-
-def prepare_state(context: dg.AssetExecutionContext, state: SyncState) -> None:
-    """Create or upgrade the state's schema, saying so in the run's log."""
-    for note in state.ensure_schema():
-        context.log.info(note)
 
 
 LOG_SHOWN = 50

@@ -94,7 +94,7 @@ CREATE INDEX log_record ON sync.log (object_type, record_id, logged_at);
 # Version -> what it adds. A newer version of this code appends; never edit a released step.
 MIGRATIONS: dict[int, tuple[str, str]] = {
     1: ("records, failures, links, cursors, runs, limits and events", _V1),
-    2: ("the sync log (sync.log)", _V2),
+    2: ("the sync log, sync.log", _V2),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _VERSION_TABLE = (
@@ -214,23 +214,24 @@ class PostgresState:
 
     def ensure_schema(self) -> list[str]:
         """Create or upgrade the schema in one transaction (concurrent callers wait on a lock);
-        one line per upgrade step applied."""
-        applied: list[str] = []
+        what was done, for the run's log (nothing when the schema is current)."""
         with self._tx() as cur:
             cur.execute(f"SELECT pg_advisory_xact_lock({_LOCK_SQL})", parameters=("schema",))
             cur.execute("CREATE SCHEMA IF NOT EXISTS sync")
             cur.execute(_VERSION_TABLE)
             cur.execute("SELECT coalesce(max(version), 0) FROM sync.schema_version")
             (current,) = cur.fetchone()
-            for version in sorted(v for v in MIGRATIONS if v > current):
-                what, ddl = MIGRATIONS[version]
-                for statement in filter(str.strip, ddl.split(";")):
+            steps = sorted(v for v in MIGRATIONS if v > current)
+            for version in steps:
+                for statement in filter(str.strip, MIGRATIONS[version][1].split(";")):
                     cur.execute(statement)  # one at a time: ADBC prepares each
                 cur.execute("INSERT INTO sync.schema_version VALUES ($1, $2)", parameters=(version, types.utcnow()))
-                applied.append(f"sync state at {self.where}: schema upgraded to version {version} ({what})")
-        if applied and len(applied) < SCHEMA_VERSION:
-            applied[0] = applied[0].replace("schema upgraded", f"schema upgraded in place from version {current},")
-        return applied
+        if not steps:
+            return []
+        if current == 0:
+            return [f"sync state at {self.where}: schema created (version {SCHEMA_VERSION})"]
+        added = "; ".join(MIGRATIONS[v][0] for v in steps)
+        return [f"sync state at {self.where}: schema upgraded in place from version {current} to {SCHEMA_VERSION} ({added})"]
 
     # -- exclusive writing ---------------------------------------------------------------------
 

@@ -45,6 +45,14 @@ class StateDatabase(DuckDBResource):
             con.execute("SET memory_limit = ?", [self.memory_limit])
             yield con
 
+    def ready_state(self) -> SyncState:
+        """The sync state with its schema created or upgraded; what was done goes to the run's
+        log (Dagster's logger, inside a step), so an upgrade in place is never silent."""
+        state = self.state()
+        for note in state.ensure_schema():
+            dg.get_dagster_logger().info(note)
+        return state
+
     def state(self) -> SyncState:
         """The sync state: in Postgres when `state_url` is set, else in this file (schema `sync`)."""
         if self.state_url:
