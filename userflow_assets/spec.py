@@ -380,7 +380,20 @@ class SyncSpec(dg.Model):
 
     warehouse: WarehouseSpec = Field(default_factory=WarehouseSpec)
     userflow: UserflowSpec = Field(default_factory=UserflowSpec)
-    state_database: str = Field(default="data/state.duckdb", description="The sync state DuckDB file (ours).")
+    state_database: str = Field(
+        default="data/state.duckdb",
+        description="The sync state: a DuckDB file (ours; also the work database), or a postgresql:// URL "
+        "without password, for runs in fresh containers or on several machines.",
+    )
+    state_password_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the Postgres state's password (default: libpq's PGPASSWORD).",
+    )
+    work_database: str = Field(
+        default="data/work.duckdb",
+        description="The local DuckDB file of a run's work tables when the state is in Postgres; may be thrown away.",
+    )
+    log_retention_days: int = Field(default=30, description="Days the sync log keeps each request's outcome.")
     users: ObjectSpec
     groups: ObjectSpec | None = None
     events: EventsSpec | None = None
@@ -399,6 +412,13 @@ class SyncSpec(dg.Model):
     @field_validator("state_database")
     @classmethod
     def _stem_is_not_a_schema(cls, value: str) -> str:
+        if value.startswith(("postgresql://", "postgres://")):
+            if "@" in value and ":" in value.split("://", 1)[1].split("@", 1)[0]:
+                raise ValueError(
+                    "state_database: the URL carries a password; put it in an environment variable named by "
+                    "state_password_env (or PGPASSWORD) instead"
+                )
+            return value
         # DuckDB names a database after its file, and a state table named by schema must mean the schema.
         stem = value.replace("\\", "/").rsplit("/", 1)[-1].split(".", 1)[0]
         if stem.lower() in STATE_SCHEMAS:

@@ -54,6 +54,7 @@ class MirrorHarness:
     root: Path
     url: str
     emulator: Emulator
+    state_url: str | None = None  # the sync state in Postgres instead of `state_db`
 
     @property
     def warehouse(self) -> Path:
@@ -63,10 +64,16 @@ class MirrorHarness:
     def state_db(self) -> Path:
         return self.root / "state" / "state.duckdb"
 
+    @property
+    def work_db(self) -> Path:
+        return self.root / "work" / "work.duckdb"
+
     def resources(self) -> dict[str, Any]:
         return {
             "userflow": UserflowResource(api_key=KEY, base_url=self.url, max_attempts=2, max_retry_time_s=2),
-            "sync_db": StateDatabase(database=str(self.state_db)),
+            "sync_db": StateDatabase(database=str(self.work_db), state_url=self.state_url)
+            if self.state_url
+            else StateDatabase(database=str(self.state_db)),
         }
 
     def mirror(
@@ -95,7 +102,10 @@ class MirrorHarness:
             "mapping": {"email": "email", "name": "name", "plan": "plan", "seats": "seats"},
             "memberships": {"column": "account_id"},
         }
-        spec = sync_spec(self.root, self.url, users, self.state_db)
+        if self.state_url:
+            spec = sync_spec(self.root, self.url, users, self.state_url, work_database=str(self.work_db))  # type: ignore[arg-type]
+        else:
+            spec = sync_spec(self.root, self.url, users, self.state_db)
         defs = build_sync_defs(spec)
         return dg.materialize(
             [*(a for a in defs.assets or [] if not a.partitions_def), *(defs.asset_checks or [])],  # type: ignore

@@ -2,6 +2,7 @@
 
 import dagster as dg
 import duckdb
+import pytest
 from harness import metadata
 from mirror_harness import WAREHOUSE_DDL, MirrorHarness
 
@@ -30,7 +31,12 @@ def drift_rows(mirror: MirrorHarness) -> list[tuple[object, ...]]:
     )
 
 
-def test_drift_finds_changes_made_outside_the_sync(mirror: MirrorHarness) -> None:
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_drift_finds_changes_made_outside_the_sync(
+    mirror: MirrorHarness, backend: str, request: pytest.FixtureRequest
+) -> None:
+    if backend == "postgres":
+        mirror.state_url = request.getfixturevalue("postgres_url")
     build_warehouse(mirror)
     assert mirror.sync().success
 

@@ -26,6 +26,7 @@ def spec_from_environment() -> SyncSpec:
     attributes = shipped["attributes"]
     attributes["warehouse"]["database"] = os.environ["USERFLOW_WAREHOUSE_PATH"]
     attributes["state_database"] = os.environ["USERFLOW_STATE_DB_PATH"]
+    attributes["work_database"] = os.environ.get("USERFLOW_WORK_DB_PATH", "data/work.duckdb")
     attributes["userflow"]["base_url"] = os.environ["USERFLOW_BASE_URL"]
     attributes["mirror"] = {"enabled": False}
     # A 300-user sample still plants at least one dirty row of each kind, which is more than

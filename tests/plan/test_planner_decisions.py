@@ -1,4 +1,5 @@
-"""The planner's decision table, on a real DuckDB file holding state and work tables together.
+"""The planner's decision table, on a real DuckDB file holding state and work tables together,
+and with the state in a real Postgres (fetching only the read IDs' state, as an incremental run does).
 
 Each test writes a tiny records table by hand (the transform's columns), seeds the state
 through `DuckDBState.checkpoint` as the sink would, runs `build_plan` (and `plan_deletes`)
@@ -22,7 +23,8 @@ from userflow_assets.plan.planner import (
     planned_batches,
     summarize_plan,
 )
-from userflow_assets.state.store import DuckDBState
+from userflow_assets.state.postgres import PostgresState
+from userflow_assets.state.store import DuckDBState, SyncState
 from userflow_assets.state.types import Failure, Link, Record
 from userflow_assets.transform.build import RECORD_COLUMNS
 
@@ -57,9 +59,10 @@ def rec(
 
 @dataclass
 class Db:
-    path: Path
+    path: Path  # the work database (with the DuckDB backend also the state)
     con: duckdb.DuckDBPyConnection
-    state: DuckDBState
+    state: SyncState
+    only_read: bool = False  # ask the state for the read records' rows only
 
     def read(self, *records: Record) -> None:
         """The transform's records table for this run, with exactly these rows."""
@@ -81,7 +84,8 @@ class Db:
         self.state.checkpoint("user", "run-0", [], failures)
 
     def plan(self, full_resync: bool, **kwargs: Any) -> PlanSummary:
-        return build_plan(self.con, self.state, "user", RECORDS, full_resync, **kwargs)
+        only_read = self.only_read and not kwargs.get("resend_unread")
+        return build_plan(self.con, self.state, "user", RECORDS, full_resync, only_read=only_read, **kwargs)
 
     def rows(self, table: str = PLAN) -> dict[str, dict[str, Any]]:
         cursor = self.con.execute(f"SELECT {PLAN_COLUMNS} FROM {table} ORDER BY id")
@@ -92,13 +96,16 @@ class Db:
         return {i: (r["action"], r["migrate_from"]) for i, r in self.rows(table).items()}
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Db]:
+@pytest.fixture(params=["duckdb", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
     path = tmp_path / "userflow.duckdb"
-    state = DuckDBState(lambda: duckdb.connect(str(path)))
+    postgres = request.param == "postgres"
+    state: SyncState = (
+        PostgresState(request.getfixturevalue("postgres_url")) if postgres else DuckDBState(lambda: duckdb.connect(str(path)))
+    )
     state.ensure_schema()
     with duckdb.connect(str(path)) as con:
-        yield Db(path, con, state)
+        yield Db(path, con, state, only_read=postgres)
 
 
 @pytest.fixture(params=[False, True], ids=["incremental", "full_resync"])

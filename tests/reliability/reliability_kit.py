@@ -83,20 +83,42 @@ def endpoint_outcomes(url: str, endpoint: str) -> Counter[str]:
     return Counter({k: int(v) for k, v in request_counts(url)["by_endpoint"].get(endpoint, {}).items()})
 
 
-def state_records(state_db: Path) -> set[tuple[str, str, str]]:
+StateTarget = Path | str  # a DuckDB state file, or a postgresql:// URL
+
+
+def state_rows(state_db: StateTarget, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of `sql` on the sync state, read with a connection of its own."""
+    if isinstance(state_db, str):
+        import adbc_driver_postgresql.dbapi as pg
+
+        with pg.connect(state_db) as con, con.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
+    with duckdb.connect(str(state_db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def has_state_table(state_db: StateTarget, table: str) -> bool:
+    """Whether `sync.<table>` exists (a run killed early may not have made it)."""
+    if isinstance(state_db, Path) and not state_db.exists():
+        return False
+    sql = f"SELECT count(*) FROM information_schema.tables WHERE table_schema = 'sync' AND table_name = '{table}'"
+    return bool(state_rows(state_db, sql)[0][0])
+
+
+def state_records(state_db: StateTarget) -> set[tuple[str, str, str]]:
     """(object_type, id, payload_hash) of every record the state calls synced."""
-    with duckdb.connect(str(state_db), read_only=True) as con:
-        return set(con.execute("SELECT object_type, id, payload_hash FROM sync.records").fetchall())
+    return set(state_rows(state_db, "SELECT object_type, id, payload_hash FROM sync.records"))
 
 
-def sent_event_keys(state_db: Path) -> set[str]:
-    with duckdb.connect(str(state_db), read_only=True) as con:
-        return {r[0] for r in con.execute("SELECT key FROM sync.sent_events").fetchall()}
+def sent_event_keys(state_db: StateTarget) -> set[str]:
+    if not has_state_table(state_db, "sent_events"):
+        return set()
+    return {r[0] for r in state_rows(state_db, "SELECT key FROM sync.sent_events")}
 
 
-def state_count(state_db: Path, sql: str) -> int:
-    with duckdb.connect(str(state_db), read_only=True) as con:
-        return int(con.execute(sql).fetchone()[0])
+def state_count(state_db: StateTarget, sql: str) -> int:
+    return int(state_rows(state_db, sql)[0][0])
 
 
 # ---- the sync in-process (soak) ----------------------------------------------------------
@@ -122,6 +144,7 @@ def project_spec(warehouse: Path, state_db: Path, url: str, events: bool = True)
     raw["warehouse"]["database"] = str(warehouse)
     raw["warehouse"]["sql_dir"] = str(PROJECT_ROOT / "sql")
     raw["state_database"] = str(state_db)
+    raw["work_database"] = str(state_db.parent / "work.duckdb")  # used when the state is in Postgres
     raw["userflow"]["base_url"] = url
     raw["mirror"] = {"enabled": False}
     raw["events"] = dict(EVENT_SPEC) if events else None
@@ -168,12 +191,13 @@ class Launcher:
         shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
         return cls(home, warehouse, url, key)
 
-    def env(self, state_db: Path, failpoint: str | None) -> dict[str, str]:
+    def env(self, state_db: StateTarget, failpoint: str | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "USERFLOW_FAILPOINT"}
         env.update(
             DAGSTER_HOME=str(self.home),
             USERFLOW_WAREHOUSE_PATH=str(self.warehouse),
             USERFLOW_STATE_DB_PATH=str(state_db),
+            USERFLOW_WORK_DB_PATH=str(self.home.parent / "work.duckdb"),  # used when the state is in Postgres
             USERFLOW_BASE_URL=self.url,
             USERFLOW_API_KEY=self.key,
             # Checkpoint events per batch only: a crash point half way through a batch is then
@@ -184,7 +208,7 @@ class Launcher:
             env["USERFLOW_FAILPOINT"] = failpoint
         return env
 
-    def launch(self, state_db: Path, failpoint: str | None = None, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
+    def launch(self, state_db: StateTarget, failpoint: str | None = None, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [DG, "launch", "--job", SYNC_JOB],
             cwd=PROJECT_ROOT,

@@ -10,10 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import httpx
 import pytest
-from reliability_kit import Launcher, Snapshot, sent_event_keys, snapshot, state_records
+from reliability_kit import (
+    Launcher,
+    Snapshot,
+    StateTarget,
+    has_state_table,
+    sent_event_keys,
+    snapshot,
+    state_records,
+    state_rows,
+)
 
 from userflow_assets.emulator import EmulatorConfig, running_emulator
 from userflow_assets.events.assets import EventsSinkConfig
@@ -32,6 +40,7 @@ EVENTS_BATCH = EventsSinkConfig().batch_size  # the shipped spec sends the sampl
 MAX_CONCURRENCY = 16  # userflow.max_concurrency in defs.yaml
 # Copies each events failpoint must cause at least: half a batch confirmed and unrecorded, a
 # batch written but not committed; right after a commit only requests in flight can be copied.
+BACKENDS = ["duckdb", "postgres"]
 MIN_COPIES = {"events_mid_batch": EVENTS_BATCH // 2, "events_state_write": 1, "events_between_batches": 0}
 
 pytestmark = pytest.mark.slow
@@ -74,31 +83,31 @@ def reference(tmp_path_factory: pytest.TempPathFactory, warehouse: Path, crash_u
     return Reference(snapshot(crash_url), state_records(state_db), sent_event_keys(state_db), pending_events(state_db))
 
 
-def pending_events(state_db: Path) -> set[tuple[str, str]]:
+def pending_events(state_db: StateTarget) -> set[tuple[str, str]]:
     """(key, status) of the events the state still owes (here: held for users never synced)."""
-    with duckdb.connect(str(state_db), read_only=True) as con:
-        return set(con.execute("SELECT key, status FROM sync.pending_events").fetchall())
+    return set(state_rows(state_db, "SELECT key, status FROM sync.pending_events"))
 
 
-def synced_ids_held_by_userflow(state_db: Path, held: Snapshot) -> list[str]:
+def synced_ids_held_by_userflow(state_db: StateTarget, held: Snapshot) -> list[str]:
     """IDs the state calls synced that Userflow does not hold (must be none: invariant 1)."""
-    if not state_db.exists():
+    if not has_state_table(state_db, "records"):  # opening it shows nothing half-written
         return []
-    with duckdb.connect(str(state_db), read_only=True) as con:  # opens: nothing half-written
-        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'sync'").fetchall()}
-        if "records" not in tables:
-            return []
-        rows = con.execute("SELECT object_type, id FROM sync.records").fetchall()
+    rows = state_rows(state_db, "SELECT object_type, id FROM sync.records")
     return [f"{t}:{i}" for t, i in rows if i not in (held.users if t == "user" else held.groups)]
+
+
+@pytest.fixture(params=BACKENDS)
+def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> StateTarget:
+    """Where the crashed and the rerun sync keep their state: a DuckDB file, or a Postgres database."""
+    return tmp_path / "state.duckdb" if request.param == "duckdb" else request.getfixturevalue("postgres_url")
 
 
 @pytest.mark.parametrize("point", POINTS)
 def test_killed_run_converges_after_rerun(
-    point: str, tmp_path: Path, warehouse: Path, crash_url: str, reference: Reference
+    point: str, tmp_path: Path, warehouse: Path, crash_url: str, reference: Reference, state_db: StateTarget
 ) -> None:
     reset(crash_url)
     launcher = Launcher.create(tmp_path, warehouse, crash_url, KEY)
-    state_db = tmp_path / "state.duckdb"
 
     killed = launcher.launch(state_db, failpoint=point)
     assert killed.returncode == SIGKILL, f"not killed at {point}: {killed.returncode}\n{killed.stderr[-3000:]}"
@@ -115,14 +124,13 @@ def test_killed_run_converges_after_rerun(
 
 @pytest.mark.parametrize("point", EVENT_POINTS)
 def test_killed_events_sink_loses_no_event_and_resends_at_most_one_batch(
-    point: str, tmp_path: Path, warehouse: Path, crash_url: str, reference: Reference
+    point: str, tmp_path: Path, warehouse: Path, crash_url: str, reference: Reference, state_db: StateTarget
 ) -> None:
     """Killed inside the events sink: after a rerun every event is in Userflow, and the only
     copies are events Userflow had confirmed that the state had not recorded yet (at-least-once
     delivery: at most one batch, plus the requests that were in flight)."""
     reset(crash_url)
     launcher = Launcher.create(tmp_path, warehouse, crash_url, KEY)
-    state_db = tmp_path / "state.duckdb"
 
     killed = launcher.launch(state_db, failpoint=point)
     assert killed.returncode == SIGKILL, f"not killed at {point}: {killed.returncode}\n{killed.stderr[-3000:]}"
@@ -146,10 +154,11 @@ def test_killed_events_sink_loses_no_event_and_resends_at_most_one_batch(
     assert pending_events(state_db) == reference.pending_events
 
 
-def test_killed_run_does_not_block_the_next_run(tmp_path: Path, warehouse: Path, crash_url: str) -> None:
+def test_killed_run_does_not_block_the_next_run(
+    tmp_path: Path, warehouse: Path, crash_url: str, state_db: StateTarget
+) -> None:
     reset(crash_url)
     launcher = Launcher.create(tmp_path, warehouse, crash_url, KEY)
-    state_db = tmp_path / "state.duckdb"
     killed = launcher.launch(state_db, failpoint="mid_batch")
     assert killed.returncode == SIGKILL
     (killed_run,) = launcher_runs(launcher)
@@ -172,7 +181,7 @@ def launcher_runs(launcher: Launcher) -> list[dg.DagsterRun]:
         return list(instance.get_runs())
 
 
-def rerun_recovering(launcher: Launcher, state_db: Path, killed_run_id: str, url: str, reference: Reference) -> Snapshot:
+def rerun_recovering(launcher: Launcher, state_db: StateTarget, killed_run_id: str, url: str, reference: Reference) -> Snapshot:
     """Launch again; it must recover the killed run and leave the objects of an uninterrupted run."""
     rerun = launcher.launch(state_db, timeout_s=RERUN_TIMEOUT_S)
     assert rerun.returncode == 0, rerun.stderr[-3000:]

@@ -1,24 +1,29 @@
-"""`DuckDBState` on a real DuckDB file: checkpoints of records and events (each one
-transaction), cursors, and the learned rate limits.
+"""The sync state on both backends (a real DuckDB file, a real Postgres): checkpoints of
+records and events (each one transaction), cursors, and the learned rate limits.
 
 Clocks are set by the test (`now`), so timestamps are asserted exactly.
 """
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import adbc_driver_postgresql.dbapi as pg
 import duckdb
 import pytest
 
 from userflow_assets import failpoints
-from userflow_assets.state import store
-from userflow_assets.state.store import DuckDBState
+from userflow_assets.state import types
+from userflow_assets.state.postgres import PostgresState
+from userflow_assets.state.store import DuckDBState, SyncState
 from userflow_assets.state.types import Event, Failure, LearnedLimits, Link, Pending, Record, Sent
 
 T0 = datetime(2026, 3, 1, 12, 0, 0)
+BACKENDS = ["duckdb", "postgres"]
 
 
 @dataclass
@@ -32,24 +37,49 @@ class Clock:
 
 @dataclass
 class St:
-    path: Path
-    state: DuckDBState
+    state: SyncState
     clock: Clock
+    q: Callable[..., list[tuple[Any, ...]]]  # (sql with ? placeholders, params): rows, read by a connection of its own
+    work: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]  # a work database for expose_*
 
-    def q(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        """Read with a connection of its own: what any later reader of the file would see."""
-        with duckdb.connect(str(self.path)) as con:
+
+def duckdb_reader(path: Path) -> Callable[..., list[tuple[Any, ...]]]:
+    def q(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        with duckdb.connect(str(path)) as con:
             return con.execute(sql, params or []).fetchall()
 
+    return q
 
-@pytest.fixture
-def st(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> St:
-    path = tmp_path / "userflow.duckdb"
+
+def postgres_reader(url: str) -> Callable[..., list[tuple[Any, ...]]]:
+    def q(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        numbered = iter(range(1, 100))
+        with pg.connect(url) as con, con.cursor() as cur:
+            cur.execute(re.sub(r"\?", lambda _: f"${next(numbered)}", sql), parameters=tuple(params) if params else None)
+            return list(cur.fetchall())
+
+    return q
+
+
+def open_state(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[SyncState, Callable[..., Any], Path]:
+    """A fresh state of `backend`, a reader of it, and the work database file the planner would use."""
+    work = tmp_path / "work.duckdb"
+    if backend == "duckdb":
+        return DuckDBState(lambda: duckdb.connect(str(work))), duckdb_reader(work), work
+    url = request.getfixturevalue("postgres_url")
+    return PostgresState(url), postgres_reader(url), work
+
+
+@pytest.fixture(params=BACKENDS)
+def st(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> St:
     clock = Clock()
+    monkeypatch.setattr(types, "utcnow", lambda: clock.now)
+    from userflow_assets.state import store
+
     monkeypatch.setattr(store, "utcnow", lambda: clock.now)
-    state = DuckDBState(lambda: duckdb.connect(str(path)))
+    state, q, work = open_state(request.param, tmp_path, request)
     state.ensure_schema()
-    return St(path, state, clock)
+    return St(state, clock, q, lambda: duckdb.connect(str(work)))
 
 
 class Boom(RuntimeError):
@@ -188,7 +218,7 @@ def test_links_are_recorded_and_a_later_decision_replaces_one(st: St) -> None:
 def test_expose_records_shows_one_object_type(st: St) -> None:
     st.state.checkpoint("user", "run-1", [rec("u1")], [fail(rec("u2"))], links=[Link("a@x", "u1", "keep")])
     st.state.checkpoint("group", "run-1", [rec("g1")], [fail(rec("g2"))], links=[Link("b@x", "g1", "keep")])
-    with duckdb.connect(str(st.path)) as con:
+    with st.work() as con:
         st.state.expose_records(con, "group")
         assert con.execute("SELECT id FROM state_records").fetchall() == [("g1",)]
         assert con.execute("SELECT id, payload_hash FROM state_failures").fetchall() == [("g2", "h1")]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from userflow_assets.client import BulkResult, EventDelivery, Outcome, UserflowClient
 from userflow_assets.client.types import EventObject
 from userflow_assets.events.plan import planned_batches
-from userflow_assets.sink.engine import Kind, send_all
+from userflow_assets.sink.engine import Kind, log_entries, send_all
 from userflow_assets.state.store import ConnectionFactory, SyncState
 from userflow_assets.state.types import Event, Pending, Sent
 
@@ -74,7 +74,8 @@ async def apply_events(
     def settle(results: list[BulkResult[Planned, EventObject]]) -> None:
         settled = [_settled(r, delivery) for r in results]
         sent = [s for s in settled if isinstance(s, Sent)]
-        state.checkpoint_events(run_id, sent, [p for p in settled if isinstance(p, Pending)])
+        log = log_entries(results, run_id, "event", lambda p: (p[1].key, p[0]))
+        state.checkpoint_events(run_id, sent, [p for p in settled if isinstance(p, Pending)], log=log)
 
     def count(result: BulkResult[Planned, EventObject]) -> None:
         settled = _settled(result, delivery)

@@ -18,7 +18,7 @@ from userflow_assets.events.transform import build_event_records
 from userflow_assets.settings import API_POOL, SHIPPED, Names
 from userflow_assets.sink.apply import remembered_rate_limits
 from userflow_assets.sink.engine import SyncAborted
-from userflow_assets.sink.run import mark_dry_run
+from userflow_assets.sink.run import mark_dry_run, sync_log_metadata
 from userflow_assets.spec import EventsSpec, ObjectSpec
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.state.store import SyncState
@@ -150,18 +150,12 @@ def build_event_names_check(
     def _event_names(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         sync_db: StateDatabase = names.resource(context, "sync_db")
         userflow: UserflowResource = names.resource(context, "userflow")
-        state = sync_db.state()
-        state.ensure_schema()
+        state = sync_db.ready_state()
         with sync_db.get_connection() as con:
-            state.expose_events(con)
-            # Names sent by earlier runs count too: an incremental read holds only the newest events.
-            sent_names = [
-                r[0]
-                for r in con.execute(
-                    f"SELECT name FROM {event_plan.RECORDS_TABLE} UNION SELECT name FROM state_sent_events"
-                ).fetchall()
-            ]
+            read = [r[0] for r in con.execute(f"SELECT DISTINCT name FROM {event_plan.RECORDS_TABLE}").fetchall()]
             new_events = con.execute(f"SELECT count(*) FROM {event_plan.RECORDS_TABLE}").fetchone()[0]
+        # Names sent by earlier runs count too: an incremental read holds only the newest events.
+        sent_names = list(dict.fromkeys([*read, *state.sent_event_names()]))
         stored = _stored_definitions(state)
         unavailable = ""
         if new_events or stored is None:
@@ -227,8 +221,19 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None, names: Nam
         userflow: UserflowResource = names.resource(context, "userflow")
         started = time.monotonic()
         run_id = context.run.run_id
-        state = sync_db.state()
-        state.ensure_schema()
+        state = sync_db.ready_state()
+        with state.exclusive(OBJECT_TYPE, f"run {run_id}"):
+            return _send(context, config, sync_db, userflow, state, started)
+
+    def _send(
+        context: dg.AssetExecutionContext,
+        config: EventsSinkConfig,
+        sync_db: StateDatabase,
+        userflow: UserflowResource,
+        state: SyncState,
+        started: float,
+    ) -> dg.MaterializeResult:
+        run_id = context.run.run_id
         with sync_db.get_connection() as con:
             event_plan.build_plan(
                 con, state, delivery is EventDelivery.AT_LEAST_ONCE, users_spec is not None, spec.unknown_users == "wait"
@@ -275,6 +280,7 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None, names: Nam
                 **base,
                 **result,
                 "cursor": cursor.isoformat() if cursor else "none",
+                **sync_log_metadata(state, sync_db),
                 "duration_s": round(time.monotonic() - started, 3),
             }
         )

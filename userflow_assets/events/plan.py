@@ -66,7 +66,7 @@ def build_plan(
     out or unknown user would otherwise be created empty in Userflow).
     """
     con.execute("CREATE SCHEMA IF NOT EXISTS plan")
-    state.expose_events(con)
+    state.expose_events(con, f"SELECT key, user_id FROM {RECORDS_TABLE}")
     bad_users = _upstream_bad_users(con) if hold_for_users else "SELECT NULL::VARCHAR AS id WHERE false"
     users_known = "SELECT id FROM state_synced_users"
     con.execute(

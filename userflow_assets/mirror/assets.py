@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -39,6 +39,8 @@ from userflow_assets.mirror.store import (
     table_exists,
 )
 from userflow_assets.settings import API_POOL, SHIPPED, Names, project_path
+from userflow_assets.state.postgres import PostgresState
+from userflow_assets.state.resources import StateDatabase
 from userflow_assets.sqltext import literal, md_table, qualified_parts, transaction
 
 GROUP = "userflow_mirror"
@@ -267,7 +269,11 @@ def _drift_defs(schema: str, names: Names) -> tuple[dg.AssetsDefinition, dg.Asse
         mirror_db: MirrorDatabase = names.resource(context, "mirror_db")
         sync_db: DuckDBResource = names.resource(context, "sync_db")
         with mirror_db.connect() as con:
-            summary = write_drift(con, schema, project_path(sync_db.database))
+            # A state in Postgres is brought in as a temp table; a DuckDB state file is attached.
+            synced_sql = None
+            if isinstance(sync_db, StateDatabase) and sync_db.state_url:
+                synced_sql = cast(PostgresState, sync_db.state()).expose_synced(con)
+            summary = write_drift(con, schema, project_path(sync_db.database), synced_sql)
             samples = {kind: drift_samples(con, schema, kind) for kind in KINDS}
         columns = ["type", "id", "attribute", "in Userflow", "last synced"]
         return dg.MaterializeResult(

@@ -106,11 +106,14 @@ class DriftSummary:
     total: int
 
 
-def write_drift(con: duckdb.DuckDBPyConnection, schema: str, state_path: Path) -> DriftSummary:
-    """Replace `<schema>.drift` with the current findings; the state is only read."""
-    attached = state_path.is_file()
+def write_drift(
+    con: duckdb.DuckDBPyConnection, schema: str, state_path: Path, synced_sql: str | None = None
+) -> DriftSummary:
+    """Replace `<schema>.drift` with the current findings; the state is only read: the file at
+    `state_path`, or `synced_sql` (a remote state's records already brought into `con`)."""
+    attached = synced_sql is None and state_path.is_file()
     con.create_function(SAME_VALUE, _same_json, ["VARCHAR", "VARCHAR"], "BOOLEAN")
-    source = _attach_state(con, state_path)
+    source = synced_sql or _attach_state(con, state_path)
     target = qualified_parts(schema, DRIFT.name)
     columns = ", ".join(name for name, _ in DRIFT.columns)
     try:

@@ -21,6 +21,7 @@ from userflow_assets.orchestration.pools import api_pool
 from userflow_assets.settings import INSTANCE_TAG, Names, project_path
 from userflow_assets.sink.assets import build_sink_defs
 from userflow_assets.spec import SyncSpec
+from userflow_assets.state.postgres import is_postgres_url
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.transform.assets import build_records_defs
 from userflow_assets.warehouse.assets import build_warehouse_asset
@@ -79,7 +80,7 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
             password_env=spec.warehouse.password_env,
             sql_dir=str(project_path(spec.warehouse.sql_dir)),
         ),
-        names("sync_db"): StateDatabase(database=str(project_path(spec.state_database))),
+        names("sync_db"): state_resource(spec),
         names("userflow"): UserflowResource(
             api_key=dg.EnvVar(spec.userflow.api_key_env),
             base_url=spec.userflow.base_url,
@@ -105,6 +106,18 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
     return dg.Definitions.merge(*parts, dg.Definitions(resources=resources, jobs=[job]), automation)
 
 
+def state_resource(spec: SyncSpec) -> StateDatabase:
+    """The work database and the sync state: one DuckDB file, or a local work file and Postgres."""
+    if is_postgres_url(spec.state_database):
+        return StateDatabase(
+            database=str(project_path(spec.work_database)),
+            state_url=spec.state_database,
+            state_password_env=spec.state_password_env,
+            log_retention_days=spec.log_retention_days,
+        )
+    return StateDatabase(database=str(project_path(spec.state_database)), log_retention_days=spec.log_retention_days)
+
+
 def project_root(folder: Path) -> Path:
     """The dg project holding `folder`: the nearest folder up with a pyproject.toml."""
     for candidate in (folder, *folder.parents):
@@ -124,7 +137,10 @@ def anchored(spec: SyncSpec, root: Path) -> SyncSpec:
     warehouse = spec.warehouse.model_copy(
         update={"database": at_root(spec.warehouse.database), "sql_dir": at_root(spec.warehouse.sql_dir)}
     )
-    return spec.model_copy(update={"warehouse": warehouse, "state_database": at_root(spec.state_database)})
+    state = spec.state_database if is_postgres_url(spec.state_database) else at_root(spec.state_database)
+    return spec.model_copy(
+        update={"warehouse": warehouse, "state_database": state, "work_database": at_root(spec.work_database)}
+    )
 
 
 @dg.scaffold_with(UserflowSyncScaffolder)

@@ -52,6 +52,7 @@ def build_plan(
     *,
     plan: str | None = None,
     resend_unread: bool = False,
+    only_read: bool = False,
 ) -> PlanSummary:
     """Write `plan.<object>_plan`: each record with create / update / unchanged / retry.
 
@@ -62,10 +63,17 @@ def build_plan(
     with the payload Userflow last confirmed; never a fallback-ID twin of a record read.
     A record seen under its primary ID that the state knows under its fallback ID carries
     `migrate_from`, unless that switch was already decided; if nothing else about it changed
-    its action is `migrate`.
+    its action is `migrate`. With `only_read`, the state is asked only for the records read
+    (not with `resend_unread`).
     """
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {PLAN_SCHEMA}")
-    state.expose_records(con, object_type)
+    # `only_read`: the state of the records read (and of their fallback IDs) is all the diff needs.
+    ids = (
+        f"SELECT id FROM {records_table} UNION ALL SELECT fallback_id FROM {records_table} WHERE fallback_id IS NOT NULL"
+        if only_read
+        else None
+    )
+    state.expose_records(con, object_type, ids)
     params = {"full_resync": full_resync, "resend_unread": resend_unread}
     # Decide on narrow columns first: payloads are only copied for records that will be sent,
     # so a million unchanged records cost their IDs, not their attributes.
@@ -122,6 +130,8 @@ def build_plan(
         """,
         params,
     )
+    # What Userflow last confirmed, of the records sent only (a million unchanged cost nothing).
+    state.expose_payloads(con, object_type, "SELECT id FROM _decided WHERE action <> 'unchanged'")
     con.execute(
         f"""
         CREATE OR REPLACE TABLE {plan or plan_table(object_type)} AS
@@ -133,14 +143,15 @@ def build_plan(
             SELECT f.id, f.payload_hash, f.attributes, f.memberships, f.primary_id, f.fallback_id
             FROM state_failures AS f JOIN sending AS d ON d.id = f.id AND d.source = 'failures'
             UNION ALL
-            SELECT s.id, s.payload_hash, s.attributes, s.memberships, s.primary_id, s.fallback_id
-            FROM state_records AS s JOIN sending AS d ON d.id = s.id AND d.source = 'state'
+            SELECT s.id, s.payload_hash, c.attributes, c.memberships, s.primary_id, s.fallback_id
+            FROM state_records AS s JOIN state_payloads AS c USING (id)
+            JOIN sending AS d ON d.id = s.id AND d.source = 'state'
         )
-        SELECT p.*, s.attributes AS previous_attributes, d.action, d.migrate_from,
-               s.memberships AS previous_memberships
+        SELECT p.*, c.attributes AS previous_attributes, d.action, d.migrate_from,
+               c.memberships AS previous_memberships
         FROM sending AS d
         JOIN payloads AS p USING (id)
-        LEFT JOIN state_records AS s ON s.id = d.id
+        LEFT JOIN state_payloads AS c ON c.id = d.id
         UNION ALL
         SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, action, NULL, NULL FROM _decided WHERE action = 'unchanged'
         """

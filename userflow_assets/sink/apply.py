@@ -13,7 +13,7 @@ import pandas as pd
 
 from userflow_assets.client import BulkResult, UserflowClient
 from userflow_assets.plan.planner import PlannedRecord, plan_table, planned_batches
-from userflow_assets.sink.engine import Kind, SyncAborted, send_all
+from userflow_assets.sink.engine import Kind, SyncAborted, log_entries, send_all
 from userflow_assets.sink.requests import (
     removed_groups,
     request_attributes,
@@ -80,7 +80,8 @@ def _settler(
         forget = [p.migrate_from for p in migrated if spec.on_primary_id == "migrate"] + deleted
         links = [Link(p.migrate_from, p.record.id, spec.on_primary_id) for p in migrated]
         confirmed = [r.item.record for r in upserts if r.ok]
-        state.checkpoint(object_type, run_id, confirmed, failed, forget=forget, links=links)
+        log = log_entries(results, run_id, object_type, lambda p: (p.record.id, p.action))
+        state.checkpoint(object_type, run_id, confirmed, failed, forget=forget, links=links, log=log)
 
     return settle
 

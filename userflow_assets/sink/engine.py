@@ -28,6 +28,7 @@ from userflow_assets.client import (
     UserflowTransportError,
 )
 from userflow_assets.settings import API_KEY_VARIABLE, BASE_URL_VARIABLE
+from userflow_assets.state.types import LogEntry, utcnow
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -133,6 +134,26 @@ async def send_all(
             kind.settle(pending)
     _raise_if_stopped(client, kind, tally, stop)
     return tally
+
+
+def log_entries(
+    results: list[BulkResult[T, V]], run_id: str, object_type: str, describe: Callable[[T], tuple[str, str]]
+) -> list[LogEntry]:
+    """The sync log's rows of settled results; `describe` gives an item's (record ID, action)."""
+    now = utcnow()
+    entries = []
+    for result in results:
+        record_id, action = describe(result.item)
+        error = result.error
+        entries.append(
+            LogEntry(
+                run_id, object_type, record_id, action,
+                "confirmed" if result.ok else str(result.outcome),
+                getattr(error, "status", None), getattr(error, "code", None),
+                None if error is None else str(error), None if result.ok else getattr(error, "attempts", 1), now,
+            )
+        )
+    return entries
 
 
 def key_refused_message(client: UserflowClient, error: UserflowError | None) -> str:

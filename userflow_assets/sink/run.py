@@ -9,6 +9,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -35,7 +36,8 @@ from userflow_assets.sink.apply import (
 from userflow_assets.spec import ObjectSpec
 from userflow_assets.sqltext import md_table
 from userflow_assets.state.resources import StateDatabase
-from userflow_assets.state.store import SyncState
+from userflow_assets.state.store import LOG_COLUMNS, LOG_SQL, SyncState
+from userflow_assets.state.types import utcnow
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,13 @@ def _plan(
     # A full resync after an incremental read also resends what the read did not list; a
     # full read lists everything, and a backfill slice only its own users.
     resend_unread = job.full_resync and job.regular and not state.last_read_was_full(job.object_type)
+    # Only an incremental read or a slice may fetch just its own IDs' state; deletes and a
+    # resend of what was not read need every record.
+    only_read = not resend_unread and not (job.regular and state.last_read_was_full(job.object_type))
     with sync_db.get_connection() as con:
         build_plan(
             con, state, job.object_type, job.records_table, job.full_resync, plan=job.plan_table,
-            resend_unread=resend_unread,
+            resend_unread=resend_unread, only_read=only_read,
         )
         if job.regular and job.spec.deletes == "delete":
             deleting = _plan_deletes_or_stop(con, state, job)
@@ -159,9 +164,35 @@ def sink_records(
     rejected: int,
 ) -> dict[str, Any]:
     """Plan `job`, show the plan, and (unless a dry run) apply it; the run's metadata."""
+    state = sync_db.ready_state()
+    with state.exclusive(job.object_type, f"run {context.run.run_id}"):
+        return _sink_records(context, job, sync_db, userflow, state, rejected=rejected)
+
+
+LOG_SHOWN = 50
+
+
+def sync_log_metadata(state: SyncState, sync_db: StateDatabase) -> dict[str, Any]:
+    """Prune the sync log past its retention; the latest rows and the SQL listing them all."""
+    state.prune_log(utcnow() - timedelta(days=sync_db.log_retention_days))
+    rows = state.log_rows(LOG_SHOWN)
+    table = md_table(LOG_COLUMNS, rows, 120)
+    return {
+        "sync_log": dg.MetadataValue.md(table if rows else "none"),
+        "sync_log_sql": dg.MetadataValue.text(LOG_SQL),
+    }
+
+
+def _sink_records(
+    context: dg.AssetExecutionContext,
+    job: SinkJob,
+    sync_db: StateDatabase,
+    userflow: UserflowResource,
+    state: SyncState,
+    *,
+    rejected: int,
+) -> dict[str, Any]:
     started = time.monotonic()
-    state = sync_db.state()
-    state.ensure_schema()
     run_id = context.run.run_id
     summary, preview, unverified = _plan(context, job, sync_db, userflow)
     state.start_run(run_id, job.object_type)
@@ -203,6 +234,7 @@ def sink_records(
         "failed": outcome.failed,
         "in_sync_now": in_sync,
         **failures_metadata(state, job.object_type),
+        **sync_log_metadata(state, sync_db),
         **({"cursor": cursor.isoformat() if cursor else "none"} if job.regular else {}),
         "duration_s": round(elapsed, 3),
         "records_per_s": round(sent / elapsed, 2) if elapsed else 0.0,

@@ -1,4 +1,5 @@
-"""The code location's own DuckDB file: the work tables (staging, transform, plan) and the sync state."""
+"""The code location's own DuckDB file (the work tables: staging, transform, plan) and the sync
+state: in that same file, or in Postgres when `state_url` is set."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,7 +10,8 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from userflow_assets.state.store import DuckDBState
+from userflow_assets.state.postgres import PostgresState, password_from_env
+from userflow_assets.state.store import DuckDBState, SyncState
 
 
 class StateDatabase(DuckDBResource):
@@ -22,6 +24,16 @@ class StateDatabase(DuckDBResource):
         "is 80% of the machine.",
     )
 
+    state_url: str | None = Field(
+        default=None,
+        description="postgresql://user@host:port/db of the sync state; unset keeps it in this DuckDB file. "
+        "Never with a password: that comes from `state_password_env` (or libpq's PGPASSWORD).",
+    )
+    state_password_env: str | None = Field(
+        default=None, description="The environment variable holding the state database's password."
+    )
+    log_retention_days: int = Field(default=30, description="Days the sync log keeps each request's outcome.")
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
 
@@ -33,6 +45,16 @@ class StateDatabase(DuckDBResource):
             con.execute("SET memory_limit = ?", [self.memory_limit])
             yield con
 
-    def state(self) -> DuckDBState:
-        """The sync state kept in this file (schema `sync`), beside the run's work tables."""
+    def ready_state(self) -> SyncState:
+        """The sync state with its schema created or upgraded; what was done goes to the run's
+        log (Dagster's logger, inside a step), so an upgrade in place is never silent."""
+        state = self.state()
+        for note in state.ensure_schema():
+            dg.get_dagster_logger().info(note)
+        return state
+
+    def state(self) -> SyncState:
+        """The sync state: in Postgres when `state_url` is set, else in this file (schema `sync`)."""
+        if self.state_url:
+            return PostgresState(self.state_url, password_from_env(self.state_password_env))
         return DuckDBState(self.get_connection)

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from userflow_assets import failpoints
 from userflow_assets.sqltext import attach_read_only, literal, transaction
@@ -26,6 +27,7 @@ from userflow_assets.state.types import (
     Failure,
     LearnedLimits,
     Link,
+    LogEntry,
     Pending,
     Record,
     Sent,
@@ -136,16 +138,43 @@ CREATE TABLE IF NOT EXISTS sync.pending_events (
 );
 -- Userflow's event and attribute definitions as last read (the event-names check).
 CREATE TABLE IF NOT EXISTS sync.userflow_definitions (kind VARCHAR, name VARCHAR);
+-- Every request's outcome (the sync log), pruned by the runs after its retention.
+CREATE TABLE IF NOT EXISTS sync.log (
+    run_id VARCHAR NOT NULL,
+    object_type VARCHAR NOT NULL,
+    record_id VARCHAR NOT NULL,
+    action VARCHAR NOT NULL,
+    outcome VARCHAR NOT NULL,
+    http_status INTEGER,
+    error_code VARCHAR,
+    error_message VARCHAR,
+    attempts INTEGER,
+    logged_at TIMESTAMP NOT NULL
+);
 """
 
+# Every state table, in the order a copy writes them (`python -m userflow_assets.state copy`).
+STATE_TABLES = (
+    "records", "failures", "links", "cursors", "reads", "runs", "rate_limits",
+    "sent_events", "pending_events", "userflow_definitions", "log",
+)
 RECORD_COLUMNS = ["id", "payload_hash", "attributes", "memberships", "primary_id", "fallback_id"]
+# What the diff needs of every confirmed record; payloads are fetched for the records sent only.
+RECORD_KEY_COLUMNS = ["id", "payload_hash", "primary_id", "fallback_id"]
+LOG_COLUMNS = [
+    "run_id", "object_type", "record_id", "action", "outcome",
+    "http_status", "error_code", "error_message", "attempts", "logged_at",
+]
+# The latest request outcomes first: what the sink shows, and the SQL it offers for the rest.
+LOG_SQL = f"SELECT {', '.join(LOG_COLUMNS)} FROM sync.log ORDER BY logged_at DESC, record_id"
 EVENT_COLUMNS = ["key", "name", "user_id", "group_id", "time", "attributes", "payload_hash"]
 
 
 class SyncState(Protocol):
     """The state boundary: every operation a stage may ask of the durable sync state."""
 
-    def ensure_schema(self) -> None: ...
+    def ensure_schema(self) -> list[str]: ...
+    def exclusive(self, object_type: str, holder: str) -> AbstractContextManager[None]: ...
     def cursor(self, object_type: str, spec_hash: str) -> datetime | None: ...
     def record_read(
         self, object_type: str, read_started_at: datetime, since: datetime | None, spec_hash: str, run_id: str
@@ -162,19 +191,26 @@ class SyncState(Protocol):
         failed: Sequence[Failure],
         forget: Sequence[str] = (),
         links: Sequence[Link] = (),
+        log: Sequence[LogEntry] = (),
     ) -> None: ...
     def record_counts(self, object_type: str) -> tuple[int, int]: ...
     def written_sample(self, object_type: str, run_id: str, share: int, most: int) -> list[tuple[str, str]]: ...
     def failures(self, object_type: str, most: int) -> list[tuple[object, ...]]: ...
     def failures_sql(self, object_type: str) -> str: ...
-    def expose_records(self, con: duckdb.DuckDBPyConnection, object_type: str) -> None: ...
-    def expose_events(self, con: duckdb.DuckDBPyConnection) -> None: ...
+    def expose_records(self, con: duckdb.DuckDBPyConnection, object_type: str, ids: str | None = None) -> None: ...
+    def expose_payloads(self, con: duckdb.DuckDBPyConnection, object_type: str, ids: str) -> None: ...
+    def expose_events(self, con: duckdb.DuckDBPyConnection, events: str | None = None) -> None: ...
+    def sent_event_names(self) -> list[str]: ...
     def remembered_limits(self, target: str) -> LearnedLimits | None: ...
     def remember_limits(self, target: str, limits: LearnedLimits) -> None: ...
-    def checkpoint_events(self, run_id: str, sent: Sequence[Sent], pending: Sequence[Pending]) -> None: ...
+    def checkpoint_events(
+        self, run_id: str, sent: Sequence[Sent], pending: Sequence[Pending], log: Sequence[LogEntry] = ()
+    ) -> None: ...
     def event_counts(self) -> dict[str, int]: ...
     def definitions(self) -> list[tuple[str, str]]: ...
     def save_definitions(self, rows: Sequence[tuple[str, str]]) -> None: ...
+    def prune_log(self, older_than: datetime) -> int: ...
+    def log_rows(self, most: int) -> list[tuple[object, ...]]: ...
 
 
 def _frame(items: Sequence[object], columns: list[str]) -> pd.DataFrame:
@@ -188,9 +224,15 @@ class DuckDBState:
     def __init__(self, connect: ConnectionFactory) -> None:
         self._connect = connect
 
-    def ensure_schema(self) -> None:
+    def ensure_schema(self) -> list[str]:
         with self._connect() as con:
             con.execute(SCHEMA)
+        return []
+
+    @contextmanager
+    def exclusive(self, object_type: str, holder: str) -> Iterator[None]:
+        """Nothing to take: a DuckDB file lives on one machine, where the pool orders the runs."""
+        yield
 
     # -- reads and cursors -------------------------------------------------------------------
 
@@ -258,8 +300,9 @@ class DuckDBState:
         failed: Sequence[Failure],
         forget: Sequence[str] = (),
         links: Sequence[Link] = (),
+        log: Sequence[LogEntry] = (),
     ) -> None:
-        """Record one batch's outcome in one transaction.
+        """Record one batch's outcome, and its requests' log rows, in one transaction.
 
         `confirmed` are records Userflow answered 2xx for, with exactly the payload sent;
         `failed` are kept with their error and attempt count so the next run retries them;
@@ -276,6 +319,7 @@ class DuckDBState:
             "_failed": bad,
             "_forget": pd.DataFrame({"id": list(forget)}, dtype=object),
             "_links": _frame(links, ["fallback_id", "primary_id", "decision"]),
+            "_log": _frame(log, LOG_COLUMNS),
         }
         with self._connect() as con, _registered(con, frames), transaction(con):
             con.execute(
@@ -314,6 +358,7 @@ class DuckDBState:
                 "INSERT OR REPLACE INTO sync.links SELECT ?, fallback_id, primary_id, decision, ?, ? FROM _links",
                 [object_type, now, run_id],
             )
+            con.execute("INSERT INTO sync.log SELECT * FROM _log")
             failpoints.reach("state_write")  # everything written, nothing committed
 
     def record_counts(self, object_type: str) -> tuple[int, int]:
@@ -352,15 +397,17 @@ class DuckDBState:
 
     # -- what the planners read, as views in the work database ------------------------------
 
-    def expose_records(self, con: duckdb.DuckDBPyConnection, object_type: str) -> None:
-        """Temp views of `object_type`'s state in `con`: `state_records` (every confirmed record),
+    def expose_records(self, con: duckdb.DuckDBPyConnection, object_type: str, ids: str | None = None) -> None:
+        """Temp views of `object_type`'s state in `con`: `state_records` (every confirmed record's
+        ID, hash and IDs; `expose_payloads` gives payloads),
         `state_failures` (every record waiting to be retried) and `state_links` (fallback IDs
-        whose switch to a primary ID was decided)."""
+        whose switch to a primary ID was decided). `ids` (SQL listing the IDs the plan needs)
+        lets a remote state fetch less; views on this file read only what the plan joins anyway."""
         kind = literal(object_type)
         con.execute(
             f"""
             CREATE OR REPLACE TEMP VIEW state_records AS
-                SELECT {", ".join(RECORD_COLUMNS)} FROM sync.records WHERE object_type = {kind};
+                SELECT {", ".join(RECORD_KEY_COLUMNS)} FROM sync.records WHERE object_type = {kind};
             CREATE OR REPLACE TEMP VIEW state_failures AS
                 SELECT {", ".join(RECORD_COLUMNS)} FROM sync.failures WHERE object_type = {kind};
             CREATE OR REPLACE TEMP VIEW state_links AS
@@ -368,10 +415,19 @@ class DuckDBState:
             """
         )
 
-    def expose_events(self, con: duckdb.DuckDBPyConnection) -> None:
+    def expose_payloads(self, con: duckdb.DuckDBPyConnection, object_type: str, ids: str) -> None:
+        """Temp view `state_payloads` (id, attributes, memberships) in `con`: what Userflow last
+        confirmed of the records `ids` (SQL on `con`) lists; here simply every record's."""
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW state_payloads AS SELECT id, attributes, memberships FROM sync.records "
+            f"WHERE object_type = {literal(object_type)}"
+        )
+
+    def expose_events(self, con: duckdb.DuckDBPyConnection, events: str | None = None) -> None:
         """Temp views for the events plan in `con`: `state_sent_events` (keys never to send
         again, with their names), `state_pending_events` (events owed, with payloads),
-        `state_synced_users` and `state_failed_users` (user IDs)."""
+        `state_synced_users` and `state_failed_users` (user IDs). `events` (SQL listing the
+        planned events' key and user_id) lets a remote state fetch only what they need."""
         con.execute(
             """
             CREATE OR REPLACE TEMP VIEW state_sent_events AS SELECT key, name FROM sync.sent_events;
@@ -381,6 +437,11 @@ class DuckDBState:
             CREATE OR REPLACE TEMP VIEW state_failed_users AS SELECT id FROM sync.failures WHERE object_type = 'user';
             """
         )
+
+    def sent_event_names(self) -> list[str]:
+        """Every event name ever sent (or possibly sent)."""
+        with self._connect() as con:
+            return [row[0] for row in con.execute("SELECT DISTINCT name FROM sync.sent_events").fetchall()]
 
     # -- learned rate limits -----------------------------------------------------------------
 
@@ -402,8 +463,10 @@ class DuckDBState:
 
     # -- events ------------------------------------------------------------------------------
 
-    def checkpoint_events(self, run_id: str, sent: Sequence[Sent], pending: Sequence[Pending]) -> None:
-        """One batch's outcome in one transaction: settled keys leave the owed events.
+    def checkpoint_events(
+        self, run_id: str, sent: Sequence[Sent], pending: Sequence[Pending], log: Sequence[LogEntry] = ()
+    ) -> None:
+        """One batch's outcome (and its log rows) in one transaction: settled keys leave the owed events.
 
         A waiting event keeps its attempt count; a failed or ambiguous one adds an attempt.
         """
@@ -418,7 +481,8 @@ class DuckDBState:
         owed["http_status"] = pd.Series([p.http_status for p in pending], dtype="Int64")
         owed["code"] = [p.code for p in pending]
         owed["message"] = [p.message for p in pending]
-        with self._connect() as con, _registered(con, {"_sent": done, "_owed": owed}), transaction(con):
+        frames = {"_sent": done, "_owed": owed, "_log": _frame(log, LOG_COLUMNS)}
+        with self._connect() as con, _registered(con, frames), transaction(con):
             con.execute(
                 "INSERT OR REPLACE INTO sync.sent_events "
                 "SELECT key, status, name, userflow_id, payload_hash, ?, ? FROM _sent",
@@ -441,6 +505,7 @@ class DuckDBState:
                 """,
                 [now, now, run_id],
             )
+            con.execute("INSERT INTO sync.log SELECT * FROM _log")
             if sent:
                 failpoints.reach("events_state_write")  # confirmed events written, nothing committed
 
@@ -466,6 +531,38 @@ class DuckDBState:
             con.execute("DELETE FROM sync.userflow_definitions")
             if rows:
                 con.executemany("INSERT INTO sync.userflow_definitions VALUES (?, ?)", list(rows))
+
+    # -- copying a whole state ----------------------------------------------------------------
+
+    def dump(self) -> dict[str, pa.Table]:
+        """Every state table's rows as Arrow."""
+        with self._connect() as con:
+            return {t: con.sql(f"SELECT * FROM sync.{t}").to_arrow_table() for t in STATE_TABLES}
+
+    def load(self, tables: dict[str, pa.Table]) -> None:
+        """Replace every state table's rows with `tables`' (a `dump`), in one transaction."""
+        with self._connect() as con, transaction(con):
+            for name, table in tables.items():
+                con.register("_copy", table)
+                try:
+                    columns = ", ".join(table.column_names)
+                    con.execute(f"DELETE FROM sync.{name}")
+                    con.execute(f"INSERT INTO sync.{name} ({columns}) SELECT {columns} FROM _copy")
+                finally:
+                    con.unregister("_copy")
+
+    # -- the sync log ------------------------------------------------------------------------
+
+    def prune_log(self, older_than: datetime) -> int:
+        """Delete log rows written before `older_than`; how many went."""
+        with self._connect() as con:
+            (n,) = con.execute("DELETE FROM sync.log WHERE logged_at < ?", [older_than]).fetchone()
+        return int(n)
+
+    def log_rows(self, most: int) -> list[tuple[object, ...]]:
+        """The latest `most` request outcomes, newest first (LOG_SQL)."""
+        with self._connect() as con:
+            return con.execute(f"{LOG_SQL} LIMIT ?", [most]).fetchall()
 
 
 @contextmanager

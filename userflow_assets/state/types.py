@@ -80,3 +80,19 @@ class LearnedLimits:
     ceiling_per_minute: float | None
     quota_per_window: int | None  # requests per the limiter's quota window
     noise_share: float
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One request's outcome, as the sync log keeps it."""
+
+    run_id: str
+    object_type: str  # user | group | event
+    record_id: str  # the record's ID, or the event's key
+    action: str  # create | update | retry | migrate | delete | send | retry | resend
+    outcome: str  # confirmed | failed | ambiguous | possibly_lost
+    http_status: int | None  # the error's status; None when confirmed (some 2xx) or never answered
+    error_code: str | None
+    error_message: str | None
+    attempts: int | None  # of a request that failed; None when confirmed
+    logged_at: datetime

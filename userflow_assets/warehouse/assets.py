@@ -60,8 +60,7 @@ def build_warehouse_asset(
         # wait for it forever.
         recovered = recovery.free_pool_slots_of_dead_runs(context)
         query = warehouse.load_query(sql_file)
-        state = sync_db.state()
-        state.ensure_schema()
+        state = sync_db.ready_state()
         spec_hash = hashlib.md5((spec_json + "\n" + query.text).encode()).hexdigest()
         last = None if config.full_refresh else state.cursor(object_type, spec_hash)
         since = last - late_arrival if last else None
