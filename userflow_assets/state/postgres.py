@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from userflow_assets import failpoints
-from userflow_assets.client.redaction import redact, register_secret
+from userflow_assets.redaction import redact, register_secret
 from userflow_assets.sqltext import literal
 from userflow_assets.state import types
 from userflow_assets.state.store import (
