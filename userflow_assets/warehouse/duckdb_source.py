@@ -134,11 +134,11 @@ class DuckDBFilesSource:
         return _streamed(self._connect(), sql, params)
 
 
-def files_source(url: str, *, password: str | None = None, base_dir: Path) -> DuckDBFilesSource:
+def files_source(url: str, *, password: str | None = None, base_dir: Path | None = None) -> DuckDBFilesSource:
     """`duckdb:`: the files mode. A DuckDB file is named by `warehouse.database`, not by a URL."""
     rest = url.split(":", 1)[1]
     if rest.strip("/"):
         raise SourceError(
             f"warehouse.url {url!r}: write `duckdb:` for files DuckDB reads; a DuckDB file goes in warehouse.database"
         )
-    return DuckDBFilesSource(base_dir)
+    return DuckDBFilesSource(base_dir or Path.cwd())

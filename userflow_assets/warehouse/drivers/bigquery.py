@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from userflow_assets.warehouse.drivers.adbc import AdbcSource
 from userflow_assets.warehouse.drivers.common import keep_secret, parse_url
@@ -66,7 +67,9 @@ def options(url: str, credentials: str | None) -> tuple[str, dict[str, str], dic
     return f"project {project} (dataset {dataset})", db, statement
 
 
-def bigquery_source(url: str, password: str | None) -> BigQuerySource:
+def bigquery_source(
+    url: str, *, password: str | None = None, base_dir: Path | None = None
+) -> BigQuerySource:
     if password:
         _keep_key_secret(password)
     where, db, statement = options(url, password)

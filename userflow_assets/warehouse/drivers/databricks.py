@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -116,7 +117,9 @@ class DatabricksSource:
         return f"SELECT count(*), bit_xor(xxhash64(*)) FROM (\n{source_sql}\n) AS src"
 
 
-def databricks_source(url: str, password: str | None) -> DatabricksSource:
+def databricks_source(
+    url: str, *, password: str | None = None, base_dir: Path | None = None
+) -> DatabricksSource:
     keep_secret(password)
     parsed = parse_url(url, "databricks", {"catalog", "schema"}, None)
     if not parsed.path:

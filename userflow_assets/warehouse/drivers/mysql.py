@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -159,7 +160,9 @@ def _quote(column: str) -> str:
     return "`" + column.replace("`", "``") + "`"
 
 
-def mysql_source(url: str, password: str | None) -> MySQLSource:
+def mysql_source(
+    url: str, *, password: str | None = None, base_dir: Path | None = None
+) -> MySQLSource:
     keep_secret(password)
     parsed = parse_url(url, "mysql", {"ssl_disabled"}, ("database",))
     return MySQLSource(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -169,7 +170,9 @@ def _quote(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
 
 
-def redshift_source(url: str, password: str | None) -> RedshiftSource:
+def redshift_source(
+    url: str, *, password: str | None = None, base_dir: Path | None = None
+) -> RedshiftSource:
     keep_secret(password)
     parsed = parse_url(url, "redshift", {"ssl"}, ("database",))
     database = parsed.path[0] if parsed.path else "dev"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from userflow_assets.warehouse.drivers.adbc import AdbcSource
 from userflow_assets.warehouse.drivers.common import keep_secret, parse_url
@@ -73,7 +74,9 @@ def db_kwargs(url: str, password: str | None) -> tuple[str, dict[str, str]]:
     return where, kwargs
 
 
-def snowflake_source(url: str, password: str | None) -> SnowflakeSource:
+def snowflake_source(
+    url: str, *, password: str | None = None, base_dir: Path | None = None
+) -> SnowflakeSource:
     keep_secret(password)
     where, kwargs = db_kwargs(url, password)
     return SnowflakeSource(where=where, dbapi_module="adbc_driver_snowflake.dbapi", db_kwargs=kwargs)
