@@ -19,7 +19,7 @@ and `jsonb` become JSON, `uuid` UUID, `interval` INTERVAL, enums text, arrays li
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from userflow_assets.redaction import redact
 from userflow_assets.warehouse.queries import replace_parameters
-from userflow_assets.warehouse.source import SourceError, redact_url
+from userflow_assets.warehouse.source import SourceError, count_and, redact_url
 
 SETTING_PREFIX = "userflow."
 # Session settings every connection starts with: read-only, and timestamps without zone read as UTC.
@@ -208,6 +208,10 @@ class PostgresSource:
             con.close()
             raise
         return pa.RecordBatchReader.from_batches(reader.schema, self._closing(reader, cursor, con))
+
+    def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
+        """The row's text, hashed: 64 bits of its md5 as a bigint, XORed (order-free, NULL-safe)."""
+        return count_and("bit_xor(('x' || left(md5(src::text), 16))::bit(64)::bigint)", source_sql)
 
     def _closing(
         self, reader: pa.RecordBatchReader, cursor: pg_dbapi.Cursor, con: pg_dbapi.Connection

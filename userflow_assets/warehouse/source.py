@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -49,6 +49,17 @@ class Source(Protocol):
     def fetch(self, sql: str, params: Mapping[str, object]) -> pa.RecordBatchReader:
         """Run `sql` (parameters as `$NAME`) with `params` bound, streaming the result."""
         ...
+
+    def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
+        """The change sensor's probe of a query without `updated_at`, in the warehouse's dialect:
+        one row of its row count and an order-independent hash of its rows (`count_and`)."""
+        ...
+
+
+def count_and(aggregate: str, source_sql: str) -> str:
+    """`SELECT count(*), aggregate` over the rows of `source_sql`, named `src`; MySQL and
+    Redshift refuse a derived table without a name."""
+    return f"SELECT count(*), {aggregate} FROM (\n{source_sql}\n) AS src"
 
 
 @dataclass(frozen=True)

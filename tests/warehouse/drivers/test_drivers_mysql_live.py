@@ -132,3 +132,22 @@ def test_a_full_read_binds_the_earliest_timestamp_and_reads_every_dated_row(user
     source = mysql.mysql_source(users.url(users.reader), password=users.password)
     rows = read(source, "SELECT id FROM users WHERE updated_at > $LAST_SYNC_TIMESTAMP ORDER BY id", {"LAST_SYNC_TIMESTAMP": EARLIEST})
     assert rows == [{"id": 1}, {"id": 2}, {"id": 3}]
+
+
+def test_the_sensor_default_probes_run_on_the_server_with_and_without_updated_at(users, tmp_path, monkeypatch):
+    from userflow_assets.orchestration.probes import ProbeTarget, run_probes
+    from userflow_assets.warehouse.resources import WarehouseResource
+
+    (tmp_path / "users.sql").write_text("SELECT id, email, updated_at FROM users WHERE updated_at > $LAST_SYNC_TIMESTAMP")
+    (tmp_path / "groups.sql").write_text("SELECT id, note FROM users")  # no updated_at: the checksum branch
+    monkeypatch.setenv("UF_TEST_MYSQL_PASSWORD", users.password)
+    warehouse = WarehouseResource(
+        url=users.url(users.reader), password_env="UF_TEST_MYSQL_PASSWORD", sql_dir=str(tmp_path)
+    )
+    targets = [ProbeTarget("users", "users.sql"), ProbeTarget("groups", "groups.sql")]
+
+    first = run_probes(warehouse, targets)
+    assert first["users"] == ["3", "2024-06-01 00:00:00"]
+    assert first["groups"][0] == "3" and first["groups"][1] is not None
+    users.sql("UPDATE users SET note = 'changed' WHERE id = 1")
+    assert run_probes(warehouse, targets)["groups"] != first["groups"]

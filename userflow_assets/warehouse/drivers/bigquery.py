@@ -20,7 +20,7 @@ from pathlib import Path
 from userflow_assets.warehouse.drivers.adbc import AdbcSource
 from userflow_assets.warehouse.drivers.common import keep_secret, parse_url
 from userflow_assets.warehouse.drivers.params import Style
-from userflow_assets.warehouse.source import SourceError
+from userflow_assets.warehouse.source import SourceError, count_and
 
 _OPTION = "adbc.bigquery.sql."
 OPTIONS = {"location": _OPTION + "location"}
@@ -33,7 +33,7 @@ class BigQuerySource(AdbcSource):
 
     def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
         """Row count and an order-independent hash of every row (its JSON text fingerprinted)."""
-        return f"SELECT count(*), BIT_XOR(FARM_FINGERPRINT(TO_JSON_STRING(src))) FROM (\n{source_sql}\n) AS src"
+        return count_and("BIT_XOR(FARM_FINGERPRINT(TO_JSON_STRING(src)))", source_sql)
 
 
 def _keep_key_secret(credentials: str) -> None:

@@ -27,7 +27,7 @@ from userflow_assets.warehouse.drivers.common import (
     stream,
 )
 from userflow_assets.warehouse.drivers.params import Style, translate
-from userflow_assets.warehouse.source import SourceError
+from userflow_assets.warehouse.source import SourceError, count_and
 
 DEFAULT_PORT = 443
 
@@ -114,7 +114,7 @@ class DatabricksSource:
 
     def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
         """Row count and an order-independent hash of every row."""
-        return f"SELECT count(*), bit_xor(xxhash64(*)) FROM (\n{source_sql}\n) AS src"
+        return count_and("bit_xor(xxhash64(*))", source_sql)
 
 
 def databricks_source(

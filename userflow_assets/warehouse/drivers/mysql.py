@@ -33,6 +33,7 @@ from userflow_assets.warehouse.drivers.common import (
     stream,
 )
 from userflow_assets.warehouse.drivers.params import Style, translate
+from userflow_assets.warehouse.source import count_and
 
 DEFAULT_PORT = 3306
 UNSIGNED_FLAG = 32
@@ -153,7 +154,7 @@ class MySQLSource:
         """Row count and an order-independent XOR of row hashes; QUOTE tells NULL from 'NULL'."""
         cells = ", ".join(f"QUOTE({_quote(c)})" for c in columns) or "''"
         row_hash = f"CAST(CONV(LEFT(MD5(CONCAT_WS(',', {cells})), 16), 16, 10) AS UNSIGNED)"
-        return f"SELECT count(*), BIT_XOR({row_hash}) FROM (\n{source_sql}\n) AS src"
+        return count_and(f"BIT_XOR({row_hash})", source_sql)
 
 
 def _quote(column: str) -> str:

@@ -31,6 +31,7 @@ from userflow_assets.warehouse.drivers.common import (
     stream,
 )
 from userflow_assets.warehouse.drivers.params import Style, translate
+from userflow_assets.warehouse.source import count_and
 
 CURSOR = "userflow_read"
 FETCH_ROWS = 1_000
@@ -161,9 +162,7 @@ class RedshiftSource:
     def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
         """Row count and an order-independent sum of row hashes (Redshift has no BIT_XOR aggregate)."""
         cells = " || ',' || ".join(f"COALESCE(QUOTE_LITERAL({_quote(c)}::VARCHAR), 'NULL')" for c in columns) or "''"
-        return (
-            f"SELECT count(*), SUM(STRTOL(LEFT(MD5({cells}), 15), 16)::DECIMAL(38, 0)) FROM (\n{source_sql}\n) AS src"
-        )
+        return count_and(f"SUM(STRTOL(LEFT(MD5({cells}), 15), 16)::DECIMAL(38, 0))", source_sql)
 
 
 def _quote(column: str) -> str:
