@@ -28,7 +28,7 @@ import adbc_driver_postgresql.dbapi as pg_dbapi
 import pyarrow as pa
 
 from userflow_assets.redaction import redact
-from userflow_assets.warehouse.queries import replace_parameters
+from userflow_assets.warehouse.params import rewrite
 from userflow_assets.warehouse.source import SourceError, count_and, redact_url
 
 SETTING_PREFIX = "userflow."
@@ -66,7 +66,7 @@ def bind_as_settings(sql: str, params: Mapping[str, object]) -> tuple[str, str |
             raise SourceError(f"parameter ${name} has no value")
         return f"(current_setting('{SETTING_PREFIX}{name.lower()}')::{casts[name.upper()]})"
 
-    text = replace_parameters(sql, reader)
+    text = rewrite(sql, reader)
     if not params:
         return text, None, []
     names = list(params)

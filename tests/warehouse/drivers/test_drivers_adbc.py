@@ -201,7 +201,7 @@ def test_bigquery_checksum_fingerprints_whole_rows_order_independently():
 
 def test_positional_binding_sends_a_value_per_marker_and_named_binding_one_per_name():
     from userflow_assets.warehouse.drivers.adbc import bind_row
-    from userflow_assets.warehouse.drivers.params import Style, translate
+    from userflow_assets.warehouse.params import Style, translate
 
     when = datetime(2024, 1, 1)
     sql = "SELECT 1 WHERE a > $LAST_SYNC_TIMESTAMP OR b > $LAST_SYNC_TIMESTAMP"

@@ -26,7 +26,7 @@ from userflow_assets.warehouse.drivers.common import (
     query_failed,
     stream,
 )
-from userflow_assets.warehouse.drivers.params import Style, translate
+from userflow_assets.warehouse.params import Style, translate
 from userflow_assets.warehouse.source import SourceError, count_and
 
 DEFAULT_PORT = 443

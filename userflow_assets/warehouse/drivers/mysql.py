@@ -32,7 +32,7 @@ from userflow_assets.warehouse.drivers.common import (
     rows_batch,
     stream,
 )
-from userflow_assets.warehouse.drivers.params import Style, translate
+from userflow_assets.warehouse.params import Style, translate
 from userflow_assets.warehouse.source import count_and
 
 DEFAULT_PORT = 3306

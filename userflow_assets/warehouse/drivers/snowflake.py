@@ -17,7 +17,7 @@ from pathlib import Path
 
 from userflow_assets.warehouse.drivers.adbc import AdbcSource
 from userflow_assets.warehouse.drivers.common import keep_secret, parse_url
-from userflow_assets.warehouse.drivers.params import Style
+from userflow_assets.warehouse.params import Style
 from userflow_assets.warehouse.source import SourceError, count_and
 
 _OPTION = "adbc.snowflake.sql."
