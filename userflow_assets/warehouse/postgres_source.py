@@ -18,7 +18,7 @@ error naming the column and its type.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -28,12 +28,15 @@ import adbc_driver_postgresql.dbapi as pg_dbapi
 import pyarrow as pa
 
 from userflow_assets.redaction import redact
+from userflow_assets.warehouse.drivers.common import attempt, stream
 from userflow_assets.warehouse.params import rewrite
 from userflow_assets.warehouse.source import SourceError, count_and, redact_url
 
 SETTING_PREFIX = "userflow."
 # Session settings every connection starts with: read-only, and timestamps without zone read as UTC.
 SESSION_OPTIONS = "-c default_transaction_read_only=on -c TimeZone=UTC"
+# What the driver raises while a result streams: its own errors, Arrow's, a lost socket.
+READ_ERRORS = (adbc_driver_manager.Error, pa.ArrowException, OSError)
 # Field metadata the driver sets: the column's Postgres type.
 PG_TYPE = b"POSTGRESQL:type"
 
@@ -103,21 +106,26 @@ def server_message(error: BaseException) -> str:
     return redact(f"{message} (SQLSTATE {state})" if state else message)
 
 
-def _cannot_stage(field: pa.Field, type_name: str, advice: str) -> SourceError:
-    return SourceError(f'column "{field.name}" has the PostgreSQL type {type_name}, which cannot be staged; {advice}')
+def _cannot_stage(where: str, field: pa.Field, type_name: str, advice: str) -> SourceError:
+    return SourceError(
+        f'{where}: column "{field.name}" has the PostgreSQL type {type_name}, which cannot be staged; {advice}'
+    )
 
 
-def refuse_unmappable(schema: pa.Schema) -> None:
+def refuse_unmappable(schema: pa.Schema, where: str) -> None:
     """Refuse, before the first row, what the driver cannot read or sends only in its own wire format."""
     for field in schema:
         type_name = (field.metadata or {}).get(PG_TYPE, b"").decode()
         if type_name in ("record", "_record"):
             # The driver cannot read an anonymous row's fields: it would fail on the first row.
-            raise _cannot_stage(field, type_name, "select its fields as columns, or cast it to a named composite type")
+            advice = "select its fields as columns, or cast it to a named composite type"
+            raise _cannot_stage(where, field, type_name, advice)
         kind = field.type
-        if isinstance(kind, pa.OpaqueType) and kind.type_name != "numeric" and not pa.types.is_string(kind.storage_type):
+        opaque = isinstance(kind, pa.OpaqueType)
+        if opaque and kind.type_name != "numeric" and not pa.types.is_string(kind.storage_type):
             # Its bytes are the driver's binary COPY format (e.g. inet), meaningless once staged.
-            raise _cannot_stage(field, kind.type_name, f'cast it in the query (for example "{field.name}"::text)')
+            advice = f'cast it in the query (for example "{field.name}"::text)'
+            raise _cannot_stage(where, field, kind.type_name, advice)
 
 
 class PostgresSource:
@@ -138,10 +146,11 @@ class PostgresSource:
         return f"PostgresSource({self.describe()})"
 
     def _connect(self) -> pg_dbapi.Connection:
-        try:
-            return pg_dbapi.connect(connection_uri(self.url, self._password))
-        except adbc_driver_manager.Error as error:
-            raise SourceError(f"cannot connect to the {self.describe()}: {server_message(error)}") from None
+        return attempt(
+            lambda: pg_dbapi.connect(connection_uri(self.url, self._password)),
+            lambda error: SourceError(f"cannot connect to the {self.describe()}: {server_message(error)}"),
+            (adbc_driver_manager.Error,),
+        )
 
     def check(self) -> None:
         with self._connect() as con, con.cursor() as cursor:
@@ -151,43 +160,37 @@ class PostgresSource:
     def fetch(self, sql: str, params: Mapping[str, object]) -> pa.RecordBatchReader:
         text, setter, values = bind_as_settings(sql, params)
         con = self._connect()
-        try:
-            cursor = con.cursor()
+        cursor = con.cursor()
+
+        def execute() -> pa.RecordBatchReader:
             if setter is not None:
                 cursor.execute(setter, parameters=values)
                 cursor.fetchall()
             cursor.execute(text)
-            reader = cursor.fetch_record_batch()
-            refuse_unmappable(reader.schema)
-        except adbc_driver_manager.Error as error:
+            return cursor.fetch_record_batch()
+
+        def close() -> None:
+            cursor.close()
             con.close()
-            raise SourceError(f"{self.describe()}: {server_message(error)}") from None
-        except SourceError as error:
-            con.close()
-            raise SourceError(f"{self.describe()}: {error}") from None
+
+        try:
+            reader = attempt(execute, self._failed, (adbc_driver_manager.Error,))
+            refuse_unmappable(reader.schema, self.describe())
         except BaseException:
-            con.close()
+            close()
             raise
-        return pa.RecordBatchReader.from_batches(reader.schema, self._closing(reader, cursor, con))
+        # `close` holds the cursor as long as the stream: the driver ends the stream once its cursor is collected.
+        return stream(reader.schema, reader, close, self._stopped, READ_ERRORS)
 
     def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
         """The row's text, hashed: 64 bits of its md5 as a bigint, XORed (order-free, NULL-safe)."""
         return count_and("bit_xor(('x' || left(md5(src::text), 16))::bit(64)::bigint)", source_sql)
 
-    def _closing(
-        self, reader: pa.RecordBatchReader, cursor: pg_dbapi.Cursor, con: pg_dbapi.Connection
-    ) -> Iterator[pa.RecordBatch]:
-        # Holds the cursor too: the driver closes the stream once its cursor is collected.
-        try:
-            yield from reader
-        except (adbc_driver_manager.Error, pa.ArrowException, OSError) as error:
-            raise SourceError(f"{self.describe()}: the read stopped part way: {server_message(error)}") from None
-        finally:
-            try:
-                cursor.close()
-                con.close()
-            except adbc_driver_manager.Error:
-                pass  # the connection is gone already (the error above says why)
+    def _failed(self, error: BaseException) -> SourceError:
+        return SourceError(f"{self.describe()}: {server_message(error)}")
+
+    def _stopped(self, error: BaseException) -> SourceError:
+        return SourceError(f"{self.describe()}: the read stopped part way: {server_message(error)}")
 
 
 def postgres_source(url: str, *, password: str | None = None, base_dir: Path | None = None) -> PostgresSource:
