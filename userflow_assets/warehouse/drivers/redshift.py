@@ -59,8 +59,8 @@ NUMERIC_OID = 1700
 
 
 def numeric_type(type_modifier: int) -> pa.DataType:
-    """NUMERIC(p, s) from its type modifier; an unconstrained NUMERIC as its text, every digit kept."""
-    return numeric_from_typmod(type_modifier) or pa.string()
+    """NUMERIC(p, s) from its type modifier; an unconstrained NUMERIC as DOUBLE, as from Postgres."""
+    return numeric_from_typmod(type_modifier) or pa.float64()
 
 
 def arrow_schema(row_desc: Sequence[Mapping[str, object]], names: Sequence[str]) -> pa.Schema:
