@@ -53,11 +53,11 @@ def bare_driver(url: str, sql: str) -> int:
     """ADBC on its own: the query with its parameter bound, every batch read and dropped."""
     import adbc_driver_postgresql.dbapi as pg_dbapi
 
-    from userflow_assets.warehouse.queries import replace_parameters
+    from userflow_assets.warehouse.params import rewrite
 
     rows = 0
     with pg_dbapi.connect(url) as con, con.cursor() as cursor:
-        cursor.execute(replace_parameters(sql, lambda _: "$1"), parameters=(EARLIEST,))
+        cursor.execute(rewrite(sql, lambda _: "$1"), parameters=(EARLIEST,))
         for batch in cursor.fetch_record_batch():
             rows += batch.num_rows
     return rows

@@ -3,7 +3,7 @@
 The default probe is `count(*)` and `max(updated_at)` over the source query's whole result
 (`$LAST_SYNC_TIMESTAMP` bound to the earliest timestamp, as on a full read); a query without
 an `updated_at` column gets `count(*)` and an order-independent checksum of its rows
-instead, in the warehouse's own dialect (`CHECKSUMS`). The spec may give its own probe per
+instead, in the warehouse's own dialect (`Source.checksum_sql`). The spec may give its own probe per
 object (one row, any columns). Probes run in the warehouse through its source, read-only
 like every read.
 """
@@ -18,14 +18,9 @@ from userflow_assets.warehouse.queries import (
     query_parameters,
 )
 from userflow_assets.warehouse.resources import WarehouseResource
-from userflow_assets.warehouse.source import Source, SourceError
+from userflow_assets.warehouse.source import Source, SourceError, count_and
 
 CHANGE_COLUMN = "updated_at"
-# An order-independent checksum of the rows of `src`, per warehouse kind.
-CHECKSUMS = {
-    "duckdb": "bit_xor(hash(src))",
-    "postgres": "bit_xor(('x' || left(md5(src::text), 16))::bit(64)::bigint)",
-}
 
 
 class ProbeError(RuntimeError):
@@ -50,18 +45,13 @@ def _parameters(sql: str, origin: str) -> dict[str, object]:
     return {CURSOR_PARAMETER: EARLIEST} if names else {}
 
 
-def _default_probe(source: Source, query: str, params: Mapping[str, object], origin: str) -> str:
-    # The query with LIMIT 0 gives its columns without reading its rows.
-    columns = source.fetch(f"SELECT * FROM (\n{query}\n) AS src LIMIT 0", params).schema.names
+def default_probe(source: Source, query: str, params: Mapping[str, object]) -> str:
+    """The probe SQL of a source query with no probe of its own in the spec."""
+    # LIMIT 0 gives the columns without reading rows; read to the end, so the connection closes.
+    columns = source.fetch(f"SELECT * FROM (\n{query}\n) AS src LIMIT 0", params).read_all().schema.names
     if CHANGE_COLUMN in columns:
-        return f"SELECT count(*), max({CHANGE_COLUMN}) FROM (\n{query}\n) AS src"
-    checksum = CHECKSUMS.get(source.kind)
-    if checksum is None:
-        raise QueryError(
-            f"{origin}: no {CHANGE_COLUMN} column, and no default checksum for a {source.kind} warehouse; "
-            "give this object a probe in sensor.probes"
-        )
-    return f"SELECT count(*), {checksum} FROM (\n{query}\n) AS src"
+        return count_and(f"max({CHANGE_COLUMN})", query)
+    return source.checksum_sql(query, columns)
 
 
 def _probe_one(source: Source, warehouse: WarehouseResource, target: ProbeTarget) -> list[str | None]:
@@ -75,7 +65,7 @@ def _probe_one(source: Source, warehouse: WarehouseResource, target: ProbeTarget
         if query_text is None:
             sql = str(target.probe_sql).strip().rstrip(";")
         else:
-            sql = _default_probe(source, query_text, params, origin)
+            sql = default_probe(source, query_text, params)
         rows = source.fetch(sql, params).read_all().to_pylist()
     except SourceError as error:
         raise QueryError(f"{origin}: {error}") from error

@@ -11,7 +11,8 @@ one schema for the whole stream:
 - decimal, precision > 38 (BigQuery `BIGNUMERIC`): DOUBLE, the nearest value; DuckDB's
   DECIMAL stops at 38 digits.
 - Postgres NUMERIC(p, s), which ADBC sends as text with its type modifier: the decimal it
-  declares, then as above; an unconstrained NUMERIC stays text (any scale, `NaN`), exact.
+  declares, then as above, `NaN` and `Infinity` (which no decimal holds) as null; an
+  unconstrained NUMERIC: DOUBLE, like BIGNUMERIC, so Userflow gets a number, not its digits.
 - JSON sent as text, recognised by field metadata (Snowflake `VARIANT`/`OBJECT`/`ARRAY`,
   BigQuery `JSON`, Postgres `json`/`jsonb`): DuckDB JSON, so filters can read paths in it.
 - timestamps with a time zone: the same instants in UTC; naive timestamps stay naive (the
@@ -27,12 +28,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from userflow_assets.warehouse.source import SourceError
 
 INT64_DIGITS = 18  # every decimal of this many digits fits int64
 DUCKDB_MAX_DECIMAL = 38
 JSON = pa.json_(pa.utf8())
+# Postgres NUMERIC's text for values no decimal or integer holds, compared in lower case.
+NON_FINITE = pa.array(["nan", "infinity", "-infinity", "inf", "-inf"])
 
 # Field metadata (key, value) pairs naming JSON text, compared case-insensitively.
 _JSON_MARKS = {
@@ -66,13 +70,15 @@ def numeric_from_typmod(type_modifier: int) -> pa.DataType | None:
     return pa.decimal128(precision, scale)
 
 
-def _postgres_numeric(field: pa.Field) -> pa.DataType | None:
-    """The decimal a Postgres NUMERIC sent as text (ADBC's default) holds, from its typmod metadata."""
+def _is_postgres_numeric(field: pa.Field) -> bool:
     meta = field.metadata or {}
-    typname = meta.get(b"POSTGRESQL:type") or meta.get(b"ADBC:postgresql:typname")
-    if typname != b"numeric":
-        return None
-    return numeric_from_typmod(int(meta.get(b"POSTGRESQL:typmod", b"-1")))
+    return (meta.get(b"POSTGRESQL:type") or meta.get(b"ADBC:postgresql:typname")) == b"numeric"
+
+
+def _postgres_numeric(field: pa.Field) -> pa.DataType:
+    """The type a Postgres NUMERIC sent as text (ADBC's default) is staged as, from its typmod metadata."""
+    declared = numeric_from_typmod(int((field.metadata or {}).get(b"POSTGRESQL:typmod", b"-1")))
+    return pa.float64() if declared is None else _decimal_type(declared)
 
 
 def _decimal_type(t: pa.DataType) -> pa.DataType:
@@ -98,9 +104,8 @@ def _target_type(field: pa.Field, column: str) -> pa.DataType:
     t = field.type
     if _is_json_text(field):
         return JSON
-    numeric = _postgres_numeric(field)
-    if numeric is not None:
-        return _decimal_type(numeric)
+    if _is_postgres_numeric(field):
+        return _postgres_numeric(field)
     if isinstance(t, pa.ExtensionType):
         if t.extension_name in _KEPT_EXTENSIONS:
             return t
@@ -139,9 +144,17 @@ def _convert(column: pa.Array, source: pa.Field, target: pa.Field) -> pa.Array:
     try:
         if isinstance(column.type, pa.ExtensionType) and not isinstance(target.type, pa.ExtensionType):
             column = column.storage
+        if _is_postgres_numeric(source) and not pa.types.is_floating(target.type):
+            column = _without_non_finite(column)
         return column.cast(target.type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
         raise SourceError(f"column {source.name!r} ({source.type}) cannot be read as {target.type}: {error}") from None
+
+
+def _without_non_finite(column: pa.Array) -> pa.Array:
+    """Postgres NUMERIC text (the driver's opaque type) with NaN and the infinities as null."""
+    text = column.storage if isinstance(column.type, pa.BaseExtensionType) else column
+    return pc.if_else(pc.is_in(pc.utf8_lower(text), NON_FINITE), None, text)
 
 
 def normalize_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

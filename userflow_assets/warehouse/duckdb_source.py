@@ -13,7 +13,7 @@ Either way the user's SQL runs as a subquery, so a statement that writes (`COPY 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from userflow_assets import failpoints
 from userflow_assets.sqltext import attach_read_only, ident, literal, transaction
-from userflow_assets.warehouse.source import SourceError
+from userflow_assets.warehouse.source import SourceError, count_and
 
 ALIAS = "warehouse"
 BATCH_ROWS = 122_880  # DuckDB's row group: batches line up with its own vectors
@@ -49,6 +49,11 @@ def _streamed(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, obj
             con.close()
 
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+def duckdb_checksum_sql(source_sql: str, columns: Sequence[str]) -> str:
+    """Both DuckDB sources' probe: `hash` of the whole row is NULL-safe and order-free under bit_xor."""
+    return count_and("bit_xor(hash(src))", source_sql)
 
 
 class DuckDBFileSource:
@@ -86,6 +91,9 @@ class DuckDBFileSource:
 
     def fetch(self, sql: str, params: Mapping[str, object]) -> pa.RecordBatchReader:
         return _streamed(self._connect(), sql, params)
+
+    def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
+        return duckdb_checksum_sql(source_sql, columns)
 
     def stage_into(
         self, con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object], target: str
@@ -133,12 +141,15 @@ class DuckDBFilesSource:
     def fetch(self, sql: str, params: Mapping[str, object]) -> pa.RecordBatchReader:
         return _streamed(self._connect(), sql, params)
 
+    def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
+        return duckdb_checksum_sql(source_sql, columns)
 
-def files_source(url: str, *, password: str | None = None, base_dir: Path) -> DuckDBFilesSource:
+
+def files_source(url: str, *, password: str | None = None, base_dir: Path | None = None) -> DuckDBFilesSource:
     """`duckdb:`: the files mode. A DuckDB file is named by `warehouse.database`, not by a URL."""
     rest = url.split(":", 1)[1]
     if rest.strip("/"):
         raise SourceError(
             f"warehouse.url {url!r}: write `duckdb:` for files DuckDB reads; a DuckDB file goes in warehouse.database"
         )
-    return DuckDBFilesSource(base_dir)
+    return DuckDBFilesSource(base_dir or Path.cwd())

@@ -9,17 +9,16 @@ bound parameters; with parameters it holds the whole result in memory first. So 
 session, and the query reads it as `current_setting('userflow.name')::<type>`: the value
 never enters the SQL text, and the rows stream.
 
-Types (`pg_field`): `numeric(p,s)` arrives as text and becomes DECIMAL(p,s) (NaN and
-Infinity, which a decimal cannot hold, become null), plain `numeric` becomes DOUBLE; `json`
-and `jsonb` become JSON, `uuid` UUID, `interval` INTERVAL, enums text, arrays lists,
-`timestamptz` TIMESTAMPTZ (UTC), `timestamp` TIMESTAMP. A type with no such mapping (e.g.
-`inet`) is an error naming the column and its type.
+Types: staging maps the driver's Arrow as for every warehouse (`arrow_types`); this module
+only refuses, before the first row, a column that cannot be staged (`refuse_unmappable`: an
+anonymous `record`, or a type such as `inet` that arrives in the driver's binary format), an
+error naming the column and its type.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -27,18 +26,19 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as pg_dbapi
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from userflow_assets.redaction import redact
-from userflow_assets.warehouse.queries import replace_parameters
-from userflow_assets.warehouse.source import SourceError, redact_url
+from userflow_assets.warehouse.drivers.common import attempt, stream
+from userflow_assets.warehouse.params import rewrite
+from userflow_assets.warehouse.source import SourceError, count_and, redact_url
 
 SETTING_PREFIX = "userflow."
 # Session settings every connection starts with: read-only, and timestamps without zone read as UTC.
 SESSION_OPTIONS = "-c default_transaction_read_only=on -c TimeZone=UTC"
-# Field metadata the driver sets: the column's Postgres type and its modifier (precision, scale).
-PG_TYPE, TYPMOD = b"POSTGRESQL:type", b"POSTGRESQL:typmod"
-NON_FINITE = ["nan", "inf", "-inf", "infinity", "-infinity"]
+# What the driver raises while a result streams: its own errors, Arrow's, a lost socket.
+READ_ERRORS = (adbc_driver_manager.Error, pa.ArrowException, OSError)
+# Field metadata the driver sets: the column's Postgres type.
+PG_TYPE = b"POSTGRESQL:type"
 
 
 def _pg_type(value: object) -> str:
@@ -69,7 +69,7 @@ def bind_as_settings(sql: str, params: Mapping[str, object]) -> tuple[str, str |
             raise SourceError(f"parameter ${name} has no value")
         return f"(current_setting('{SETTING_PREFIX}{name.lower()}')::{casts[name.upper()]})"
 
-    text = replace_parameters(sql, reader)
+    text = rewrite(sql, reader)
     if not params:
         return text, None, []
     names = list(params)
@@ -106,58 +106,26 @@ def server_message(error: BaseException) -> str:
     return redact(f"{message} (SQLSTATE {state})" if state else message)
 
 
-def _cannot_stage(field: pa.Field, type_name: str, advice: str) -> SourceError:
-    return SourceError(f'column "{field.name}" has the PostgreSQL type {type_name}, which cannot be staged; {advice}')
+def _cannot_stage(where: str, field: pa.Field, type_name: str, advice: str) -> SourceError:
+    return SourceError(
+        f'{where}: column "{field.name}" has the PostgreSQL type {type_name}, which cannot be staged; {advice}'
+    )
 
 
-def pg_field(field: pa.Field) -> tuple[pa.Field, bool]:
-    """The field as staged, and whether its values need converting."""
-    kind = field.type
-    type_name = (field.metadata or {}).get(PG_TYPE, b"").decode()
-    if type_name in ("record", "_record"):
-        # The driver cannot read an anonymous row's fields: it would fail on the first row.
-        raise _cannot_stage(field, type_name, "select its fields as columns, or cast it to a named composite type")
-    if isinstance(kind, pa.OpaqueType):
-        type_name = kind.type_name
-        if type_name == "numeric":
-            return pa.field(field.name, _numeric_type(field)), True
-        if pa.types.is_string(kind.storage_type):
-            return pa.field(field.name, pa.string()), True
-        raise _cannot_stage(field, type_name, f'cast it in the query (for example "{field.name}"::text)')
-    return field, False
-
-
-def _numeric_type(field: pa.Field) -> pa.DataType:
-    typmod = int((field.metadata or {}).get(TYPMOD, b"-1"))
-    if typmod >= 4:
-        precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
-        if precision <= 38:
-            return pa.decimal128(precision, scale)
-    return pa.float64()
-
-
-def _convert(column: pa.Array, target: pa.DataType) -> pa.Array:
-    storage = column.storage if isinstance(column, pa.ExtensionArray) else column
-    if pa.types.is_decimal(target):
-        storage = pc.if_else(pc.is_in(pc.utf8_lower(storage), pa.array(NON_FINITE)), None, storage)
-    return pc.cast(storage, target)
-
-
-def normalize(reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
-    """`reader` with PostgreSQL's types as transform reads them (module docstring)."""
-    mapped = [pg_field(f) for f in reader.schema]
-    if not any(convert for _, convert in mapped):
-        return reader
-    schema = pa.schema([f for f, _ in mapped])
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        for batch in reader:
-            columns = [
-                _convert(batch.column(i), f.type) if convert else batch.column(i) for i, (f, convert) in enumerate(mapped)
-            ]
-            yield pa.RecordBatch.from_arrays(columns, schema=schema)
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
+def refuse_unmappable(schema: pa.Schema, where: str) -> None:
+    """Refuse, before the first row, what the driver cannot read or sends only in its own wire format."""
+    for field in schema:
+        type_name = (field.metadata or {}).get(PG_TYPE, b"").decode()
+        if type_name in ("record", "_record"):
+            # The driver cannot read an anonymous row's fields: it would fail on the first row.
+            advice = "select its fields as columns, or cast it to a named composite type"
+            raise _cannot_stage(where, field, type_name, advice)
+        kind = field.type
+        opaque = isinstance(kind, pa.OpaqueType)
+        if opaque and kind.type_name != "numeric" and not pa.types.is_string(kind.storage_type):
+            # Its bytes are the driver's binary COPY format (e.g. inet), meaningless once staged.
+            advice = f'cast it in the query (for example "{field.name}"::text)'
+            raise _cannot_stage(where, field, kind.type_name, advice)
 
 
 class PostgresSource:
@@ -178,10 +146,11 @@ class PostgresSource:
         return f"PostgresSource({self.describe()})"
 
     def _connect(self) -> pg_dbapi.Connection:
-        try:
-            return pg_dbapi.connect(connection_uri(self.url, self._password))
-        except adbc_driver_manager.Error as error:
-            raise SourceError(f"cannot connect to the {self.describe()}: {server_message(error)}") from None
+        return attempt(
+            lambda: pg_dbapi.connect(connection_uri(self.url, self._password)),
+            lambda error: SourceError(f"cannot connect to the {self.describe()}: {server_message(error)}"),
+            (adbc_driver_manager.Error,),
+        )
 
     def check(self) -> None:
         with self._connect() as con, con.cursor() as cursor:
@@ -191,38 +160,37 @@ class PostgresSource:
     def fetch(self, sql: str, params: Mapping[str, object]) -> pa.RecordBatchReader:
         text, setter, values = bind_as_settings(sql, params)
         con = self._connect()
-        try:
-            cursor = con.cursor()
+        cursor = con.cursor()
+
+        def execute() -> pa.RecordBatchReader:
             if setter is not None:
                 cursor.execute(setter, parameters=values)
                 cursor.fetchall()
             cursor.execute(text)
-            reader = normalize(cursor.fetch_record_batch())
-        except adbc_driver_manager.Error as error:
-            con.close()
-            raise SourceError(f"{self.describe()}: {server_message(error)}") from None
-        except SourceError as error:
-            con.close()
-            raise SourceError(f"{self.describe()}: {error}") from None
-        except BaseException:
-            con.close()
-            raise
-        return pa.RecordBatchReader.from_batches(reader.schema, self._closing(reader, cursor, con))
+            return cursor.fetch_record_batch()
 
-    def _closing(
-        self, reader: pa.RecordBatchReader, cursor: pg_dbapi.Cursor, con: pg_dbapi.Connection
-    ) -> Iterator[pa.RecordBatch]:
-        # Holds the cursor too: the driver closes the stream once its cursor is collected.
+        def close() -> None:
+            cursor.close()
+            con.close()
+
         try:
-            yield from reader
-        except (adbc_driver_manager.Error, pa.ArrowException, OSError) as error:
-            raise SourceError(f"{self.describe()}: the read stopped part way: {server_message(error)}") from None
-        finally:
-            try:
-                cursor.close()
-                con.close()
-            except adbc_driver_manager.Error:
-                pass  # the connection is gone already (the error above says why)
+            reader = attempt(execute, self._failed, (adbc_driver_manager.Error,))
+            refuse_unmappable(reader.schema, self.describe())
+        except BaseException:
+            close()
+            raise
+        # `close` holds the cursor as long as the stream: the driver ends the stream once its cursor is collected.
+        return stream(reader.schema, reader, close, self._stopped, READ_ERRORS)
+
+    def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
+        """The row's text, hashed: 64 bits of its md5 as a bigint, XORed (order-free, NULL-safe)."""
+        return count_and("bit_xor(('x' || left(md5(src::text), 16))::bit(64)::bigint)", source_sql)
+
+    def _failed(self, error: BaseException) -> SourceError:
+        return SourceError(f"{self.describe()}: {server_message(error)}")
+
+    def _stopped(self, error: BaseException) -> SourceError:
+        return SourceError(f"{self.describe()}: the read stopped part way: {server_message(error)}")
 
 
 def postgres_source(url: str, *, password: str | None = None, base_dir: Path | None = None) -> PostgresSource:

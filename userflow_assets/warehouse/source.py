@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -50,6 +50,17 @@ class Source(Protocol):
         """Run `sql` (parameters as `$NAME`) with `params` bound, streaming the result."""
         ...
 
+    def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
+        """The change sensor's probe of a query without `updated_at`, in the warehouse's dialect:
+        one row of its row count and an order-independent hash of its rows (`count_and`)."""
+        ...
+
+
+def count_and(aggregate: str, source_sql: str) -> str:
+    """`SELECT count(*), aggregate` over the rows of `source_sql`, named `src`; MySQL and
+    Redshift refuse a derived table without a name."""
+    return f"SELECT count(*), {aggregate} FROM (\n{source_sql}\n) AS src"
+
 
 @dataclass(frozen=True)
 class Driver:
@@ -77,7 +88,13 @@ def driver_for(scheme: str) -> Driver:
         raise SourceError(f"warehouse URL scheme {scheme!r} is not known; use one of: {known}") from None
 
 
-def load_factory(scheme: str):
+class SourceFactory(Protocol):
+    """How every scheme's module builds its source: parses the URL, connects to nothing."""
+
+    def __call__(self, url: str, *, password: str | None = None, base_dir: Path | None = None) -> Source: ...
+
+
+def load_factory(scheme: str) -> SourceFactory:
     """The source constructor for `scheme`, importing its module (and driver) on first use."""
     driver = driver_for(scheme)
     try:
@@ -116,11 +133,10 @@ def password_from(variable: str | None) -> str | None:
 
 
 def open_source(url: str, password_env: str | None = None, base_dir: Path | None = None) -> Source:
-    """The source a warehouse URL names. A factory is called as
-    `factory(url, password=..., base_dir=...)`: `base_dir` is where relative file paths start
-    (the folder of the queries)."""
+    """The source a warehouse URL names; `base_dir` is where relative file paths start (the
+    folder of the queries), used only by sources that read files."""
     factory = load_factory(url_scheme(url))
-    return factory(url, password=password_from(password_env), base_dir=base_dir or Path.cwd())
+    return factory(url, password=password_from(password_env), base_dir=base_dir)
 
 
 # The warehouses this package reads without a separate driver package, or with the `postgres` extra.

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from userflow_assets import failpoints
 from userflow_assets.sqltext import qualified_parts, transaction
+from userflow_assets.warehouse.arrow_types import normalize_reader
 from userflow_assets.warehouse.duckdb_source import DuckDBFileSource
 from userflow_assets.warehouse.queries import QueryError
 from userflow_assets.warehouse.source import Source, SourceError
@@ -55,7 +56,8 @@ def stage_rows(
         if isinstance(source, DuckDBFileSource):
             source.stage_into(con, sql, params, target)
         else:
-            _stream_into(con, source.fetch(sql, params), target)
+            # One type mapping for every warehouse's Arrow (arrow_types).
+            _stream_into(con, normalize_reader(source.fetch(sql, params)), target)
     except SourceError as error:
         raise QueryError(f"{origin}: {error}") from error
     row_count = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]

@@ -83,14 +83,14 @@ def test_snowflake_user_and_names_may_be_percent_encoded():
 )
 def test_snowflake_url_mistakes_are_named(url, message):
     with pytest.raises(SourceError, match=message) as caught:
-        snowflake.snowflake_source(url, None)
+        snowflake.snowflake_source(url)
     assert PASSWORD not in str(caught.value)
 
 
 def test_snowflake_unreachable_host_is_named_without_the_password():
     with refused_port() as port:
         url = f"snowflake://u@acct/DB/PUBLIC?host=127.0.0.1&port={port}&protocol=http&connect_timeout=5"
-        source = load_factory("snowflake")(url, PASSWORD)
+        source = load_factory("snowflake")(url, password=PASSWORD)
         with pytest.raises(SourceError) as caught:
             source.fetch(CURSOR_SQL, PARAMS)
     message = str(caught.value)
@@ -101,7 +101,7 @@ def test_snowflake_unreachable_host_is_named_without_the_password():
 
 
 def test_snowflake_checksum_hashes_whole_rows_order_independently():
-    source = snowflake.snowflake_source("snowflake://u@acct/DB", None)
+    source = snowflake.snowflake_source("snowflake://u@acct/DB")
     assert source.checksum_sql("SELECT id FROM t", ["id"]) == "SELECT count(*), HASH_AGG(*) FROM (\nSELECT id FROM t\n) AS src"
 
 
@@ -167,7 +167,7 @@ def test_bigquery_url_gives_the_driver_and_statement_options():
 
 def test_bigquery_rejected_credentials_fail_the_query_without_showing_the_key(rejecting_token_endpoint):
     key_json = service_account_key(rejecting_token_endpoint)
-    source = load_factory("bigquery")("bigquery://acme-analytics/product", key_json)
+    source = load_factory("bigquery")("bigquery://acme-analytics/product", password=key_json)
     with pytest.raises(SourceError) as caught:
         source.fetch(CURSOR_SQL, PARAMS)
     message = str(caught.value)
@@ -178,19 +178,19 @@ def test_bigquery_rejected_credentials_fail_the_query_without_showing_the_key(re
 
 def test_bigquery_without_credentials_says_so(monkeypatch, tmp_path):
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
-    source = bigquery.bigquery_source("bigquery://acme-analytics/product", None)
+    source = bigquery.bigquery_source("bigquery://acme-analytics/product")
     with pytest.raises(SourceError, match=r"^cannot connect to the bigquery warehouse at project acme-analytics \(dataset product\): "):
         source.check()
 
 
 def test_bigquery_credentials_that_are_not_a_key_are_refused_without_echoing_them():
     with pytest.raises(SourceError, match="not a service-account key JSON") as caught:
-        bigquery.bigquery_source("bigquery://p/d", "not-json-" + PASSWORD)
+        bigquery.bigquery_source("bigquery://p/d", password="not-json-" + PASSWORD)
     assert PASSWORD not in str(caught.value)
 
 
 def test_bigquery_checksum_fingerprints_whole_rows_order_independently():
-    source = bigquery.bigquery_source("bigquery://p/d", None)
+    source = bigquery.bigquery_source("bigquery://p/d")
     assert source.checksum_sql("SELECT id FROM t", ["id"]) == (
         "SELECT count(*), BIT_XOR(FARM_FINGERPRINT(TO_JSON_STRING(src))) FROM (\nSELECT id FROM t\n) AS src"
     )
@@ -201,7 +201,7 @@ def test_bigquery_checksum_fingerprints_whole_rows_order_independently():
 
 def test_positional_binding_sends_a_value_per_marker_and_named_binding_one_per_name():
     from userflow_assets.warehouse.drivers.adbc import bind_row
-    from userflow_assets.warehouse.drivers.params import Style, translate
+    from userflow_assets.warehouse.params import Style, translate
 
     when = datetime(2024, 1, 1)
     sql = "SELECT 1 WHERE a > $LAST_SYNC_TIMESTAMP OR b > $LAST_SYNC_TIMESTAMP"
@@ -226,5 +226,5 @@ def test_each_source_registers_its_secret_for_redaction(scheme, url):
     from userflow_assets.redaction import redact
 
     secret = json.dumps({"private_key": f"{scheme}-key-{PASSWORD}"}) if scheme == "bigquery" else f"{scheme}-{PASSWORD}"
-    load_factory(scheme)(url, secret)
+    load_factory(scheme)(url, password=secret)
     assert secret not in redact(f"driver said: {secret}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from userflow_assets.warehouse.drivers.common import attempt, cannot_connect, query_failed, stream
-from userflow_assets.warehouse.drivers.params import Style, Translated, translate
+from userflow_assets.warehouse.params import Style, Translated, translate
 
 
 def _errors() -> tuple[type, ...]:

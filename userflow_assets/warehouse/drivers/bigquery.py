@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from userflow_assets.warehouse.drivers.adbc import AdbcSource
 from userflow_assets.warehouse.drivers.common import keep_secret, parse_url
-from userflow_assets.warehouse.drivers.params import Style
-from userflow_assets.warehouse.source import SourceError
+from userflow_assets.warehouse.params import Style
+from userflow_assets.warehouse.source import SourceError, count_and
 
 _OPTION = "adbc.bigquery.sql."
 OPTIONS = {"location": _OPTION + "location"}
@@ -32,7 +33,7 @@ class BigQuerySource(AdbcSource):
 
     def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
         """Row count and an order-independent hash of every row (its JSON text fingerprinted)."""
-        return f"SELECT count(*), BIT_XOR(FARM_FINGERPRINT(TO_JSON_STRING(src))) FROM (\n{source_sql}\n) AS src"
+        return count_and("BIT_XOR(FARM_FINGERPRINT(TO_JSON_STRING(src)))", source_sql)
 
 
 def _keep_key_secret(credentials: str) -> None:
@@ -66,7 +67,9 @@ def options(url: str, credentials: str | None) -> tuple[str, dict[str, str], dic
     return f"project {project} (dataset {dataset})", db, statement
 
 
-def bigquery_source(url: str, password: str | None) -> BigQuerySource:
+def bigquery_source(
+    url: str, *, password: str | None = None, base_dir: Path | None = None
+) -> BigQuerySource:
     if password:
         _keep_key_secret(password)
     where, db, statement = options(url, password)

@@ -16,7 +16,6 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import pyarrow as pa
 
 from userflow_assets.redaction import redact, register_secret
-from userflow_assets.warehouse.arrow_types import normalize_reader
 from userflow_assets.warehouse.source import SourceError
 
 # Rows per batch where a driver hands rows, not Arrow: bounded memory, few DuckDB appends.
@@ -107,7 +106,8 @@ def stream(
     fail: Callable[[BaseException], SourceError],
     errors: tuple[type, ...],
 ) -> pa.RecordBatchReader:
-    """A normalized reader over a driver's batches; `close` runs when it is exhausted, fails or is dropped."""
+    """A reader over a driver's batches; `close` runs when it is exhausted, fails or is dropped.
+    Its types are mapped once, for every source, when staged (`arrow_types.normalize_reader`)."""
 
     def guarded() -> Iterator[pa.RecordBatch]:
         failure: BaseException | None = None
@@ -129,7 +129,7 @@ def stream(
                 pass  # a connection already lost cannot be closed cleanly; the read's own outcome stands
         raise fail(failure)
 
-    return normalize_reader(pa.RecordBatchReader.from_batches(schema, guarded()))
+    return pa.RecordBatchReader.from_batches(schema, guarded())
 
 
 def _as_text(value: object) -> str | None:

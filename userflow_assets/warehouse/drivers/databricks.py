@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -25,8 +26,8 @@ from userflow_assets.warehouse.drivers.common import (
     query_failed,
     stream,
 )
-from userflow_assets.warehouse.drivers.params import Style, translate
-from userflow_assets.warehouse.source import SourceError
+from userflow_assets.warehouse.params import Style, translate
+from userflow_assets.warehouse.source import SourceError, count_and
 
 DEFAULT_PORT = 443
 
@@ -113,10 +114,12 @@ class DatabricksSource:
 
     def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
         """Row count and an order-independent hash of every row."""
-        return f"SELECT count(*), bit_xor(xxhash64(*)) FROM (\n{source_sql}\n) AS src"
+        return count_and("bit_xor(xxhash64(*))", source_sql)
 
 
-def databricks_source(url: str, password: str | None) -> DatabricksSource:
+def databricks_source(
+    url: str, *, password: str | None = None, base_dir: Path | None = None
+) -> DatabricksSource:
     keep_secret(password)
     parsed = parse_url(url, "databricks", {"catalog", "schema"}, None)
     if not parsed.path:

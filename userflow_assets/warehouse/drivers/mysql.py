@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -31,7 +32,8 @@ from userflow_assets.warehouse.drivers.common import (
     rows_batch,
     stream,
 )
-from userflow_assets.warehouse.drivers.params import Style, translate
+from userflow_assets.warehouse.params import Style, translate
+from userflow_assets.warehouse.source import count_and
 
 DEFAULT_PORT = 3306
 UNSIGNED_FLAG = 32
@@ -152,14 +154,16 @@ class MySQLSource:
         """Row count and an order-independent XOR of row hashes; QUOTE tells NULL from 'NULL'."""
         cells = ", ".join(f"QUOTE({_quote(c)})" for c in columns) or "''"
         row_hash = f"CAST(CONV(LEFT(MD5(CONCAT_WS(',', {cells})), 16), 16, 10) AS UNSIGNED)"
-        return f"SELECT count(*), BIT_XOR({row_hash}) FROM (\n{source_sql}\n) AS src"
+        return count_and(f"BIT_XOR({row_hash})", source_sql)
 
 
 def _quote(column: str) -> str:
     return "`" + column.replace("`", "``") + "`"
 
 
-def mysql_source(url: str, password: str | None) -> MySQLSource:
+def mysql_source(
+    url: str, *, password: str | None = None, base_dir: Path | None = None
+) -> MySQLSource:
     keep_secret(password)
     parsed = parse_url(url, "mysql", {"ssl_disabled"}, ("database",))
     return MySQLSource(

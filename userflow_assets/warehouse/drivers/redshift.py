@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -29,7 +30,8 @@ from userflow_assets.warehouse.drivers.common import (
     rows_batch,
     stream,
 )
-from userflow_assets.warehouse.drivers.params import Style, translate
+from userflow_assets.warehouse.params import Style, translate
+from userflow_assets.warehouse.source import count_and
 
 CURSOR = "userflow_read"
 FETCH_ROWS = 1_000
@@ -57,8 +59,8 @@ NUMERIC_OID = 1700
 
 
 def numeric_type(type_modifier: int) -> pa.DataType:
-    """NUMERIC(p, s) from its type modifier; an unconstrained NUMERIC as its text, every digit kept."""
-    return numeric_from_typmod(type_modifier) or pa.string()
+    """NUMERIC(p, s) from its type modifier; an unconstrained NUMERIC as DOUBLE, as from Postgres."""
+    return numeric_from_typmod(type_modifier) or pa.float64()
 
 
 def arrow_schema(row_desc: Sequence[Mapping[str, object]], names: Sequence[str]) -> pa.Schema:
@@ -160,16 +162,16 @@ class RedshiftSource:
     def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
         """Row count and an order-independent sum of row hashes (Redshift has no BIT_XOR aggregate)."""
         cells = " || ',' || ".join(f"COALESCE(QUOTE_LITERAL({_quote(c)}::VARCHAR), 'NULL')" for c in columns) or "''"
-        return (
-            f"SELECT count(*), SUM(STRTOL(LEFT(MD5({cells}), 15), 16)::DECIMAL(38, 0)) FROM (\n{source_sql}\n) AS src"
-        )
+        return count_and(f"SUM(STRTOL(LEFT(MD5({cells}), 15), 16)::DECIMAL(38, 0))", source_sql)
 
 
 def _quote(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
 
 
-def redshift_source(url: str, password: str | None) -> RedshiftSource:
+def redshift_source(
+    url: str, *, password: str | None = None, base_dir: Path | None = None
+) -> RedshiftSource:
     keep_secret(password)
     parsed = parse_url(url, "redshift", {"ssl"}, ("database",))
     database = parsed.path[0] if parsed.path else "dev"

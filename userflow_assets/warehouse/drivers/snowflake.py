@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from userflow_assets.warehouse.drivers.adbc import AdbcSource
 from userflow_assets.warehouse.drivers.common import keep_secret, parse_url
-from userflow_assets.warehouse.drivers.params import Style
-from userflow_assets.warehouse.source import SourceError
+from userflow_assets.warehouse.params import Style
+from userflow_assets.warehouse.source import SourceError, count_and
 
 _OPTION = "adbc.snowflake.sql."
 # URL option -> ADBC database option.
@@ -38,7 +39,7 @@ class SnowflakeSource(AdbcSource):
 
     def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
         """Row count and an order-independent hash of every row (HASH_AGG is NULL-safe)."""
-        return f"SELECT count(*), HASH_AGG(*) FROM (\n{source_sql}\n) AS src"
+        return count_and("HASH_AGG(*)", source_sql)
 
 
 def db_kwargs(url: str, password: str | None) -> tuple[str, dict[str, str]]:
@@ -73,7 +74,9 @@ def db_kwargs(url: str, password: str | None) -> tuple[str, dict[str, str]]:
     return where, kwargs
 
 
-def snowflake_source(url: str, password: str | None) -> SnowflakeSource:
+def snowflake_source(
+    url: str, *, password: str | None = None, base_dir: Path | None = None
+) -> SnowflakeSource:
     keep_secret(password)
     where, kwargs = db_kwargs(url, password)
     return SnowflakeSource(where=where, dbapi_module="adbc_driver_snowflake.dbapi", db_kwargs=kwargs)

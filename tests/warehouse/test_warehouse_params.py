@@ -5,7 +5,7 @@ from datetime import datetime
 import duckdb
 import pytest
 
-from userflow_assets.warehouse.drivers.params import Style, translate
+from userflow_assets.warehouse.params import Style, translate
 from userflow_assets.warehouse.source import SourceError
 
 TRICKY = """-- a comment naming $LAST_SYNC_TIMESTAMP

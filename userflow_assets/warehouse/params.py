@@ -1,13 +1,14 @@
-"""The project's `$NAME` parameters, rewritten into a driver's own marker and bound by it.
+"""The project's `$NAME` parameters: found in a query, and rewritten into a warehouse's own marker.
 
-Found with DuckDB's tokenizer, as `queries.query_parameters` does, so a `$` inside a string
-(including `$$...$$` dollar quoting), a quoted identifier or a comment is left as written.
-Only the markers change; no value ever enters the SQL text.
+The one place they are found (`markers`, by DuckDB's tokenizer, so a `$` inside a string,
+`$$...$$` dollar quoting, a quoted identifier or a comment is left as written) and rewritten
+(`rewrite`): for the queries' checks, the Postgres source and every driver. Only the markers
+change; no value ever enters the SQL text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -38,7 +39,7 @@ class Translated:
         return [by_upper[n.upper()] for n in self.names]
 
 
-def _markers(sql: str) -> list[tuple[int, int, str]]:
+def markers(sql: str) -> list[tuple[int, int, str]]:
     """(start, end, name) of each `$NAME` outside strings and comments."""
     tokens = duckdb.tokenize(sql)
     found: list[tuple[int, int, str]] = []
@@ -67,14 +68,18 @@ def translate(sql: str, style: Style) -> Translated:
     if style is Style.QMARK and _has_bare_qmark(sql):
         # A `?` of the query's own would shift every positional value after it.
         raise SourceError("the query has a `?` outside a string; write parameters as $NAME")
-    parts: list[str] = []
-    names: list[str] = []
-    last = 0
-    for start, end, name in _markers(sql):
-        parts += [sql[last:start], _marker(style, name)]
-        names.append(name)
-        last = end
-    parts.append(sql[last:])
+    names = [name for _, _, name in markers(sql)]
     if style is not Style.QMARK:
         names = list(dict.fromkeys(names))
-    return Translated(sql="".join(parts), names=tuple(names))
+    return Translated(sql=rewrite(sql, lambda name: _marker(style, name)), names=tuple(names))
+
+
+def rewrite(sql: str, marker: Callable[[str], str]) -> str:
+    """`sql` with each `$NAME` replaced by `marker(NAME)`."""
+    parts: list[str] = []
+    last = 0
+    for start, end, name in markers(sql):
+        parts += [sql[last:start], marker(name)]
+        last = end
+    parts.append(sql[last:])
+    return "".join(parts)
