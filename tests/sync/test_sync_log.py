@@ -18,8 +18,9 @@ BACKENDS = ["duckdb", "postgres"]
 
 def readme_queries() -> dict[str, str]:
     """The README's sync-log SQL blocks, by their first line (the question)."""
-    text = (PROJECT_ROOT / "README.md").read_text()
-    blocks = re.findall(r"```sql\n(-- [^\n]+)\n(.*?)```", text, re.S)
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    section = readme.split("### The sync log\n", 1)[1].split("\n#", 1)[0]
+    blocks = re.findall(r"```sql\n(-- [^\n]+)\n(.*?)```", section, re.S)
     return {question: sql.strip().rstrip(";") for question, sql in blocks}  # ADBC runs one statement
 
 
