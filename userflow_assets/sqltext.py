@@ -83,6 +83,19 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("COMMIT")
 
 
+@contextmanager
+def scratch_writes(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Tables written in the block are stored uncompressed: DuckDB writes them several times
+    faster, and the run's scratch tables (staging, transform) are replaced every run, so their
+    size on disk matters less than the time. The setting belongs to the whole database
+    instance, so it is set back at the end, also on error."""
+    con.execute("SET force_compression = 'uncompressed'")
+    try:
+        yield
+    finally:
+        con.execute("RESET force_compression")
+
+
 def attach_read_only(con: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
     """Attach the DuckDB file at `path` as `alias`, read-only: reading it never takes its write lock."""
     con.execute(f"ATTACH {literal(str(path))} AS {ident(alias)} (READ_ONLY)")

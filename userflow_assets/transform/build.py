@@ -20,7 +20,16 @@ from typing import Literal
 import duckdb
 
 from userflow_assets.spec import ObjectSpec
-from userflow_assets.sqltext import Params, ident, literal, qualified, qualified_parts, table_parts, transaction
+from userflow_assets.sqltext import (
+    Params,
+    ident,
+    literal,
+    qualified,
+    qualified_parts,
+    scratch_writes,
+    table_parts,
+    transaction,
+)
 from userflow_assets.transform.errors import SpecError
 from userflow_assets.transform.filters import compile_filter, find_column
 from userflow_assets.transform.ids import MAX_ID_CHARS, has_control, too_long, usable
@@ -163,7 +172,8 @@ def build_records(
         staged_sql = staged_query(plan, attributes, py_table)
         try:
             params = plan.params.values if spec.transform is None else {}
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {staged_sql}", params)
+            with scratch_writes(con):
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {staged_sql}", params)
         except duckdb.Error as exc:
             raise runtime_fault(con, plan, exc) from exc
         in_order = plan.function is None
@@ -502,7 +512,7 @@ def write_tables(
         chosen = f"{STAGED} s WHERE s.fail IS NULL"
     records_ddl = ", ".join(f"{name} {sql_type}" for name, sql_type in columns)
     selected = ", ".join(f"s.{name}" for name, _ in columns)
-    with transaction(con):
+    with scratch_writes(con), transaction(con):
         for name in (records_table, rejected_table):
             parts = table_parts(name)
             if len(parts) > 1:

@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from userflow_assets import failpoints
-from userflow_assets.sqltext import qualified_parts, transaction
+from userflow_assets.sqltext import qualified_parts, scratch_writes, transaction
 from userflow_assets.warehouse.arrow_types import normalize_reader
 from userflow_assets.warehouse.duckdb_source import DuckDBFileSource
 from userflow_assets.warehouse.queries import QueryError
@@ -53,11 +53,12 @@ def stage_rows(
     target = qualified_parts(home, STAGING_SCHEMA, table)
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {STAGING_SCHEMA}")
     try:
-        if isinstance(source, DuckDBFileSource):
-            source.stage_into(con, sql, params, target)
-        else:
-            # One type mapping for every warehouse's Arrow (arrow_types).
-            _stream_into(con, normalize_reader(source.fetch(sql, params)), target)
+        with scratch_writes(con):
+            if isinstance(source, DuckDBFileSource):
+                source.stage_into(con, sql, params, target)
+            else:
+                # One type mapping for every warehouse's Arrow (arrow_types).
+                _stream_into(con, normalize_reader(source.fetch(sql, params)), target)
     except SourceError as error:
         raise QueryError(f"{origin}: {error}") from error
     row_count = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
