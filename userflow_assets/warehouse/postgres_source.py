@@ -28,7 +28,7 @@ import adbc_driver_postgresql.dbapi as pg_dbapi
 import pyarrow as pa
 
 from userflow_assets.redaction import redact
-from userflow_assets.warehouse.drivers.common import attempt, stream
+from userflow_assets.warehouse.drivers.common import attempt, run_streamed
 from userflow_assets.warehouse.params import rewrite
 from userflow_assets.warehouse.source import SourceError, count_and, redact_url
 
@@ -162,25 +162,21 @@ class PostgresSource:
         con = self._connect()
         cursor = con.cursor()
 
-        def execute() -> pa.RecordBatchReader:
+        def execute() -> tuple[pa.Schema, pa.RecordBatchReader]:
             if setter is not None:
                 cursor.execute(setter, parameters=values)
                 cursor.fetchall()
             cursor.execute(text)
-            return cursor.fetch_record_batch()
+            reader = cursor.fetch_record_batch()
+            refuse_unmappable(reader.schema, self.describe())
+            return reader.schema, reader
 
         def close() -> None:
             cursor.close()
             con.close()
 
-        try:
-            reader = attempt(execute, self._failed, (adbc_driver_manager.Error,))
-            refuse_unmappable(reader.schema, self.describe())
-        except BaseException:
-            close()
-            raise
         # `close` holds the cursor as long as the stream: the driver ends the stream once its cursor is collected.
-        return stream(reader.schema, reader, close, self._stopped, READ_ERRORS)
+        return run_streamed(execute, close, self._failed, READ_ERRORS, stopped=self._stopped)
 
     def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
         """The row's text, hashed: 64 bits of its md5 as a bigint, XORed (order-free, NULL-safe)."""

@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from userflow_assets.warehouse.drivers.common import attempt, cannot_connect, query_failed, stream
+from userflow_assets.warehouse.drivers.common import (
+    attempt,
+    cannot_connect,
+    query_failed,
+    run_streamed,
+)
 from userflow_assets.warehouse.params import Style, Translated, translate
 
 
@@ -68,18 +73,14 @@ class AdbcSource:
             cursor.close()
             conn.close()
 
-        def execute() -> pa.RecordBatchReader:
+        def execute() -> tuple[pa.Schema, pa.RecordBatchReader]:
             if self.statement_options:
                 cursor.adbc_statement.set_options(**self.statement_options)
             cursor.execute(translated.sql, bound)
-            return cursor.fetch_record_batch()
+            reader = cursor.fetch_record_batch()
+            return reader.schema, reader
 
-        try:
-            reader = attempt(execute, failed, _errors())
-        except BaseException:
-            close()
-            raise
-        return stream(reader.schema, reader, close, failed, _errors())
+        return run_streamed(execute, close, failed, _errors())
 
     def check(self) -> None:
         self.fetch("SELECT 1", {}).read_all()

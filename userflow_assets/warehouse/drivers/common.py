@@ -99,6 +99,24 @@ def attempt(call: Callable[[], object], fail: Callable[[BaseException], SourceEr
     raise fail(failure)
 
 
+def run_streamed(
+    execute: Callable[[], tuple[pa.Schema, Iterable[pa.RecordBatch]]],
+    close: Callable[[], None],
+    fail: Callable[[BaseException], SourceError],
+    errors: tuple[type, ...],
+    stopped: Callable[[BaseException], SourceError] | None = None,
+) -> pa.RecordBatchReader:
+    """Every source's read: `execute` runs the query and gives its schema and batches; if it
+    fails, the connection is closed at once, else it closes when the stream ends. `stopped`
+    words an error part way through the rows (default: as `fail`)."""
+    try:
+        schema, batches = attempt(execute, fail, errors)
+    except BaseException:
+        close()
+        raise
+    return stream(schema, batches, close, stopped or fail, errors)
+
+
 def stream(
     schema: pa.Schema,
     batches: Iterable[pa.RecordBatch],

@@ -24,7 +24,7 @@ from userflow_assets.warehouse.drivers.common import (
     keep_secret,
     parse_url,
     query_failed,
-    stream,
+    run_streamed,
 )
 from userflow_assets.warehouse.params import Style, translate
 from userflow_assets.warehouse.source import SourceError, count_and
@@ -87,18 +87,12 @@ class DatabricksSource:
         conn = self._connect()
         cursor = conn.cursor()
 
-        def first() -> pa.Table:
+        def first() -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
             cursor.execute(translated.sql, bound or None)
-            return cursor.fetchmany_arrow(BATCH_ROWS)
+            table = cursor.fetchmany_arrow(BATCH_ROWS)
+            return table.schema, batches(table)
 
-        try:
-            table = attempt(first, failed, _errors())
-        except BaseException:
-            conn.close()
-            raise
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            chunk = table
+        def batches(chunk: pa.Table) -> Iterator[pa.RecordBatch]:
             while chunk.num_rows:
                 yield from chunk.to_batches()
                 chunk = cursor.fetchmany_arrow(BATCH_ROWS)
@@ -107,7 +101,7 @@ class DatabricksSource:
             cursor.close()
             conn.close()
 
-        return stream(table.schema, batches(), close, failed, _errors())
+        return run_streamed(first, close, failed, _errors())
 
     def check(self) -> None:
         self.fetch("SELECT 1", {}).read_all()

@@ -15,7 +15,7 @@ CHAR in the query to keep every digit, or to SIGNED for an integer ID.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from userflow_assets.warehouse.drivers.common import (
     parse_url,
     query_failed,
     rows_batch,
-    stream,
+    run_streamed,
 )
 from userflow_assets.warehouse.params import Style, translate
 from userflow_assets.warehouse.source import count_and
@@ -125,17 +125,12 @@ class MySQLSource:
         conn = self._connect()
         cursor = conn.cursor(prepared=True)
 
-        def execute() -> pa.Schema:
+        def execute() -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
             cursor.execute(translated.sql, tuple(values))
-            return arrow_schema(cursor.description or ())
+            schema = arrow_schema(cursor.description or ())
+            return schema, batches(schema)
 
-        try:
-            schema = attempt(execute, failed, _errors())
-        except BaseException:
-            conn.close()
-            raise
-
-        def batches():
+        def batches(schema: pa.Schema) -> Iterator[pa.RecordBatch]:
             while rows := cursor.fetchmany(BATCH_ROWS):
                 yield rows_batch(rows, schema)
 
@@ -145,7 +140,7 @@ class MySQLSource:
             finally:
                 conn.close()
 
-        return stream(schema, batches(), close, failed, _errors())
+        return run_streamed(execute, close, failed, _errors())
 
     def check(self) -> None:
         self.fetch("SELECT 1", {}).read_all()

@@ -13,7 +13,7 @@ leader node; that is the price of not holding it all here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from userflow_assets.warehouse.drivers.common import (
     parse_url,
     query_failed,
     rows_batch,
-    stream,
+    run_streamed,
 )
 from userflow_assets.warehouse.params import Style, translate
 from userflow_assets.warehouse.source import count_and
@@ -122,21 +122,16 @@ class RedshiftSource:
         cursor = conn.cursor()
         cursor.paramstyle = "qmark"
 
-        def declare() -> pa.Schema:
+        def declare() -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
             cursor.execute("BEGIN READ ONLY")
             cursor.execute(f"DECLARE {CURSOR} NO SCROLL CURSOR FOR\n{translated.sql}", values or None)
             # The first FETCH tells the columns; its rows start the first batch.
             cursor.execute(f"FETCH FORWARD {FETCH_ROWS} FROM {CURSOR}")
             # The protocol's row description: `description` leaves out NUMERIC's precision and scale.
-            return arrow_schema(cursor.ps["row_desc"], [d[0] for d in cursor.description or ()])
+            schema = arrow_schema(cursor.ps["row_desc"], [d[0] for d in cursor.description or ()])
+            return schema, batches(schema)
 
-        try:
-            schema = attempt(declare, failed, _errors())
-        except BaseException:
-            conn.close()
-            raise
-
-        def batches():
+        def batches(schema: pa.Schema) -> Iterator[pa.RecordBatch]:
             rows = list(cursor.fetchall())
             more = bool(rows)
             while more:
@@ -154,7 +149,7 @@ class RedshiftSource:
             finally:
                 conn.close()
 
-        return stream(schema, batches(), close, failed, _errors())
+        return run_streamed(declare, close, failed, _errors())
 
     def check(self) -> None:
         self.fetch("SELECT 1", {}).read_all()
