@@ -394,6 +394,14 @@ class SyncSpec(dg.Model):
         description="The local DuckDB file of a run's work tables when the state is in Postgres; may be thrown away.",
     )
     log_retention_days: int = Field(default=30, description="Days the sync log keeps each request's outcome.")
+    log_writeback: bool = Field(
+        default=False,
+        description="Also append each sink's log rows to <log_writeback_schema>.sync_log in the warehouse "
+        "(a Postgres warehouse or a DuckDB warehouse file only).",
+    )
+    log_writeback_schema: str = Field(
+        default="userflow_sync", description="The warehouse schema of the written-back sync_log (created if missing)."
+    )
     users: ObjectSpec
     groups: ObjectSpec | None = None
     events: EventsSpec | None = None
@@ -401,6 +409,27 @@ class SyncSpec(dg.Model):
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     sensor: SensorSpec = Field(default_factory=SensorSpec)
     backfill: BackfillSpec = Field(default_factory=BackfillSpec)
+
+    @field_validator("log_writeback_schema")
+    @classmethod
+    def _a_schema_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", value):
+            raise ValueError(
+                f"log_writeback_schema {value!r}: lower-case letters, digits and _ only, not starting with a digit"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _writeback_target(self) -> "SyncSpec":
+        if self.log_writeback and self.warehouse.url is not None:
+            scheme = urlsplit(self.warehouse.url).scheme.lower()
+            if scheme not in ("postgresql", "postgres"):
+                raise ValueError(
+                    f"log_writeback: true needs a Postgres warehouse (warehouse.url postgresql://...) or a DuckDB "
+                    f"warehouse file (warehouse.database); a {scheme}: warehouse is only ever read, so set "
+                    "log_writeback to false"
+                )
+        return self
 
     @field_validator("name")
     @classmethod

@@ -9,8 +9,12 @@ import pytest
 from harness import failure_message, metadata, query
 from sync_harness import SyncHarness
 
+from pydantic import ValidationError
+
+from userflow_assets.orchestration.component import state_resource
 from userflow_assets.settings import PROJECT_ROOT
 from userflow_assets.sink import run as sink_run
+from userflow_assets.spec import SyncSpec
 from userflow_assets.state.types import utcnow
 
 BACKENDS = ["duckdb", "postgres"]
@@ -85,3 +89,62 @@ def test_the_runs_prune_log_rows_past_the_retention(logged: SyncHarness, monkeyp
     assert pruned.success
     assert rows(logged, count) == [(0,)], "31 days old: pruned by the run"
     assert metadata(pruned, "userflow_users")["sync_log"] == "none"
+
+
+# ---- log_writeback: the log appended to the warehouse ------------------------------------------
+
+WRITTEN_BACK = "SELECT * FROM userflow_sync.sync_log WHERE run_id = ? AND object_type = ? ORDER BY logged_at, record_id"
+IN_STATE = "SELECT * FROM sync.log WHERE run_id = ? AND object_type = ? ORDER BY logged_at, record_id"
+
+
+def test_log_writeback_appends_each_runs_log_to_the_duckdb_warehouse(harness: SyncHarness) -> None:
+    harness.spec_overrides = {"log_writeback": True}
+    harness.faults(["500"], "/users")
+    first = harness.run(max_attempts=1)
+    assert first.success, failure_message(first)
+
+    for object_type, asset in (("user", "userflow_users"), ("group", "userflow_groups")):
+        in_state = harness.state(IN_STATE, [first.run_id, object_type])
+        assert in_state, object_type
+        assert query(harness.warehouse, WRITTEN_BACK, [first.run_id, object_type]) == in_state
+        assert metadata(first, asset)["log_writeback"] == len(in_state)
+        assert metadata(first, asset)["log_writeback_table"] == "userflow_sync.sync_log"
+    assert len(harness.state(IN_STATE, [first.run_id, "user"])) == 100
+    assert any(row[5] == 500 for row in query(harness.warehouse, WRITTEN_BACK, [first.run_id, "user"]))
+
+    # The step's end run again with the same run ID replaces that run's rows, never adds to them.
+    sync_db = state_resource(harness.spec())
+    state = sync_db.state()
+    assert sink_run.log_writeback_metadata(state, sync_db, first.run_id, "user")["log_writeback"] == 100
+    assert sink_run.log_writeback_metadata(state, sync_db, first.run_id, "user")["log_writeback"] == 100
+    assert query(harness.warehouse, "SELECT count(*) FROM userflow_sync.sync_log WHERE object_type = 'user'") == [
+        (100,)
+    ]
+
+    # A later run appends its own rows (the retried user), the first run's stay.
+    second = harness.run()
+    assert second.success, failure_message(second)
+    counts = "SELECT run_id, count(*) FROM userflow_sync.sync_log WHERE object_type = 'user' GROUP BY run_id"
+    assert dict(query(harness.warehouse, counts)) == {first.run_id: 100, second.run_id: 1}
+    assert metadata(second, "userflow_users")["log_writeback"] == 1
+
+
+def test_without_log_writeback_the_warehouse_is_not_written(harness: SyncHarness) -> None:
+    result = harness.run()
+    assert result.success, failure_message(result)
+    assert "log_writeback" not in metadata(result, "userflow_users")
+    assert query(harness.warehouse, "SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'userflow_sync'") == [
+        (0,)
+    ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["snowflake://reader@acme-xy12345/ANALYTICS/PUBLIC?warehouse=WH", "duckdb:", "bigquery://my-project/analytics"],
+)
+def test_log_writeback_with_another_warehouse_is_refused_at_load(harness: SyncHarness, url: str) -> None:
+    spec = harness.spec().model_dump()
+    spec["warehouse"] = {"url": url, "sql_dir": spec["warehouse"]["sql_dir"]}
+    SyncSpec.model_validate(spec)  # that warehouse itself is fine
+    with pytest.raises(ValidationError, match=r"log_writeback: true needs a Postgres warehouse .* set log_writeback to false"):
+        SyncSpec.model_validate({**spec, "log_writeback": True})

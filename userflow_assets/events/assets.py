@@ -280,7 +280,7 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None, names: Nam
                 **base,
                 **result,
                 "cursor": cursor.isoformat() if cursor else "none",
-                **sync_log_metadata(state, sync_db),
+                **sync_log_metadata(state, sync_db, run_id, OBJECT_TYPE),
                 "duration_s": round(time.monotonic() - started, 3),
             }
         )

@@ -107,15 +107,26 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
 
 
 def state_resource(spec: SyncSpec) -> StateDatabase:
-    """The work database and the sync state: one DuckDB file, or a local work file and Postgres."""
+    """The work database and the sync state: one DuckDB file, or a local work file and Postgres;
+    with `log_writeback`, the warehouse the sinks append their log to."""
+    writeback: dict[str, object] = {}
+    if spec.log_writeback:
+        writeback = {"log_writeback_schema": spec.log_writeback_schema}
+        if spec.warehouse.url is not None:
+            writeback |= {"log_writeback_url": spec.warehouse.url, "log_writeback_password_env": spec.warehouse.password_env}
+        else:
+            writeback["log_writeback_database"] = str(project_path(spec.warehouse.database))
     if is_postgres_url(spec.state_database):
         return StateDatabase(
             database=str(project_path(spec.work_database)),
             state_url=spec.state_database,
             state_password_env=spec.state_password_env,
             log_retention_days=spec.log_retention_days,
+            **writeback,
         )
-    return StateDatabase(database=str(project_path(spec.state_database)), log_retention_days=spec.log_retention_days)
+    return StateDatabase(
+        database=str(project_path(spec.state_database)), log_retention_days=spec.log_retention_days, **writeback
+    )
 
 
 def project_root(folder: Path) -> Path:

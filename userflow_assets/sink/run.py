@@ -38,6 +38,8 @@ from userflow_assets.sqltext import md_table
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.state.store import LOG_COLUMNS, LOG_SQL, SyncState
 from userflow_assets.state.types import utcnow
+from userflow_assets.state.writeback import TABLE as WRITEBACK_TABLE
+from userflow_assets.state.writeback import failure_text
 
 
 @dataclass(frozen=True)
@@ -172,15 +174,33 @@ def sink_records(
 LOG_SHOWN = 50
 
 
-def sync_log_metadata(state: SyncState, sync_db: StateDatabase) -> dict[str, Any]:
-    """Prune the sync log past its retention; the latest rows and the SQL listing them all."""
+def sync_log_metadata(state: SyncState, sync_db: StateDatabase, run_id: str, object_type: str) -> dict[str, Any]:
+    """Prune the sync log past its retention; the latest rows and the SQL listing them all; and
+    with `log_writeback`, this run's rows of `object_type` appended to the warehouse."""
     state.prune_log(utcnow() - timedelta(days=sync_db.log_retention_days))
     rows = state.log_rows(LOG_SHOWN)
     table = md_table(LOG_COLUMNS, rows, 120)
     return {
         "sync_log": dg.MetadataValue.md(table if rows else "none"),
         "sync_log_sql": dg.MetadataValue.text(LOG_SQL),
+        **log_writeback_metadata(state, sync_db, run_id, object_type),
     }
+
+
+def log_writeback_metadata(state: SyncState, sync_db: StateDatabase, run_id: str, object_type: str) -> dict[str, Any]:
+    """Write this run's log rows of `object_type` back to the warehouse, if configured. A failure
+    is a warning and `log_writeback: "failed: ..."`, never the step's failure: the state holds the log."""
+    where = f"{sync_db.log_writeback_schema}.{WRITEBACK_TABLE}"
+    try:
+        target = sync_db.log_writeback()
+        if target is None:
+            return {}
+        written = target.write(state.run_log(run_id, object_type), run_id, object_type)
+    except Exception as error:  # noqa: BLE001 - the sync's outcome stands whatever the warehouse says
+        reason = failure_text(error)
+        dg.get_dagster_logger().warning(f"log_writeback: the sync log was not written to {where}: {reason}")
+        return {"log_writeback": f"failed: {reason}"}
+    return {"log_writeback": written, "log_writeback_table": where}
 
 
 def _sink_records(
@@ -234,7 +254,7 @@ def _sink_records(
         "failed": outcome.failed,
         "in_sync_now": in_sync,
         **failures_metadata(state, job.object_type),
-        **sync_log_metadata(state, sync_db),
+        **sync_log_metadata(state, sync_db, run_id, job.object_type),
         **({"cursor": cursor.isoformat() if cursor else "none"} if job.regular else {}),
         "duration_s": round(elapsed, 3),
         "records_per_s": round(sent / elapsed, 2) if elapsed else 0.0,

@@ -29,6 +29,7 @@ from userflow_assets.state.store import (
     EVENT_COLUMNS,
     LOG_COLUMNS,
     LOG_SQL,
+    RUN_LOG_SQL,
     RECORD_COLUMNS,
     RECORD_KEY_COLUMNS,
     STATE_TABLES,
@@ -611,6 +612,10 @@ class PostgresState:
 
     def log_rows(self, most: int) -> list[tuple[object, ...]]:
         return self._rows(f"{LOG_SQL} LIMIT $1", [most])
+
+    def run_log(self, run_id: str, object_type: str) -> pa.Table:
+        with self._tx() as cur:
+            return _fetch(cur, RUN_LOG_SQL, run_id, object_type)
 
 
 

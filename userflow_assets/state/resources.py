@@ -12,6 +12,8 @@ from pydantic import Field
 
 from userflow_assets.state.postgres import PostgresState, password_from_env
 from userflow_assets.state.store import DuckDBState, SyncState
+from userflow_assets.state.writeback import LogWriteback
+from userflow_assets.warehouse.source import password_from
 
 
 class StateDatabase(DuckDBResource):
@@ -33,6 +35,16 @@ class StateDatabase(DuckDBResource):
         default=None, description="The environment variable holding the state database's password."
     )
     log_retention_days: int = Field(default=30, description="Days the sync log keeps each request's outcome.")
+    log_writeback_database: str | None = Field(
+        default=None, description="log_writeback: the warehouse DuckDB file each sink appends its run's log to."
+    )
+    log_writeback_url: str | None = Field(
+        default=None, description="log_writeback: the Postgres warehouse (postgresql://, no password) instead."
+    )
+    log_writeback_password_env: str | None = Field(
+        default=None, description="log_writeback: the environment variable holding that warehouse's password."
+    )
+    log_writeback_schema: str = Field(default="userflow_sync", description="Schema of the warehouse's sync_log.")
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
@@ -44,6 +56,15 @@ class StateDatabase(DuckDBResource):
         with super().get_connection() as con:
             con.execute("SET memory_limit = ?", [self.memory_limit])
             yield con
+
+    def log_writeback(self) -> LogWriteback | None:
+        """Where each sink appends its run's log (`log_writeback: true`), or None."""
+        if self.log_writeback_url:
+            password = password_from(self.log_writeback_password_env)
+            return LogWriteback(self.log_writeback_schema, url=self.log_writeback_url, password=password)
+        if self.log_writeback_database:
+            return LogWriteback(self.log_writeback_schema, database=self.log_writeback_database)
+        return None
 
     def ready_state(self) -> SyncState:
         """The sync state with its schema created or upgraded; what was done goes to the run's

@@ -167,6 +167,10 @@ LOG_COLUMNS = [
 ]
 # The latest request outcomes first: what the sink shows, and the SQL it offers for the rest.
 LOG_SQL = f"SELECT {', '.join(LOG_COLUMNS)} FROM sync.log ORDER BY logged_at DESC, record_id"
+# One run's rows of one object type, oldest first: what `log_writeback` copies to the warehouse.
+RUN_LOG_SQL = (
+    f"SELECT {', '.join(LOG_COLUMNS)} FROM sync.log WHERE run_id = $1 AND object_type = $2 ORDER BY logged_at, record_id"
+)
 EVENT_COLUMNS = ["key", "name", "user_id", "group_id", "time", "attributes", "payload_hash"]
 
 
@@ -211,6 +215,7 @@ class SyncState(Protocol):
     def save_definitions(self, rows: Sequence[tuple[str, str]]) -> None: ...
     def prune_log(self, older_than: datetime) -> int: ...
     def log_rows(self, most: int) -> list[tuple[object, ...]]: ...
+    def run_log(self, run_id: str, object_type: str) -> pa.Table: ...
 
 
 def _frame(items: Sequence[object], columns: list[str]) -> pd.DataFrame:
@@ -563,6 +568,11 @@ class DuckDBState:
         """The latest `most` request outcomes, newest first (LOG_SQL)."""
         with self._connect() as con:
             return con.execute(f"{LOG_SQL} LIMIT ?", [most]).fetchall()
+
+    def run_log(self, run_id: str, object_type: str) -> pa.Table:
+        """Every log row of one run and object type, oldest first (what `log_writeback` appends)."""
+        with self._connect() as con:
+            return con.sql(RUN_LOG_SQL, params=[run_id, object_type]).to_arrow_table()
 
 
 @contextmanager

@@ -1,0 +1,108 @@
+"""Optional write-back of the sync log (`log_writeback: true`) into the user's warehouse.
+
+At the end of each sink step, that run's log rows of the step's object type are appended to
+`<schema>.sync_log` in the warehouse: a Postgres warehouse (through ADBC) or a DuckDB
+warehouse file. The table is created if missing. Each write first deletes the rows of the
+same run and object type, in the same transaction, so a step run again never duplicates.
+
+The warehouse is otherwise only read, in read-only sessions; this is the only writable
+connection to it, opened for the write and closed after. A failed write-back never fails
+the sync: the caller warns and shows the error in the sink's metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+import adbc_driver_postgresql.dbapi as pg
+import pyarrow as pa
+
+from userflow_assets.redaction import redact
+from userflow_assets.sqltext import transaction
+
+SUPPORTED_SCHEMES = ("postgresql", "postgres")
+TABLE = "sync_log"
+
+_DUCKDB_TABLE = """
+CREATE TABLE IF NOT EXISTS {table} (
+    run_id VARCHAR NOT NULL, object_type VARCHAR NOT NULL, record_id VARCHAR NOT NULL, action VARCHAR NOT NULL,
+    outcome VARCHAR NOT NULL, http_status INTEGER, error_code VARCHAR, error_message VARCHAR, attempts INTEGER,
+    logged_at TIMESTAMP NOT NULL
+)
+"""
+_POSTGRES_TABLE = """
+CREATE TABLE IF NOT EXISTS {table} (
+    run_id text NOT NULL, object_type text NOT NULL, record_id text NOT NULL, action text NOT NULL,
+    outcome text NOT NULL, http_status integer, error_code text, error_message text, attempts integer,
+    logged_at timestamp NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class LogWriteback:
+    """Where the log goes: a warehouse DuckDB file (`database`) or a Postgres `url` (no password)."""
+
+    schema: str
+    database: str | None = None
+    url: str | None = None
+    password: str | None = None
+
+    @property
+    def table(self) -> str:
+        return f"{self.schema}.{TABLE}"
+
+    def write(self, rows: pa.Table, run_id: str, object_type: str) -> int:
+        """Replace the rows of (`run_id`, `object_type`) in the table with `rows`; how many were written."""
+        if self.url is not None:
+            return self._to_postgres(rows, run_id, object_type)
+        return self._to_duckdb(rows, run_id, object_type)
+
+    def _to_duckdb(self, rows: pa.Table, run_id: str, object_type: str) -> int:
+        from userflow_assets.mirror.store import MirrorDatabase  # its retrying read-write connection
+
+        assert self.database is not None
+        # The same short read-write connection the mirror uses, retried while another process holds the file.
+        with MirrorDatabase(database=self.database).connect() as con:
+            con.register("_log_rows", rows)
+            with transaction(con):
+                con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                con.execute(_DUCKDB_TABLE.format(table=self.table))
+                con.execute(f"DELETE FROM {self.table} WHERE run_id = ? AND object_type = ?", [run_id, object_type])
+                con.execute(f"INSERT INTO {self.table} SELECT * FROM _log_rows")
+        return rows.num_rows
+
+    def _to_postgres(self, rows: pa.Table, run_id: str, object_type: str) -> int:
+        with pg.connect(_writable_uri(self.url or "", self.password)) as con:
+            with con.cursor() as cur:
+                # CREATE SCHEMA needs CREATE on the database even when the schema exists: only when missing.
+                cur.execute("SELECT count(*) FROM pg_namespace WHERE nspname = $1", parameters=(self.schema,))
+                (exists,) = cur.fetchone()
+                if not exists:
+                    cur.execute(f'CREATE SCHEMA "{self.schema}"')
+                cur.execute(_POSTGRES_TABLE.format(table=self.table))
+                cur.execute(
+                    f"DELETE FROM {self.table} WHERE run_id = $1 AND object_type = $2", parameters=(run_id, object_type)
+                )
+                if rows.num_rows:
+                    cur.adbc_ingest(TABLE, rows, mode="append", db_schema_name=self.schema)
+            con.commit()
+        return rows.num_rows
+
+
+def _writable_uri(url: str, password: str | None) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if password:
+        user = quote(parts.username or "", safe="")
+        port = f":{parts.port}" if parts.port else ""
+        netloc = f"{user}:{quote(password, safe='')}@{parts.hostname or ''}{port}"
+    query = "&".join(q for q in (parts.query, "connect_timeout=10", "application_name=userflow_assets_log") if q)
+    return f"postgresql://{netloc}{parts.path}?{query}"
+
+
+def failure_text(error: BaseException) -> str:
+    """The error in one line, without a registered secret."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return redact(f"{type(error).__name__}: {text}")
