@@ -13,13 +13,15 @@ the sync: the caller warns and shows the error in the sink's metadata.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as pg
 import pyarrow as pa
 
 from userflow_assets.redaction import redact
 from userflow_assets.sqltext import transaction
+from userflow_assets.warehouse.postgres_source import server_message
 
 SUPPORTED_SCHEMES = ("postgresql", "postgres")
 TABLE = "sync_log"
@@ -60,7 +62,9 @@ class LogWriteback:
         return self._to_duckdb(rows, run_id, object_type)
 
     def _to_duckdb(self, rows: pa.Table, run_id: str, object_type: str) -> int:
-        from userflow_assets.mirror.store import MirrorDatabase  # its retrying read-write connection
+        from userflow_assets.mirror.store import (
+            MirrorDatabase,  # its retrying read-write connection
+        )
 
         assert self.database is not None
         # The same short read-write connection the mirror uses, retried while another process holds the file.
@@ -92,17 +96,24 @@ class LogWriteback:
 
 
 def _writable_uri(url: str, password: str | None) -> str:
+    """`url` with the password (if any), a connect timeout, and a session that may write even
+    where the role defaults to read-only transactions (the README's reader role does)."""
     parts = urlsplit(url)
     netloc = parts.netloc
     if password:
         user = quote(parts.username or "", safe="")
         port = f":{parts.port}" if parts.port else ""
         netloc = f"{user}:{quote(password, safe='')}@{parts.hostname or ''}{port}"
-    query = "&".join(q for q in (parts.query, "connect_timeout=10", "application_name=userflow_assets_log") if q)
-    return f"postgresql://{netloc}{parts.path}?{query}"
+    query = dict(parse_qsl(parts.query))
+    query["options"] = (query.get("options", "") + " -c default_transaction_read_only=off").strip()
+    query.setdefault("connect_timeout", "10")
+    query.setdefault("application_name", "userflow_assets_log")
+    return urlunsplit(("postgresql", netloc, parts.path, urlencode(query, quote_via=quote), ""))
 
 
 def failure_text(error: BaseException) -> str:
-    """The error in one line, without a registered secret."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return redact(f"{type(error).__name__}: {text}")
+    """The error in one line (a Postgres error in the server's own words), without a registered secret."""
+    if isinstance(error, adbc_driver_manager.Error):
+        return server_message(error)
+    text = str(error).strip()
+    return redact(f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__)

@@ -1,0 +1,106 @@
+"""log_writeback with the sample in a real Postgres warehouse: the warehouse user without the
+README's grant is refused (a warning, the sync still succeeds and keeps its log); with it, each
+sink's rows of the run land in userflow_sync.sync_log, and the same run written again replaces
+its rows instead of adding to them."""
+
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import adbc_driver_postgresql.dbapi as pg
+import pytest
+from harness import Emulator, metadata, query, run_sync, serve_emulator
+from postgres_server import PostgresServer, fresh_database
+from warehouse_kit import KEY, SAMPLE_SEED, SAMPLE_USERS, postgres_block, shipped_spec
+
+from userflow_assets.orchestration.component import state_resource
+from userflow_assets.sample.postgres import load_into_postgres
+from userflow_assets.sink.run import log_writeback_metadata
+from userflow_assets.spec import SyncSpec
+
+pytestmark = pytest.mark.slow
+
+SINKS = {"user": "userflow_users", "group": "userflow_groups", "event": "userflow_events"}
+IN_STATE = "SELECT * FROM sync.log WHERE run_id = ? AND object_type = ? ORDER BY logged_at, record_id"
+WRITTEN = "SELECT * FROM userflow_sync.sync_log WHERE run_id = $1 AND object_type = $2 ORDER BY logged_at, record_id"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    with serve_emulator(KEY) as served:
+        yield served
+
+
+def _warehouse_rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with pg.connect(url) as con, con.cursor() as cur:
+        cur.execute(sql, parameters=params or None)
+        return list(cur.fetchall())
+
+
+def test_log_writeback_into_a_postgres_warehouse(
+    tmp_path: Path, postgres: PostgresServer, emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    admin_url = fresh_database(postgres, "writeback")
+    database = admin_url.rsplit("/", 1)[1]
+    load_into_postgres(admin_url, users=SAMPLE_USERS, seed=SAMPLE_SEED)
+    # The warehouse user reads the sample and nothing more: no CREATE on the database.
+    role = f"sync_{uuid.uuid4().hex[:8]}"
+    postgres.psql(f"CREATE ROLE {role} LOGIN", database)
+    postgres.psql(f"GRANT USAGE ON SCHEMA public TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}", database)
+    postgres.psql(f"ALTER ROLE {role} SET default_transaction_read_only = on", database)  # as the README's reader
+    reader_url = admin_url.replace(f"//{postgres.user}@", f"//{role}@", 1)
+    assert reader_url != admin_url
+
+    raw = shipped_spec(postgres_block(reader_url), tmp_path / "state.duckdb", emulator.url).model_dump(exclude_unset=True)
+    # A password the server does not need (trust auth) is still sent, and must never be shown.
+    secret = f"pw-{uuid.uuid4().hex}"
+    monkeypatch.setenv("USERFLOW_WAREHOUSE_PASSWORD", secret)
+    raw["warehouse"]["password_env"] = "USERFLOW_WAREHOUSE_PASSWORD"
+    spec = SyncSpec.model_validate({**raw, "log_writeback": True})
+    emulator.fresh(monkeypatch)
+
+    # Refused: a warning naming the table and the server's reason; the sync succeeds, its log kept.
+    with caplog.at_level(logging.WARNING):
+        first = run_sync(spec, max_attempts=2, max_retry_time_s=2)
+    assert first.success
+    for object_type, asset in SINKS.items():
+        shown = metadata(first, asset)["log_writeback"]
+        assert shown.startswith("failed: ") and "permission denied" in shown, shown
+        assert query(tmp_path / "state.duckdb", IN_STATE, [first.run_id, object_type]), object_type
+    warned = [r.getMessage() for r in caplog.records if "log_writeback" in r.getMessage()]
+    assert len(warned) == 3 and all("userflow_sync.sync_log" in m and "permission denied" in m for m in warned)
+    assert secret not in caplog.text and all(secret not in str(metadata(first, a)) for a in SINKS.values())
+
+    # The README's grant: the schema, with USAGE and CREATE for the warehouse user.
+    postgres.psql(f"CREATE SCHEMA userflow_sync; GRANT USAGE, CREATE ON SCHEMA userflow_sync TO {role}", database)
+
+    # 1% of the users change: the next run's users sink writes back exactly their rows.
+    postgres.psql(
+        "UPDATE users SET plan = 'changed', updated_at = now() AT TIME ZONE 'UTC' "
+        "WHERE user_id IN (SELECT user_id FROM users WHERE email IS NOT NULL ORDER BY user_id LIMIT 3)",
+        database,
+    )
+    second = run_sync(spec, max_attempts=2, max_retry_time_s=2)
+    assert second.success
+    in_state = query(tmp_path / "state.duckdb", IN_STATE, [second.run_id, "user"])
+    assert len(in_state) == 3 and {row[4] for row in in_state} == {"confirmed"}
+    assert metadata(second, "userflow_users")["log_writeback"] == 3
+    assert _warehouse_rows(admin_url, WRITTEN, second.run_id, "user") == in_state
+
+    # The first run's sink steps ended again (same run ID): written now, and twice is once.
+    sync_db = state_resource(spec)
+    state = sync_db.state()
+    for _ in range(2):
+        for object_type in SINKS:
+            written = log_writeback_metadata(state, sync_db, first.run_id, object_type)["log_writeback"]
+            assert written == len(query(tmp_path / "state.duckdb", IN_STATE, [first.run_id, object_type]))
+    for object_type in SINKS:
+        expected = query(tmp_path / "state.duckdb", IN_STATE, [first.run_id, object_type])
+        assert expected and _warehouse_rows(admin_url, WRITTEN, first.run_id, object_type) == expected
+    (total,) = _warehouse_rows(admin_url, "SELECT count(*) FROM userflow_sync.sync_log")[0]
+    assert total == query(tmp_path / "state.duckdb", "SELECT count(*) FROM sync.log")[0][0]
+    # The table belongs to the warehouse user, in the schema the grant names; the user's public schema is untouched.
+    assert _warehouse_rows(admin_url, "SELECT tableowner FROM pg_tables WHERE schemaname = 'userflow_sync'") == [(role,)]
