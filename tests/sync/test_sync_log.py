@@ -94,38 +94,43 @@ def test_the_runs_prune_log_rows_past_the_retention(logged: SyncHarness, monkeyp
 # ---- log_writeback: the log appended to the warehouse ------------------------------------------
 
 WRITTEN_BACK = "SELECT * FROM userflow_sync.sync_log WHERE run_id = ? AND object_type = ? ORDER BY logged_at, record_id"
-IN_STATE = "SELECT * FROM sync.log WHERE run_id = ? AND object_type = ? ORDER BY logged_at, record_id"
 
 
-def test_log_writeback_appends_each_runs_log_to_the_duckdb_warehouse(harness: SyncHarness) -> None:
-    harness.spec_overrides = {"log_writeback": True}
-    harness.faults(["500"], "/users")
-    first = harness.run(max_attempts=1)
+def state_log(harness: SyncHarness, run_id: str, object_type: str) -> list[tuple[Any, ...]]:
+    """The state's log rows of one run and object type, on either backend (run IDs are UUIDs)."""
+    where = f"run_id = '{run_id}' AND object_type = '{object_type}'"
+    return rows(harness, f"SELECT * FROM sync.log WHERE {where} ORDER BY logged_at, record_id")
+
+
+def test_log_writeback_appends_each_runs_log_to_the_duckdb_warehouse(logged: SyncHarness) -> None:
+    logged.spec_overrides = {**logged.spec_overrides, "log_writeback": True}
+    logged.faults(["500"], "/users")
+    first = logged.run(max_attempts=1)
     assert first.success, failure_message(first)
 
     for object_type, asset in (("user", "userflow_users"), ("group", "userflow_groups")):
-        in_state = harness.state(IN_STATE, [first.run_id, object_type])
+        in_state = state_log(logged, first.run_id, object_type)
         assert in_state, object_type
-        assert query(harness.warehouse, WRITTEN_BACK, [first.run_id, object_type]) == in_state
+        assert query(logged.warehouse, WRITTEN_BACK, [first.run_id, object_type]) == in_state
         assert metadata(first, asset)["log_writeback"] == len(in_state)
         assert metadata(first, asset)["log_writeback_table"] == "userflow_sync.sync_log"
-    assert len(harness.state(IN_STATE, [first.run_id, "user"])) == 100
-    assert any(row[5] == 500 for row in query(harness.warehouse, WRITTEN_BACK, [first.run_id, "user"]))
+    assert len(state_log(logged, first.run_id, "user")) == 100
+    assert any(row[5] == 500 for row in query(logged.warehouse, WRITTEN_BACK, [first.run_id, "user"]))
 
     # The step's end run again with the same run ID replaces that run's rows, never adds to them.
-    sync_db = state_resource(harness.spec())
+    sync_db = state_resource(logged.spec())
     state = sync_db.state()
     assert sink_run.log_writeback_metadata(state, sync_db, first.run_id, "user")["log_writeback"] == 100
     assert sink_run.log_writeback_metadata(state, sync_db, first.run_id, "user")["log_writeback"] == 100
-    assert query(harness.warehouse, "SELECT count(*) FROM userflow_sync.sync_log WHERE object_type = 'user'") == [
+    assert query(logged.warehouse, "SELECT count(*) FROM userflow_sync.sync_log WHERE object_type = 'user'") == [
         (100,)
     ]
 
     # A later run appends its own rows (the retried user), the first run's stay.
-    second = harness.run()
+    second = logged.run()
     assert second.success, failure_message(second)
     counts = "SELECT run_id, count(*) FROM userflow_sync.sync_log WHERE object_type = 'user' GROUP BY run_id"
-    assert dict(query(harness.warehouse, counts)) == {first.run_id: 100, second.run_id: 1}
+    assert dict(query(logged.warehouse, counts)) == {first.run_id: 100, second.run_id: 1}
     assert metadata(second, "userflow_users")["log_writeback"] == 1
 
 
