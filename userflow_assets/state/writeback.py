@@ -12,7 +12,7 @@ the sync: the caller warns and shows the error in the sink's metadata.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import adbc_driver_manager
@@ -49,7 +49,7 @@ class LogWriteback:
     schema: str
     database: str | None = None
     url: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a repr or message
 
     @property
     def table(self) -> str:
