@@ -9,7 +9,7 @@ passes through Python.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -84,7 +84,3 @@ class AdbcSource:
 
     def check(self) -> None:
         self.fetch("SELECT 1", {}).read_all()
-
-    def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
-        """The change sensor's count and order-independent row hash, in the warehouse's dialect."""
-        raise NotImplementedError
