@@ -159,7 +159,7 @@ class Dagster:
 def events_of(dagster: Dagster, run_id: str) -> list[dict[str, Any]]:
     logs = dagster.graphql(RUN_EVENTS, {"runId": run_id})["logsForRun"]
     assert logs["__typename"] == "EventConnection", logs
-    return [e for e in logs["events"] if e.get("eventType")]
+    return [e for e in logs["events"] if e.get("eventType") or e.get("message")]  # log lines have no type
 
 
 def intervals(events: list[dict[str, Any]], steps: set[str]) -> dict[str, tuple[float, float]]:
@@ -178,3 +178,26 @@ def run_window(events: list[dict[str, Any]]) -> tuple[float, float]:
 
 def held_in_flight(emulator: httpx.Client) -> bool | None:
     return True if emulator.get("/requests", params={"limit": 0}).json()["in_flight"] else None
+
+
+def _at(event: dict[str, Any]) -> float:
+    return float(event["timestamp"]) / 1000
+
+
+def lease_windows(events: list[dict[str, Any]], pool: str) -> list[tuple[float, float]]:
+    """(taken, given back) of each lease of `pool` a run held (client/lease.py): the windows in
+    which its clients could spend the pool's key."""
+    taken = [_at(e) for e in events if (e["message"] or "").startswith(f"Lease of pool {pool} taken")]
+    given = [_at(e) for e in events if (e["message"] or "").startswith(f"Lease of pool {pool} given back")]
+    assert len(taken) == len(given), f"leases of {pool} taken {taken} but given back {given}"
+    return list(zip(taken, given))
+
+
+def waited_for_pool(events: list[dict[str, Any]], pool: str) -> bool:
+    """A step of the run waited for `pool`: in Dagster's claim, or for the key's lease."""
+    marks = (f"blocked by limit for pool {pool}", f"Waiting for a lease of pool {pool}")
+    return any(mark in (e["message"] or "") for e in events for mark in marks)
+
+
+def overlapping(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> list[tuple[tuple[float, float], ...]]:
+    return [(x, y) for x in a for y in b if x[0] < y[1] and y[0] < x[1]]

@@ -6,15 +6,14 @@ emulator. The run queue lets all three out together (one run per sync). Then:
 - the two keys' sink steps overlap: both emulators hold a request in flight at once, held by
   the emulators' gate until the test has seen both, so the overlap is arranged, not hoped for;
 - the shared key's runs take turns: one of them waits for the key's pool while the other's
-  request is held, and their pool steps (step start to step end, from the event logs) never
-  overlap.
+  request is held, and their leases of the pool (taken to given back, from the event logs:
+  client/lease.py) never overlap.
 """
 
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,9 +23,11 @@ from orchestration_deployment import (
     deployment_env,
     events_of,
     held_in_flight,
-    intervals,
+    lease_windows,
+    overlapping,
     run_window,
     start_deployment,
+    waited_for_pool,
     write_instance,
     write_workspace,
 )
@@ -59,12 +60,8 @@ def pool_steps(dagster: Dagster) -> dict[str, tuple[str, set[str]]]:
 
 
 def blocked_on(dagster: Dagster, run_ids: list[str], pool: str) -> list[str] | None:
-    found = [r for r in run_ids if any(f"blocked by limit for pool {pool}" in (e["message"] or "") for e in events_of(dagster, r))]
+    found = [r for r in run_ids if waited_for_pool(events_of(dagster, r), pool)]
     return found or None
-
-
-def overlapping(a: dict[str, tuple[float, float]], b: dict[str, tuple[float, float]]) -> list[tuple[str, str]]:
-    return [(x, y) for x, (x0, x1) in a.items() for y, (y0, y1) in b.items() if x0 < y1 and y0 < x1]
 
 
 @pytest.mark.timeout(600)
@@ -129,15 +126,11 @@ def test_two_keys_sync_side_by_side_while_one_keys_runs_take_turns(tmp_path: Pat
             # The queue let the three out together: it is not what kept alpha and beta apart.
             (a0, a1), (b0, b1) = windows["alpha"], windows["beta"]
             assert a0 < b1 and b0 < a1, windows
-            in_pool: dict[str, dict[str, tuple[float, float]]] = {
-                name: intervals(events, steps[name][1]) for name, events in logs.items()
-            }
-            assert all(in_pool[name] for name in runs), in_pool
-            assert not overlapping(in_pool["alpha"], in_pool["beta"]), in_pool
-            # The other key's steps overlapped the shared key's (the held requests above).
-            shared: dict[str, Any] = {**{f"alpha:{k}": v for k, v in in_pool["alpha"].items()},
-                                      **{f"beta:{k}": v for k, v in in_pool["beta"].items()}}
-            assert overlapping(in_pool["gamma"], shared), in_pool
+            leases = {name: lease_windows(events, steps[name][0]) for name, events in logs.items()}
+            assert all(leases[name] for name in runs), leases
+            assert not overlapping(leases["alpha"], leases["beta"]), leases
+            # The other key's leases overlapped the shared key's (the held requests above).
+            assert overlapping(leases["gamma"], leases["alpha"] + leases["beta"]), leases
         finally:
             group.close()
         assert all(p.poll() is not None for p in group.processes.values())

@@ -3,10 +3,11 @@ webserver, daemon (queued run coordinator) and gRPC code server: the pool `userf
 (limit 1) makes their Userflow-calling steps take turns.
 
 The instance is the project's dagster.yaml without the `userflow/instance` run-tag rule, so both
-runs are let out of the queue together and only the pool can keep their steps apart. The proof
-is read from the runs' event logs: the two runs were in flight at the same time, yet no step
-of one run in pool `userflow_api` (step start to step end) overlapped one of the other, and
-both runs succeeded.
+runs are let out of the queue together and only the pool can keep them apart. Dagster's own
+claim lets two steps in when their claims meet, so the key's lease (client/lease.py) is what
+the proof reads, from the runs' event logs: the two runs were in flight at the same time, yet
+no lease of one run (taken to given back: the windows in which its clients can call Userflow)
+overlapped one of the other, one of them waited for the pool, and both runs succeeded.
 """
 
 import os
@@ -23,8 +24,11 @@ from orchestration_deployment import (
     events_of,
     held_in_flight,
     intervals,
+    lease_windows,
+    overlapping,
     run_window,
     start_deployment,
+    waited_for_pool,
     write_instance,
     write_workspace,
 )
@@ -57,7 +61,7 @@ def pool_steps(dagster: Dagster) -> set[str]:
 
 def blocked_runs(dagster: Dagster, run_ids: list[str]) -> list[str] | None:
     """The runs that logged a step waiting for the pool, or None while none has."""
-    found = [r for r in run_ids if any(f"blocked by limit for pool {POOL}" in (e["message"] or "") for e in events_of(dagster, r))]
+    found = [r for r in run_ids if waited_for_pool(events_of(dagster, r), POOL)]
     return found or None
 
 
@@ -114,16 +118,12 @@ def test_two_syncs_launched_at_once_take_turns_in_the_api_pool(tmp_path: Path) -
 
             steps_1, steps_2 = intervals(first, in_pool), intervals(second, in_pool)
             assert set(steps_1) == set(steps_2) == in_pool, (steps_1, steps_2, in_pool)
-            overlaps = [
-                (a, b)
-                for a, (a_start, a_end) in steps_1.items()
-                for b, (b_start, b_end) in steps_2.items()
-                if a_start < b_end and b_start < a_end
-            ]
-            assert not overlaps, f"steps in pool {POOL} ran at the same time: {overlaps}\n{steps_1}\n{steps_2}"
-            # And the pool did hold a step back (the runs did not just happen to miss each other).
-            blocked = [e for e in first + second if f"blocked by limit for pool {POOL}" in (e["message"] or "")]
-            assert blocked, f"no step waited for pool {POOL}: {steps_1} {steps_2}"
+            leases_1, leases_2 = lease_windows(first, POOL), lease_windows(second, POOL)
+            assert leases_1 and leases_2, (leases_1, leases_2)
+            overlaps = overlapping(leases_1, leases_2)
+            assert not overlaps, f"leases of pool {POOL} held at the same time: {overlaps}\n{leases_1}\n{leases_2}"
+            # And the pool did hold one back (the runs did not just happen to miss each other).
+            assert waited_for_pool(first + second, POOL), f"nothing waited for pool {POOL}: {steps_1} {steps_2}"
         finally:
             group.close()
         assert all(p.poll() is not None for p in group.processes.values())

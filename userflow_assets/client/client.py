@@ -27,7 +27,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from contextlib import aclosing
+from contextlib import AbstractAsyncContextManager, aclosing
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
@@ -55,12 +55,6 @@ from userflow_assets.client.errors import (
     error_class_for_status,
 )
 from userflow_assets.client.ratelimit import AdaptiveRateLimiter, Ticket, shared_limiter
-from userflow_assets.redaction import (
-    fingerprint,
-    install_redacting_filter,
-    redact,
-    register_secret,
-)
 from userflow_assets.client.stats import ClientStats
 from userflow_assets.client.types import (
     AttributeDefinition,
@@ -75,6 +69,12 @@ from userflow_assets.client.types import (
     GroupRef,
     MembershipRef,
     UserObject,
+)
+from userflow_assets.redaction import (
+    fingerprint,
+    install_redacting_filter,
+    redact,
+    register_secret,
 )
 
 DEFAULT_BASE_URL = "https://api.userflow.com"
@@ -194,6 +194,7 @@ class UserflowClient:
         transport: httpx.AsyncBaseTransport | None = None,
         limiter: AdaptiveRateLimiter | None = None,
         stats: ClientStats | None = None,
+        lease: Callable[[], AbstractAsyncContextManager[None] | None] | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("a Userflow API key is required")
@@ -220,6 +221,8 @@ class UserflowClient:
         self._backoff_max_s = backoff_max_s
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
+        self._lease_of = lease  # the key's pool lease (client/lease.py), held while open
+        self._lease: AbstractAsyncContextManager[None] | None = None
 
     def __repr__(self) -> str:
         return f"UserflowClient(base_url={self.base_url!r}, key={fingerprint(self._key.reveal())})"
@@ -237,6 +240,9 @@ class UserflowClient:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        if self._lease_of is not None and (held := self._lease_of()) is not None:
+            await held.__aenter__()
+            self._lease = held
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers={
@@ -266,6 +272,9 @@ class UserflowClient:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self._lease is not None:
+            held, self._lease = self._lease, None
+            await held.__aexit__(None, None, None)
 
     def metadata(self) -> dict[str, int | float]:
         """Counters of this client's run and the adapted rate, for asset metadata."""

@@ -17,6 +17,7 @@ key and base URL shares one rate and concurrency budget.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import dagster as dg
@@ -27,13 +28,14 @@ from userflow_assets.client.client import (
     UserflowClient,
     check_base_url,
 )
+from userflow_assets.client.lease import lease
+from userflow_assets.client.ratelimit import AdaptiveRateLimiter
+from userflow_assets.client.stats import ClientStats
 from userflow_assets.redaction import (
     REDACTED,
     install_redacting_filter,
     register_secret,
 )
-from userflow_assets.client.ratelimit import AdaptiveRateLimiter
-from userflow_assets.client.stats import ClientStats
 
 
 class UserflowResource(dg.ConfigurableResource):
@@ -60,9 +62,15 @@ class UserflowResource(dg.ConfigurableResource):
     allow_insecure_http: bool = Field(
         default=False, description="Allow a plain-http base_url on a non-loopback host."
     )
+    pool: str | None = Field(
+        default=None,
+        description="The Dagster pool of this key's steps. While open, a client holds one of the pool's "
+        "slots as a lease on the instance, so steps whose pool claims met still take turns.",
+    )
 
     _stats: ClientStats = PrivateAttr(default_factory=ClientStats)
     _limiter: AdaptiveRateLimiter | None = PrivateAttr(default=None)
+    _lease: Any = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._stats = ClientStats()  # one set of counters per run
@@ -70,6 +78,10 @@ class UserflowResource(dg.ConfigurableResource):
         if self.api_key:
             register_secret(self.api_key)
         check_base_url(self.base_url, allow_insecure_http=self.allow_insecure_http)
+        if self.pool and context.instance is not None:
+            run_id = context.run.run_id if context.run else None
+            report = context.log.info if context.log is not None else None
+            self._lease = partial(lease, context.instance, self.pool, run_id, *([report] if report else []))
 
     def get_client(self, **overrides: Any) -> UserflowClient:
         """A client for this run; use it as `async with resource.get_client() as client:`.
@@ -86,6 +98,7 @@ class UserflowResource(dg.ConfigurableResource):
             "max_retry_time_s": self.max_retry_time_s,
             "allow_insecure_http": self.allow_insecure_http,
             "stats": self._stats,
+            "lease": self._lease,
         }
         options.update(overrides)
         client = UserflowClient(self.api_key, **options)

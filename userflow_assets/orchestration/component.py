@@ -87,6 +87,7 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
             requests_per_minute=spec.userflow.requests_per_minute,
             max_concurrency=spec.userflow.max_concurrency,
             allow_insecure_http=spec.userflow.allow_insecure_http,
+            pool=pool,
         ),
     }
     # One process: the steps take turns on the state file anyway, and a subprocess per step
