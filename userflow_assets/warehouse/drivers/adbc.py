@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from userflow_assets.warehouse.drivers.common import (
+    SelectOneCheck,
     attempt,
     cannot_connect,
     query_failed,
@@ -39,7 +40,7 @@ def bind_row(translated: Translated, params: Mapping[str, object]) -> pa.RecordB
 
 
 @dataclass(frozen=True)
-class AdbcSource:
+class AdbcSource(SelectOneCheck):
     """A warehouse reached through an ADBC driver; subclasses give the kind, style and checksum."""
 
     where: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pyarrow as pa
@@ -192,3 +193,24 @@ def _column(values: Sequence[object], target: pa.Field) -> pa.Array:
     except (pa.ArrowException, ValueError, TypeError) as error:
         failure = error
     raise SourceError(f"column {target.name!r} cannot be read as {target.type}: {failure}")
+
+
+class SelectOneCheck:
+    """`check()` for a driver source: the cheapest query proves the credentials, the network
+    and the session's settings, with the source's own messages."""
+
+    def check(self) -> None:
+        self.fetch("SELECT 1", {}).read_all()  # type: ignore[attr-defined]
+
+
+def rollback_then_close(conn: Any) -> Callable[[], None]:
+    """The end of a DB-API read: roll the read-only transaction back, then close, even if the
+    rollback fails."""
+
+    def close() -> None:
+        try:
+            conn.rollback()
+        finally:
+            conn.close()
+
+    return close

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from userflow_assets.warehouse.drivers.common import (
     BATCH_ROWS,
+    SelectOneCheck,
     attempt,
     cannot_connect,
     keep_secret,
@@ -41,7 +42,7 @@ def _errors() -> tuple[type, ...]:
 
 
 @dataclass(frozen=True)
-class DatabricksSource:
+class DatabricksSource(SelectOneCheck):
     host: str
     port: int
     http_path: str
@@ -102,9 +103,6 @@ class DatabricksSource:
             conn.close()
 
         return run_streamed(first, close, failed, _errors())
-
-    def check(self) -> None:
-        self.fetch("SELECT 1", {}).read_all()
 
     def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
         """Row count and an order-independent hash of every row."""

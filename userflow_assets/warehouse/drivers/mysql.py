@@ -24,11 +24,13 @@ import pyarrow as pa
 from userflow_assets.warehouse.arrow_types import JSON
 from userflow_assets.warehouse.drivers.common import (
     BATCH_ROWS,
+    SelectOneCheck,
     attempt,
     cannot_connect,
     keep_secret,
     parse_url,
     query_failed,
+    rollback_then_close,
     rows_batch,
     run_streamed,
 )
@@ -83,7 +85,7 @@ def _errors() -> tuple[type, ...]:
 
 
 @dataclass(frozen=True)
-class MySQLSource:
+class MySQLSource(SelectOneCheck):
     host: str
     port: int
     database: str | None
@@ -134,16 +136,8 @@ class MySQLSource:
             while rows := cursor.fetchmany(BATCH_ROWS):
                 yield rows_batch(rows, schema)
 
-        def close() -> None:
-            try:
-                conn.rollback()
-            finally:
-                conn.close()
-
+        close = rollback_then_close(conn)
         return run_streamed(execute, close, failed, _errors())
-
-    def check(self) -> None:
-        self.fetch("SELECT 1", {}).read_all()
 
     def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
         """Row count and an order-independent XOR of row hashes; QUOTE tells NULL from 'NULL'."""

@@ -22,11 +22,13 @@ import pyarrow as pa
 from userflow_assets.warehouse.arrow_types import JSON, numeric_from_typmod
 from userflow_assets.warehouse.drivers.common import (
     BATCH_ROWS,
+    SelectOneCheck,
     attempt,
     cannot_connect,
     keep_secret,
     parse_url,
     query_failed,
+    rollback_then_close,
     rows_batch,
     run_streamed,
 )
@@ -81,7 +83,7 @@ def _errors() -> tuple[type, ...]:
 
 
 @dataclass(frozen=True)
-class RedshiftSource:
+class RedshiftSource(SelectOneCheck):
     host: str
     port: int
     database: str
@@ -143,16 +145,8 @@ class RedshiftSource:
                     yield rows_batch(rows, schema)
                     rows = []
 
-        def close() -> None:
-            try:
-                conn.rollback()
-            finally:
-                conn.close()
-
+        close = rollback_then_close(conn)
         return run_streamed(declare, close, failed, _errors())
-
-    def check(self) -> None:
-        self.fetch("SELECT 1", {}).read_all()
 
     def checksum_sql(self, source_sql: str, columns: Sequence[str]) -> str:
         """Row count and an order-independent sum of row hashes (Redshift has no BIT_XOR aggregate)."""
