@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from pydantic import ValidationError
 
@@ -71,7 +72,7 @@ def test_the_password_is_read_from_its_variable_at_connect_time(monkeypatch: pyt
 
 
 def test_a_missing_driver_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(source_module.SCHEMES, "madeup", Driver("madeup_driver_module", "connect", "madeup"))
+    monkeypatch.setitem(source_module.SCHEMES, "madeup", Driver("madeup_driver_module", "connect", "madeup", "madeup"))
     with pytest.raises(SourceError) as raised:
         load_factory("madeup")
     assert str(raised.value) == (
@@ -95,3 +96,26 @@ def test_the_mirror_refuses_a_url_warehouse(tmp_path: Path) -> None:
         "mirror.enabled needs a DuckDB warehouse file (warehouse.database): the mirror writes Userflow's data "
         "into that file, and a warehouse.url warehouse is only ever read; set mirror.enabled to false"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [(None, "duckdb"), ("duckdb:", "duckdb"), ("postgresql://reader@db/app", "postgres"), ("snowflake://r@acct/DB", "snowflake")],
+)
+def test_the_warehouse_assets_show_the_warehouse_they_read(tmp_path: Path, url: str | None, kind: str) -> None:
+    warehouse: dict[str, object] = {"url": url} if url else {"database": str(tmp_path / "warehouse.duckdb")}
+    spec = SyncSpec.model_validate(
+        {
+            "warehouse": warehouse,
+            "state_database": str(tmp_path / "state.duckdb"),
+            "users": {"query": "users.sql", "id_column": "user_id", "mapping": {"id": "user_id"}},
+            "events": {"query": "events.sql", "key_column": "event_id", "name": "name", "user_id": "user_id", "time": "occurred_at"},
+            "mirror": {"enabled": False},
+        }
+    )
+    defs = build_sync_defs(spec)
+    kinds = {
+        key.to_user_string(): set(defs.resolve_assets_def(key).specs_by_key[key].kinds)
+        for key in (dg.AssetKey("warehouse_users"), dg.AssetKey("warehouse_events"))
+    }
+    assert kinds == {"warehouse_users": {kind, "sql"}, "warehouse_events": {kind, "sql"}}

@@ -306,12 +306,13 @@ def build_events_defs(
     late_arrival: timedelta,
     names: Names = SHIPPED,
     pool: str = API_POOL,
+    warehouse_kind: str = "duckdb",
 ) -> dg.Definitions:
     """`warehouse_events` -> `userflow_event_records` (checks `rejected_share`, `event_names`) ->
     `userflow_events`, which runs after `userflow_users` when users are synced; named and pooled
     as the sync they belong to."""
     warehouse_asset = build_warehouse_asset(
-        OBJECT_TYPE, spec.query, late_arrival, spec.model_dump_json(), f"Events as {spec.query} returns them.", names
+        OBJECT_TYPE, spec.query, late_arrival, spec.model_dump_json(), f"Events as {spec.query} returns them.", names, warehouse_kind
     )
     return dg.Definitions(
         assets=[warehouse_asset, build_records_asset(spec, names), build_sink_asset(spec, users_spec, names, pool)],

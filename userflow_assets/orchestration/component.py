@@ -10,6 +10,7 @@ from userflow_assets.events import build_events_defs
 from userflow_assets.mirror import build_mirror_defs
 from userflow_assets.orchestration.alerts import build_alert_sensors
 from userflow_assets.orchestration.backfill import build_backfill_defs
+from userflow_assets.orchestration.pools import api_pool
 from userflow_assets.orchestration.scaffold import UserflowSyncScaffolder
 from userflow_assets.orchestration.schedules import (
     SYNC_RUN_TAG,
@@ -17,7 +18,6 @@ from userflow_assets.orchestration.schedules import (
     freshness_policy,
 )
 from userflow_assets.orchestration.sensors import build_change_sensor
-from userflow_assets.orchestration.pools import api_pool
 from userflow_assets.settings import INSTANCE_TAG, Names, project_path
 from userflow_assets.sink.assets import build_sink_defs
 from userflow_assets.spec import SyncSpec
@@ -26,6 +26,7 @@ from userflow_assets.state.resources import StateDatabase
 from userflow_assets.transform.assets import build_records_defs
 from userflow_assets.warehouse.assets import build_warehouse_asset
 from userflow_assets.warehouse.resources import WarehouseResource
+from userflow_assets.warehouse.source import warehouse_kind
 
 SYNC_JOB = "userflow_sync"
 
@@ -36,6 +37,7 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
     names = Names(spec.name)
     pool = spec.userflow.pool or api_pool(spec.userflow.api_key_env)
     lag = timedelta(minutes=spec.warehouse.late_arrival_minutes)
+    kind = warehouse_kind(spec.warehouse.url)
     objects = [("group", spec.groups), ("user", spec.users)]
     parts: list[dg.Definitions] = []
     upstream: list[dg.AssetKey] = []
@@ -49,6 +51,7 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
             object_spec.model_dump_json(),
             f"{object_type.capitalize()}s as {object_spec.query} returns them.",
             names,
+            kind,
         )
         parts += [
             dg.Definitions(assets=[warehouse_asset]),
@@ -59,7 +62,9 @@ def build_sync_defs(spec: SyncSpec) -> dg.Definitions:
         ]
         upstream = [names.key(f"userflow_{object_type}s")]
     if spec.events is not None:
-        parts.append(build_events_defs(spec.events, users_spec=spec.users, late_arrival=lag, names=names, pool=pool))
+        parts.append(build_events_defs(
+                spec.events, users_spec=spec.users, late_arrival=lag, names=names, pool=pool, warehouse_kind=kind
+            ))
     # The job's assets: this sync's own (never another instance's), without the mirror and the
     # partitioned backfill, which have jobs of their own.
     synced = [key for part in parts for asset in part.assets or [] for key in asset.keys]  # type: ignore[union-attr]

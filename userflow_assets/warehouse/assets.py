@@ -34,6 +34,7 @@ def build_warehouse_asset(
     spec_json: str,
     description: str,
     names: Names = SHIPPED,
+    kind: str = "duckdb",
 ) -> dg.AssetsDefinition:
     """`warehouse_<object>s`: the query's rows as they are, read incrementally.
 
@@ -48,7 +49,7 @@ def build_warehouse_asset(
         name=table,
         key_prefix=names.key_prefix,
         group_name=names("warehouse"),
-        kinds={"duckdb", "sql"},
+        kinds={kind, "sql"},  # the warehouse read: duckdb, postgres, snowflake, ...
         description=description,
         required_resource_keys=names.resource_keys("warehouse", "sync_db"),
     )

@@ -69,6 +69,7 @@ class Driver:
     module: str
     factory: str
     extra: str | None
+    kind: str  # the Dagster kind its assets show (an icon in the UI)
 
 
 SCHEMES: dict[str, Driver] = {}
@@ -103,6 +104,11 @@ def load_factory(scheme: str) -> SourceFactory:
         hint = f" (pip install 'userflow-assets[{driver.extra}]')" if driver.extra else ""
         raise SourceError(f"the {scheme} warehouse needs a driver that is not installed: {error.name}{hint}") from error
     return getattr(module, driver.factory)
+
+
+def warehouse_kind(url: str | None) -> str:
+    """The Dagster kind of the warehouse a spec reads: `duckdb` for the DuckDB file (no URL)."""
+    return driver_for(url_scheme(url)).kind if url else "duckdb"
 
 
 def url_scheme(url: str) -> str:
@@ -140,6 +146,6 @@ def open_source(url: str, password_env: str | None = None, base_dir: Path | None
 
 
 # The warehouses this package reads without a separate driver package, or with the `postgres` extra.
-register("duckdb", Driver("userflow_assets.warehouse.duckdb_source", "files_source", None))
-register("postgresql", Driver("userflow_assets.warehouse.postgres_source", "postgres_source", "postgres"))
-register("postgres", Driver("userflow_assets.warehouse.postgres_source", "postgres_source", "postgres"))
+register("duckdb", Driver("userflow_assets.warehouse.duckdb_source", "files_source", None, "duckdb"))
+register("postgresql", Driver("userflow_assets.warehouse.postgres_source", "postgres_source", "postgres", "postgres"))
+register("postgres", Driver("userflow_assets.warehouse.postgres_source", "postgres_source", "postgres", "postgres"))
