@@ -25,6 +25,12 @@ pytestmark = pytest.mark.slow
 SINKS = {"user": "userflow_users", "group": "userflow_groups", "event": "userflow_events"}
 IN_STATE = "SELECT * FROM sync.log WHERE run_id = ? AND object_type = ? ORDER BY logged_at, record_id"
 WRITTEN = "SELECT * FROM userflow_sync.sync_log WHERE run_id = $1 AND object_type = $2 ORDER BY logged_at, record_id"
+# Every row of one object type, on both sides in the same order (byte order, whatever the collation).
+ALL_IN_STATE = "SELECT * FROM sync.log WHERE object_type = ? ORDER BY logged_at, record_id, action, outcome"
+ALL_WRITTEN = (
+    "SELECT * FROM userflow_sync.sync_log WHERE object_type = $1 "
+    'ORDER BY logged_at, record_id COLLATE "C", action COLLATE "C", outcome COLLATE "C"'
+)
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +128,64 @@ def test_log_writeback_into_a_postgres_warehouse(
     # The table belongs to the warehouse user, in the schema the grant names; the user's public schema is untouched.
     assert _warehouse_rows(admin_url, "SELECT tableowner FROM pg_tables WHERE schemaname = 'userflow_sync'") == [(role,)]
 
+
+def test_a_failed_postgres_log_writeback_is_filled_in_by_the_next(
+    tmp_path: Path, postgres: PostgresServer, emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    admin_url, database, role, reader_url = _sample_with_reader(postgres, "catchup")
+    grant = f"GRANT USAGE, CREATE ON SCHEMA userflow_sync TO {role}"
+    postgres.psql(f"CREATE SCHEMA userflow_sync; {grant}", database)
+    state_db = tmp_path / "state.duckdb"
+    raw = shipped_spec(postgres_block(reader_url), state_db, emulator.url).model_dump(exclude_unset=True)
+    spec = SyncSpec.model_validate({**raw, "log_writeback": True})
+    emulator.fresh(monkeypatch)
+
+    def in_state(run_id: str, object_type: str) -> int:
+        return len(query(state_db, IN_STATE, [run_id, object_type]))
+
+    def written_back_is_the_state(object_type: str) -> None:
+        assert _warehouse_rows(admin_url, ALL_WRITTEN, object_type) == query(state_db, ALL_IN_STATE, [object_type])
+
+    first = run_sync(spec, max_attempts=2, max_retry_time_s=2)
+    assert first.success
+    for object_type, asset in SINKS.items():
+        assert metadata(first, asset)["log_writeback"] == in_state(first.run_id, object_type) > 0
+        assert metadata(first, asset)["log_writeback_caught_up"] == 0
+
+    # For the second run the warehouse user may not use the schema: its write-back fails, the sync does not.
+    postgres.psql(f"REVOKE USAGE, CREATE ON SCHEMA userflow_sync FROM {role}", database)
+    _change_users(postgres, database, "second", "ASC")
+    with caplog.at_level(logging.WARNING):
+        second = run_sync(spec, max_attempts=2, max_retry_time_s=2)
+    assert second.success
+    for asset in SINKS.values():
+        shown = metadata(second, asset)["log_writeback"]
+        assert shown.startswith("failed: ") and "permission denied" in shown, shown
+    warned = [r.getMessage() for r in caplog.records if "log_writeback" in r.getMessage()]
+    assert len(warned) == 3 and all("permission denied" in m for m in warned), warned
+    assert in_state(second.run_id, "user") == 3, "the state keeps the run's log"
+    assert _warehouse_rows(admin_url, WRITTEN, second.run_id, "user") == []
+    postgres.psql(grant, database)
+
+    # The third run writes its own rows and the second's, in one go: the table is the state's log.
+    _change_users(postgres, database, "third", "DESC")
+    third = run_sync(spec, max_attempts=2, max_retry_time_s=2)
+    assert third.success
+    assert metadata(third, "userflow_users")["log_writeback_caught_up"] == 1
+    for object_type, asset in SINKS.items():
+        missed = in_state(second.run_id, object_type)
+        shown = metadata(third, asset)
+        assert shown["log_writeback_caught_up"] == (1 if missed else 0), object_type
+        assert shown["log_writeback"] == in_state(third.run_id, object_type) + missed, object_type
+        written_back_is_the_state(object_type)
+    runs = "SELECT count(DISTINCT run_id) FROM userflow_sync.sync_log WHERE object_type = 'user'"
+    assert _warehouse_rows(admin_url, runs) == [(3,)]
+
+    # A fourth run fills in nothing twice.
+    fourth = run_sync(spec, max_attempts=2, max_retry_time_s=2)
+    assert fourth.success
+    for object_type, asset in SINKS.items():
+        assert metadata(fourth, asset)["log_writeback_caught_up"] == 0
+        assert metadata(fourth, asset)["log_writeback"] == in_state(fourth.run_id, object_type)
+        written_back_is_the_state(object_type)
