@@ -1,6 +1,7 @@
 """The sync log on both backends: every request's outcome, the README's example questions
 answered from it, and retention pruning by the runs (a fake clock moves time)."""
 
+import logging
 import re
 from datetime import timedelta
 from typing import Any
@@ -132,6 +133,70 @@ def test_log_writeback_appends_each_runs_log_to_the_duckdb_warehouse(logged: Syn
     counts = "SELECT run_id, count(*) FROM userflow_sync.sync_log WHERE object_type = 'user' GROUP BY run_id"
     assert dict(query(logged.warehouse, counts)) == {first.run_id: 100, second.run_id: 1}
     assert metadata(second, "userflow_users")["log_writeback"] == 1
+
+
+ALL_WRITTEN_BACK = (
+    "SELECT * FROM userflow_sync.sync_log WHERE object_type = ? ORDER BY logged_at, record_id, action, outcome"
+)
+
+
+def whole_state_log(harness: SyncHarness, object_type: str) -> list[tuple[Any, ...]]:
+    """Every log row of one object type in the state, in ALL_WRITTEN_BACK's order."""
+    where = f"object_type = '{object_type}'"
+    return rows(harness, f"SELECT * FROM sync.log WHERE {where} ORDER BY logged_at, record_id, action, outcome")
+
+
+def test_a_failed_log_writeback_is_filled_in_by_the_next(
+    logged: SyncHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    logged.spec_overrides = {**logged.spec_overrides, "log_writeback": True}
+    sinks = {"user": "userflow_users", "group": "userflow_groups"}
+
+    def change(user: str, account: str) -> None:
+        logged.sql("UPDATE users SET plan = 'team', updated_at = ? WHERE user_id = ?", [utcnow(), user])
+        logged.sql("UPDATE accounts SET name = name || '!', updated_at = ? WHERE account_id = ?", [utcnow(), account])
+
+    first = logged.run()
+    assert first.success, failure_message(first)
+    for asset in sinks.values():
+        assert metadata(first, asset)["log_writeback_caught_up"] == 0
+
+    # The second run finds a view where the table was: its write-back fails, the sync does not.
+    logged.sql("ALTER TABLE userflow_sync.sync_log RENAME TO sync_log_kept")
+    logged.sql("CREATE VIEW userflow_sync.sync_log AS SELECT * FROM userflow_sync.sync_log_kept")
+    change("u001", "a1")
+    with caplog.at_level(logging.WARNING):
+        second = logged.run()
+    assert second.success, failure_message(second)
+    for object_type, asset in sinks.items():
+        shown = metadata(second, asset)["log_writeback"]
+        assert shown.startswith("failed: ") and "log_writeback_caught_up" not in metadata(second, asset), shown
+        assert len(state_log(logged, second.run_id, object_type)) == 1, "the state keeps the run's log"
+    warned = [r.getMessage() for r in caplog.records if "log_writeback" in r.getMessage()]
+    assert len(warned) == 2 and all("userflow_sync.sync_log" in m for m in warned), warned
+    logged.sql("DROP VIEW userflow_sync.sync_log")
+    logged.sql("ALTER TABLE userflow_sync.sync_log_kept RENAME TO sync_log")
+    assert query(logged.warehouse, WRITTEN_BACK, [second.run_id, "user"]) == []
+
+    # The third run writes its own rows and the second's, in one go.
+    change("u002", "a2")
+    third = logged.run()
+    assert third.success, failure_message(third)
+    for object_type, asset in sinks.items():
+        shown = metadata(third, asset)
+        assert shown["log_writeback_caught_up"] == 1, object_type
+        assert shown["log_writeback"] == 2, "one row of the third run, one of the second"
+        in_state = whole_state_log(logged, object_type)
+        assert {row[0] for row in in_state} == {first.run_id, second.run_id, third.run_id}
+        assert query(logged.warehouse, ALL_WRITTEN_BACK, [object_type]) == in_state
+
+    # A fourth run with nothing to send writes nothing, and fills in nothing twice.
+    fourth = logged.run()
+    assert fourth.success, failure_message(fourth)
+    for object_type, asset in sinks.items():
+        assert metadata(fourth, asset)["log_writeback"] == 0
+        assert metadata(fourth, asset)["log_writeback_caught_up"] == 0
+        assert query(logged.warehouse, ALL_WRITTEN_BACK, [object_type]) == whole_state_log(logged, object_type)
 
 
 def test_without_log_writeback_the_warehouse_is_not_written(harness: SyncHarness) -> None:

@@ -1,7 +1,7 @@
 """log_writeback with the sample in a real Postgres warehouse: the warehouse user without the
 README's grant is refused (a warning, the sync still succeeds and keeps its log); with it, each
-sink's rows of the run land in userflow_sync.sync_log, and the same run written again replaces
-its rows instead of adding to them."""
+sink's rows of the run land in userflow_sync.sync_log, with those of earlier runs a refused
+write-back missed, and the same run written again replaces its rows instead of adding to them."""
 
 import logging
 import uuid
@@ -25,6 +25,12 @@ pytestmark = pytest.mark.slow
 SINKS = {"user": "userflow_users", "group": "userflow_groups", "event": "userflow_events"}
 IN_STATE = "SELECT * FROM sync.log WHERE run_id = ? AND object_type = ? ORDER BY logged_at, record_id"
 WRITTEN = "SELECT * FROM userflow_sync.sync_log WHERE run_id = $1 AND object_type = $2 ORDER BY logged_at, record_id"
+# Every row of one object type, on both sides in the same order (byte order, whatever the collation).
+ALL_IN_STATE = "SELECT * FROM sync.log WHERE object_type = ? ORDER BY logged_at, record_id, action, outcome"
+ALL_WRITTEN = (
+    "SELECT * FROM userflow_sync.sync_log WHERE object_type = $1 "
+    'ORDER BY logged_at, record_id COLLATE "C", action COLLATE "C", outcome COLLATE "C"'
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,20 +45,35 @@ def _warehouse_rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         return list(cur.fetchall())
 
 
-def test_log_writeback_into_a_postgres_warehouse(
-    tmp_path: Path, postgres: PostgresServer, emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    admin_url = fresh_database(postgres, "writeback")
+def _sample_with_reader(postgres: PostgresServer, prefix: str) -> tuple[str, str, str, str]:
+    """A new database holding the sample, and a warehouse user that reads it and nothing more
+    (no CREATE on the database): the admin URL, the database, the user and its URL."""
+    admin_url = fresh_database(postgres, prefix)
     database = admin_url.rsplit("/", 1)[1]
     load_into_postgres(admin_url, users=SAMPLE_USERS, seed=SAMPLE_SEED)
-    # The warehouse user reads the sample and nothing more: no CREATE on the database.
     role = f"sync_{uuid.uuid4().hex[:8]}"
     postgres.psql(f"CREATE ROLE {role} LOGIN", database)
     postgres.psql(f"GRANT USAGE ON SCHEMA public TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}", database)
     postgres.psql(f"ALTER ROLE {role} SET default_transaction_read_only = on", database)  # as the README's reader
     reader_url = admin_url.replace(f"//{postgres.user}@", f"//{role}@", 1)
     assert reader_url != admin_url
+    return admin_url, database, role, reader_url
+
+
+def _change_users(postgres: PostgresServer, database: str, plan: str, order: str) -> None:
+    """Three users with an email (the first or the last by ID) get another plan."""
+    postgres.psql(
+        f"UPDATE users SET plan = '{plan}', updated_at = now() AT TIME ZONE 'UTC' "
+        f"WHERE user_id IN (SELECT user_id FROM users WHERE email IS NOT NULL ORDER BY user_id {order} LIMIT 3)",
+        database,
+    )
+
+
+def test_log_writeback_into_a_postgres_warehouse(
+    tmp_path: Path, postgres: PostgresServer, emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    admin_url, database, role, reader_url = _sample_with_reader(postgres, "writeback")
 
     raw = shipped_spec(postgres_block(reader_url), tmp_path / "state.duckdb", emulator.url).model_dump(exclude_unset=True)
     # A password the server does not need (trust auth) is still sent, and must never be shown.
@@ -77,18 +98,20 @@ def test_log_writeback_into_a_postgres_warehouse(
     # The README's grant: the schema, with USAGE and CREATE for the warehouse user.
     postgres.psql(f"CREATE SCHEMA userflow_sync; GRANT USAGE, CREATE ON SCHEMA userflow_sync TO {role}", database)
 
-    # 1% of the users change: the next run's users sink writes back exactly their rows.
-    postgres.psql(
-        "UPDATE users SET plan = 'changed', updated_at = now() AT TIME ZONE 'UTC' "
-        "WHERE user_id IN (SELECT user_id FROM users WHERE email IS NOT NULL ORDER BY user_id LIMIT 3)",
-        database,
-    )
+    # 1% of the users change: the next run's users sink writes back exactly their rows, and
+    # each sink the first run's rows its refused write-back missed.
+    _change_users(postgres, database, "changed", "ASC")
     second = run_sync(spec, max_attempts=2, max_retry_time_s=2)
     assert second.success
     in_state = query(tmp_path / "state.duckdb", IN_STATE, [second.run_id, "user"])
     assert len(in_state) == 3 and {row[4] for row in in_state} == {"confirmed"}
-    assert metadata(second, "userflow_users")["log_writeback"] == 3
+    missed = query(tmp_path / "state.duckdb", IN_STATE, [first.run_id, "user"])
+    assert metadata(second, "userflow_users")["log_writeback"] == 3 + len(missed)
     assert _warehouse_rows(admin_url, WRITTEN, second.run_id, "user") == in_state
+    for object_type, asset in SINKS.items():
+        assert metadata(second, asset)["log_writeback_caught_up"] == 1, object_type
+        expected = query(tmp_path / "state.duckdb", IN_STATE, [first.run_id, object_type])
+        assert _warehouse_rows(admin_url, WRITTEN, first.run_id, object_type) == expected
 
     # The first run's sink steps ended again (same run ID): written now, and twice is once.
     sync_db = state_resource(spec)
@@ -104,3 +127,65 @@ def test_log_writeback_into_a_postgres_warehouse(
     assert total == query(tmp_path / "state.duckdb", "SELECT count(*) FROM sync.log")[0][0]
     # The table belongs to the warehouse user, in the schema the grant names; the user's public schema is untouched.
     assert _warehouse_rows(admin_url, "SELECT tableowner FROM pg_tables WHERE schemaname = 'userflow_sync'") == [(role,)]
+
+
+def test_a_failed_postgres_log_writeback_is_filled_in_by_the_next(
+    tmp_path: Path, postgres: PostgresServer, emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    admin_url, database, role, reader_url = _sample_with_reader(postgres, "catchup")
+    grant = f"GRANT USAGE, CREATE ON SCHEMA userflow_sync TO {role}"
+    postgres.psql(f"CREATE SCHEMA userflow_sync; {grant}", database)
+    state_db = tmp_path / "state.duckdb"
+    raw = shipped_spec(postgres_block(reader_url), state_db, emulator.url).model_dump(exclude_unset=True)
+    spec = SyncSpec.model_validate({**raw, "log_writeback": True})
+    emulator.fresh(monkeypatch)
+
+    def in_state(run_id: str, object_type: str) -> int:
+        return len(query(state_db, IN_STATE, [run_id, object_type]))
+
+    def written_back_is_the_state(object_type: str) -> None:
+        assert _warehouse_rows(admin_url, ALL_WRITTEN, object_type) == query(state_db, ALL_IN_STATE, [object_type])
+
+    first = run_sync(spec, max_attempts=2, max_retry_time_s=2)
+    assert first.success
+    for object_type, asset in SINKS.items():
+        assert metadata(first, asset)["log_writeback"] == in_state(first.run_id, object_type) > 0
+        assert metadata(first, asset)["log_writeback_caught_up"] == 0
+
+    # For the second run the warehouse user may not use the schema: its write-back fails, the sync does not.
+    postgres.psql(f"REVOKE USAGE, CREATE ON SCHEMA userflow_sync FROM {role}", database)
+    _change_users(postgres, database, "second", "ASC")
+    with caplog.at_level(logging.WARNING):
+        second = run_sync(spec, max_attempts=2, max_retry_time_s=2)
+    assert second.success
+    for asset in SINKS.values():
+        shown = metadata(second, asset)["log_writeback"]
+        assert shown.startswith("failed: ") and "permission denied" in shown, shown
+    warned = [r.getMessage() for r in caplog.records if "log_writeback" in r.getMessage()]
+    assert len(warned) == 3 and all("permission denied" in m for m in warned), warned
+    assert in_state(second.run_id, "user") == 3, "the state keeps the run's log"
+    assert _warehouse_rows(admin_url, WRITTEN, second.run_id, "user") == []
+    postgres.psql(grant, database)
+
+    # The third run writes its own rows and the second's, in one go: the table is the state's log.
+    _change_users(postgres, database, "third", "DESC")
+    third = run_sync(spec, max_attempts=2, max_retry_time_s=2)
+    assert third.success
+    assert metadata(third, "userflow_users")["log_writeback_caught_up"] == 1
+    for object_type, asset in SINKS.items():
+        missed = in_state(second.run_id, object_type)
+        shown = metadata(third, asset)
+        assert shown["log_writeback_caught_up"] == (1 if missed else 0), object_type
+        assert shown["log_writeback"] == in_state(third.run_id, object_type) + missed, object_type
+        written_back_is_the_state(object_type)
+    runs = "SELECT count(DISTINCT run_id) FROM userflow_sync.sync_log WHERE object_type = 'user'"
+    assert _warehouse_rows(admin_url, runs) == [(3,)]
+
+    # A fourth run fills in nothing twice.
+    fourth = run_sync(spec, max_attempts=2, max_retry_time_s=2)
+    assert fourth.success
+    for object_type, asset in SINKS.items():
+        assert metadata(fourth, asset)["log_writeback_caught_up"] == 0
+        assert metadata(fourth, asset)["log_writeback"] == in_state(fourth.run_id, object_type)
+        written_back_is_the_state(object_type)

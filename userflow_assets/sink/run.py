@@ -176,7 +176,8 @@ LOG_SHOWN = 50
 
 def sync_log_metadata(state: SyncState, sync_db: StateDatabase, run_id: str, object_type: str) -> dict[str, Any]:
     """Prune the sync log past its retention; the latest rows and the SQL listing them all; and
-    with `log_writeback`, this run's rows of `object_type` appended to the warehouse."""
+    with `log_writeback`, this run's rows of `object_type` appended to the warehouse (and any
+    retained earlier run's the warehouse lacks)."""
     state.prune_log(utcnow() - timedelta(days=sync_db.log_retention_days))
     rows = state.log_rows(LOG_SHOWN)
     table = md_table(LOG_COLUMNS, rows, 120)
@@ -188,19 +189,22 @@ def sync_log_metadata(state: SyncState, sync_db: StateDatabase, run_id: str, obj
 
 
 def log_writeback_metadata(state: SyncState, sync_db: StateDatabase, run_id: str, object_type: str) -> dict[str, Any]:
-    """Write this run's log rows of `object_type` back to the warehouse, if configured. A failure
-    is a warning and `log_writeback: "failed: ..."`, never the step's failure: the state holds the log."""
+    """Write this run's log rows of `object_type` back to the warehouse, if configured, with those
+    of earlier runs a failed write-back missed (`log_writeback` counts all rows written,
+    `log_writeback_caught_up` those runs). A failure is a warning and `log_writeback:
+    "failed: ..."`, never the step's failure: the state holds the log, and the next write-back
+    fills it in."""
     where = f"{sync_db.log_writeback_schema}.{WRITEBACK_TABLE}"
     try:
         target = sync_db.log_writeback()
         if target is None:
             return {}
-        written = target.write(state.run_log(run_id, object_type), run_id, object_type)
+        written = target.write(state, run_id, object_type)
     except Exception as error:  # noqa: BLE001 - the sync's outcome stands whatever the warehouse says
         reason = failure_text(error)
         dg.get_dagster_logger().warning(f"log_writeback: the sync log was not written to {where}: {reason}")
         return {"log_writeback": f"failed: {reason}"}
-    return {"log_writeback": written, "log_writeback_table": where}
+    return {"log_writeback": written.rows, "log_writeback_caught_up": written.caught_up, "log_writeback_table": where}
 
 
 def _sink_records(

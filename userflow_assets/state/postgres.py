@@ -10,7 +10,7 @@ The schema is created and upgraded by `MIGRATIONS`, recorded in `sync.schema_ver
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -28,11 +28,13 @@ from userflow_assets.state import types
 from userflow_assets.state.store import (
     EVENT_COLUMNS,
     LOG_COLUMNS,
+    LOG_RUN_IDS_SQL,
     LOG_SQL,
-    RUN_LOG_SQL,
     RECORD_COLUMNS,
     RECORD_KEY_COLUMNS,
+    RUNS_LOG_SQL,
     STATE_TABLES,
+    run_ids_table,
 )
 from userflow_assets.state.types import PENDING_STATUSES, Failure, LearnedLimits, Link, LogEntry, Pending, Record, Sent
 
@@ -613,9 +615,13 @@ class PostgresState:
     def log_rows(self, most: int) -> list[tuple[object, ...]]:
         return self._rows(f"{LOG_SQL} LIMIT $1", [most])
 
-    def run_log(self, run_id: str, object_type: str) -> pa.Table:
+    def log_run_ids(self, object_type: str) -> set[str]:
+        return {run_id for (run_id,) in self._rows(LOG_RUN_IDS_SQL, [object_type])}
+
+    def runs_log(self, run_ids: Collection[str], object_type: str) -> pa.Table:
         with self._tx() as cur:
-            return _fetch(cur, RUN_LOG_SQL, run_id, object_type)
+            _ingest(cur, {"_runs": run_ids_table(run_ids)})
+            return _fetch(cur, RUNS_LOG_SQL, object_type)
 
 
 

@@ -10,7 +10,7 @@ beside the work tables (`staging`, `transform`, `plan`).
 Every write is one transaction: a process killed mid-write leaves the previous state.
 """
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -167,9 +167,12 @@ LOG_COLUMNS = [
 ]
 # The latest request outcomes first: what the sink shows, and the SQL it offers for the rest.
 LOG_SQL = f"SELECT {', '.join(LOG_COLUMNS)} FROM sync.log ORDER BY logged_at DESC, record_id"
-# One run's rows of one object type, oldest first: what `log_writeback` copies to the warehouse.
-RUN_LOG_SQL = (
-    f"SELECT {', '.join(LOG_COLUMNS)} FROM sync.log WHERE run_id = $1 AND object_type = $2 ORDER BY logged_at, record_id"
+# The runs with log rows of one object type, and the rows of some of them (the run IDs in a
+# table `_runs`), oldest first: what `log_writeback` compares with and copies to the warehouse.
+LOG_RUN_IDS_SQL = "SELECT DISTINCT run_id FROM sync.log WHERE object_type = $1"
+RUNS_LOG_SQL = (
+    f"SELECT {', '.join(LOG_COLUMNS)} FROM sync.log "
+    "WHERE object_type = $1 AND run_id IN (SELECT run_id FROM _runs) ORDER BY logged_at, record_id"
 )
 EVENT_COLUMNS = ["key", "name", "user_id", "group_id", "time", "attributes", "payload_hash"]
 
@@ -215,7 +218,8 @@ class SyncState(Protocol):
     def save_definitions(self, rows: Sequence[tuple[str, str]]) -> None: ...
     def prune_log(self, older_than: datetime) -> int: ...
     def log_rows(self, most: int) -> list[tuple[object, ...]]: ...
-    def run_log(self, run_id: str, object_type: str) -> pa.Table: ...
+    def log_run_ids(self, object_type: str) -> set[str]: ...
+    def runs_log(self, run_ids: Collection[str], object_type: str) -> pa.Table: ...
 
 
 def _frame(items: Sequence[object], columns: list[str]) -> pd.DataFrame:
@@ -569,10 +573,24 @@ class DuckDBState:
         with self._connect() as con:
             return con.execute(f"{LOG_SQL} LIMIT ?", [most]).fetchall()
 
-    def run_log(self, run_id: str, object_type: str) -> pa.Table:
-        """Every log row of one run and object type, oldest first (what `log_writeback` appends)."""
+    def log_run_ids(self, object_type: str) -> set[str]:
+        """The runs with log rows of `object_type` (what `log_writeback` finds missing in the warehouse)."""
         with self._connect() as con:
-            return con.sql(RUN_LOG_SQL, params=[run_id, object_type]).to_arrow_table()
+            return {run_id for (run_id,) in con.execute(LOG_RUN_IDS_SQL, [object_type]).fetchall()}
+
+    def runs_log(self, run_ids: Collection[str], object_type: str) -> pa.Table:
+        """Every log row of those runs and `object_type`, oldest first (what `log_writeback` appends)."""
+        with self._connect() as con:
+            con.register("_runs", run_ids_table(run_ids))
+            try:
+                return con.sql(RUNS_LOG_SQL, params=[object_type]).to_arrow_table()
+            finally:
+                con.unregister("_runs")
+
+
+def run_ids_table(run_ids: Collection[str]) -> pa.Table:
+    """The `_runs` table RUNS_LOG_SQL reads."""
+    return pa.table({"run_id": pa.array(sorted(run_ids), pa.string())})
 
 
 @contextmanager

@@ -4,6 +4,9 @@ At the end of each sink step, that run's log rows of the step's object type are 
 `<schema>.sync_log` in the warehouse: a Postgres warehouse (through ADBC) or a DuckDB
 warehouse file. The table is created if missing. Each write first deletes the rows of the
 same run and object type, in the same transaction, so a step run again never duplicates.
+In that transaction it also adds the rows of every earlier run of that object type still in
+the state's log (within its retention) but absent from the table, found by comparing the
+run IDs on both sides: a write-back that failed is filled in by the next one that succeeds.
 
 The warehouse is otherwise only read, in read-only sessions; this is the only writable
 connection to it, opened for the write and closed after. A failed write-back never fails
@@ -12,11 +15,15 @@ the sync: the caller warns and shows the error in the sink's metadata.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as pg
+import duckdb
 import pyarrow as pa
 
 from userflow_assets.redaction import redact
@@ -42,6 +49,28 @@ CREATE TABLE IF NOT EXISTS {table} (
 """
 
 
+class LoggedRuns(Protocol):
+    """What a write-back reads of the state (`SyncState` has it)."""
+
+    def log_run_ids(self, object_type: str) -> set[str]: ...
+    def runs_log(self, run_ids: Collection[str], object_type: str) -> pa.Table: ...
+
+
+class _Table(Protocol):
+    """The warehouse's sync_log inside one open transaction, whichever the warehouse."""
+
+    def run_ids(self, object_type: str) -> set[str]: ...
+    def replace(self, rows: pa.Table, run_id: str, object_type: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Written:
+    """One write-back: the rows written, and how many earlier runs they filled in."""
+
+    rows: int
+    caught_up: int
+
+
 @dataclass(frozen=True)
 class LogWriteback:
     """Where the log goes: a warehouse DuckDB file (`database`) or a Postgres `url` (no password)."""
@@ -55,29 +84,38 @@ class LogWriteback:
     def table(self) -> str:
         return f"{self.schema}.{TABLE}"
 
-    def write(self, rows: pa.Table, run_id: str, object_type: str) -> int:
-        """Replace the rows of (`run_id`, `object_type`) in the table with `rows`; how many were written."""
-        if self.url is not None:
-            return self._to_postgres(rows, run_id, object_type)
-        return self._to_duckdb(rows, run_id, object_type)
+    def write(self, state: LoggedRuns, run_id: str, object_type: str) -> Written:
+        """Replace the rows of (`run_id`, `object_type`) in the table with the state's, and add
+        those of every earlier run the state logged but the table lacks (a write-back that
+        failed), in one transaction."""
+        logged = state.log_run_ids(object_type)
+        with self._open() as table:
+            earlier = logged - table.run_ids(object_type) - {run_id}
+            rows = state.runs_log({run_id, *earlier}, object_type)
+            # The earlier runs have no rows in the table: only this run's need replacing.
+            table.replace(rows, run_id, object_type)
+        return Written(rows.num_rows, len(earlier))
 
-    def _to_duckdb(self, rows: pa.Table, run_id: str, object_type: str) -> int:
+    def _open(self) -> AbstractContextManager[_Table]:
+        if self.url is not None:
+            return self._postgres()
+        return self._duckdb()
+
+    @contextmanager
+    def _duckdb(self) -> Iterator[_Table]:
         from userflow_assets.mirror.store import (
             MirrorDatabase,  # its retrying read-write connection
         )
 
         assert self.database is not None
         # The same short read-write connection the mirror uses, retried while another process holds the file.
-        with MirrorDatabase(database=self.database).connect() as con:
-            con.register("_log_rows", rows)
-            with transaction(con):
-                con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                con.execute(_DUCKDB_TABLE.format(table=self.table))
-                con.execute(f"DELETE FROM {self.table} WHERE run_id = ? AND object_type = ?", [run_id, object_type])
-                con.execute(f"INSERT INTO {self.table} SELECT * FROM _log_rows")
-        return rows.num_rows
+        with MirrorDatabase(database=self.database).connect() as con, transaction(con):
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            con.execute(_DUCKDB_TABLE.format(table=self.table))
+            yield _DuckDBTable(con, self.table)
 
-    def _to_postgres(self, rows: pa.Table, run_id: str, object_type: str) -> int:
+    @contextmanager
+    def _postgres(self) -> Iterator[_Table]:
         with pg.connect(_writable_uri(self.url or "", self.password)) as con:
             with con.cursor() as cur:
                 # CREATE SCHEMA needs CREATE on the database even when the schema exists: only when missing.
@@ -86,13 +124,45 @@ class LogWriteback:
                 if not exists:
                     cur.execute(f'CREATE SCHEMA "{self.schema}"')
                 cur.execute(_POSTGRES_TABLE.format(table=self.table))
-                cur.execute(
-                    f"DELETE FROM {self.table} WHERE run_id = $1 AND object_type = $2", parameters=(run_id, object_type)
-                )
-                if rows.num_rows:
-                    cur.adbc_ingest(TABLE, rows, mode="append", db_schema_name=self.schema)
+                yield _PostgresTable(cur, self.schema)
             con.commit()
-        return rows.num_rows
+
+
+@dataclass(frozen=True)
+class _DuckDBTable:
+    con: duckdb.DuckDBPyConnection
+    table: str
+
+    def run_ids(self, object_type: str) -> set[str]:
+        sql = f"SELECT DISTINCT run_id FROM {self.table} WHERE object_type = ?"
+        return {run_id for (run_id,) in self.con.execute(sql, [object_type]).fetchall()}
+
+    def replace(self, rows: pa.Table, run_id: str, object_type: str) -> None:
+        self.con.execute(f"DELETE FROM {self.table} WHERE run_id = ? AND object_type = ?", [run_id, object_type])
+        self.con.register("_log_rows", rows)
+        try:
+            self.con.execute(f"INSERT INTO {self.table} SELECT * FROM _log_rows")
+        finally:
+            self.con.unregister("_log_rows")
+
+
+@dataclass(frozen=True)
+class _PostgresTable:
+    cur: Any
+    schema: str
+
+    def run_ids(self, object_type: str) -> set[str]:
+        self.cur.execute(
+            f"SELECT DISTINCT run_id FROM {self.schema}.{TABLE} WHERE object_type = $1", parameters=(object_type,)
+        )
+        return {run_id for (run_id,) in self.cur.fetchall()}
+
+    def replace(self, rows: pa.Table, run_id: str, object_type: str) -> None:
+        self.cur.execute(
+            f"DELETE FROM {self.schema}.{TABLE} WHERE run_id = $1 AND object_type = $2", parameters=(run_id, object_type)
+        )
+        if rows.num_rows:
+            self.cur.adbc_ingest(TABLE, rows, mode="append", db_schema_name=self.schema)
 
 
 def _writable_uri(url: str, password: str | None) -> str:
