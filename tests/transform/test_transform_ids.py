@@ -168,3 +168,29 @@ def test_an_unknown_row_key_column_is_a_spec_error(con):
     load(con, "SELECT 'u1' AS id, 'Ann' AS name")
     with pytest.raises(SpecError, match=r"users.row_key: unknown column 'acount'"):
         run(con, make_spec(row_key=["acount"]))
+
+
+# 300,000 rows: several row groups, read by several threads. Every 1,000th row repeats the ID
+# before it, alternately with the same data (merged) and with other data (both rejected).
+REPEATS = """
+    SELECT 'u' || (i - (i % 1000 = 999)::INT) AS id,
+           CASE WHEN i % 2000 = 1999 THEN 'other' ELSE 'n' || (i - (i % 1000 = 999)::INT) END AS name
+    FROM range(300000) t(i)
+"""
+
+
+def test_records_keep_the_source_order_when_duplicates_are_left_out(con):
+    load(con, REPEATS)
+    result = run(con, make_spec())
+    stored = [row for (row,) in con.execute(f"SELECT source_row FROM {RECORDS}").fetchall()]
+    assert stored == sorted(stored) and len(stored) == 300000 - 300 - 150
+    assert (result.duplicates_merged, result.rejected) == (150, 300)
+
+
+def test_records_keep_the_source_order_after_a_python_transform(con):
+    load(con, REPEATS)
+    spec = make_spec(transform={"function": "transform_functions:upper_name", "inputs": ["name"], "outputs": ["name"]})
+    result = run(con, spec)
+    stored = [row for (row,) in con.execute(f"SELECT source_row FROM {RECORDS}").fetchall()]
+    assert stored == sorted(stored) and len(stored) == 300000 - 300 - 150
+    assert (result.duplicates_merged, result.rejected) == (150, 300)
