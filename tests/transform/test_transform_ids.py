@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from transform_kit import RECORDS, REJECTED, SOURCE, attributes, ids, load, make_spec, rejected, run
 
@@ -110,6 +112,17 @@ def test_payload_hash_changes_with_attributes_or_memberships_only(con):
     assert hash_of("SELECT 'u1' AS id, 'y' AS name, ['g1'] AS groups", True) != base
     assert hash_of("SELECT 'u1' AS id, 'x' AS name, ['g2'] AS groups", True) != base
     assert hash_of("SELECT 'u1' AS id, 'x' AS name, ['g1'] AS groups", False) != base
+
+
+def test_payload_hash_is_the_md5_of_the_payload_text_as_states_hold_it(con):
+    # The recipe states written by earlier versions hold: a change would resend every record.
+    load(con, "SELECT * FROM (VALUES ('u1', 'x', ['g1', 'g2']), ('u2', 'é\"\n', NULL)) t(id, name, groups)")
+    run(con, make_spec(memberships={"column": "groups"}))
+    rows = con.execute(f"SELECT attributes, memberships, payload_hash FROM {RECORDS}").fetchall()
+    assert len(rows) == 2
+    for attributes_text, memberships_text, payload_hash in rows:
+        payload = '{"attributes":' + attributes_text + ',"memberships":' + (memberships_text or "null") + "}"
+        assert payload_hash == hashlib.md5(payload.encode()).hexdigest()
 
 
 def test_tables_are_replaced_and_schemas_created(con):
