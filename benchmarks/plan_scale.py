@@ -4,8 +4,9 @@ Prints a markdown table: time and peak memory from the warehouse query to a fini
 for the incremental read a scheduled sync does, and for a full read (the first run after a
 spec change, or `full_refresh`). Each measurement runs in a fresh process so its peak
 resident memory is its own, `--repeat` times (3): the fastest time is shown, with the highest
-peak. DuckDB works under the code location's memory cap (1 GB, the work file's
-`memory_limit`), so at 10,000,000 users it spills to disk rather than grow.
+peak. DuckDB works under a memory cap (`--memory-limit`, by default the code location's 1 GB),
+so it spills to disk rather than grow; at 10,000,000 users the shipped users query needs more
+than 1 GB (its memberships aggregate runs out), so such a run takes `--memory-limit 2GB`.
 
 Beside them, the bare baseline: the same decision as one DuckDB query and nothing else
 (the users query, the md5 of each row's mapped payload as JSON, an anti-join against the
@@ -60,6 +61,7 @@ from userflow_assets.warehouse.resources import WarehouseResource
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 2.0  # the Postgres state's time over the DuckDB file's
 LAG = timedelta(minutes=60)
+MEMORY_LIMIT = StateDatabase.model_fields["memory_limit"].default  # the code location's cap
 PREPARED = "prepared.json"  # in the work folder: what `prepare` made there
 LARGE = 10_000_000  # from this many users on, the looser targets
 
@@ -90,13 +92,13 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def query_to_plan(workdir: Path, full: bool, state_url: str | None = None) -> dict[str, float]:
+def query_to_plan(workdir: Path, full: bool, memory_limit: str, state_url: str | None = None) -> dict[str, float]:
     """The work of warehouse_users, userflow_user_records and the sink's plan, as the assets do it."""
     spec = shipped_spec().users
     warehouse = WarehouseResource(database=str(workdir / "warehouse.duckdb"), sql_dir=str(ROOT / "sql"))
     started = time.perf_counter()
     work = workdir / ("work.duckdb" if state_url else "state.duckdb")
-    sync_db = StateDatabase(database=str(work), state_url=state_url)
+    sync_db = StateDatabase(database=str(work), state_url=state_url, memory_limit=memory_limit)
     state = sync_db.state()
     with sync_db.get_connection() as con:
         query = warehouse.load_query(spec.query)
@@ -131,12 +133,12 @@ def payload_sql(spec) -> str:
     )
 
 
-def bare_baseline(workdir: Path) -> dict[str, float]:
+def bare_baseline(workdir: Path, memory_limit: str) -> dict[str, float]:
     """The plan decision as bare SQL: rows whose payload hash the state does not hold."""
     spec = shipped_spec().users
     started = time.perf_counter()
     with duckdb.connect(str(workdir / "baseline.duckdb")) as con:
-        con.execute("SET memory_limit = '1GB'")
+        con.execute("SET memory_limit = ?", [memory_limit])
         attach_read_only(con, workdir / "warehouse.duckdb", "warehouse")
         con.execute("USE warehouse")
         to_send = con.execute(
@@ -194,12 +196,12 @@ def prepare(workdir: Path, users: int) -> None:
     (workdir / PREPARED).write_text(json.dumps({"users": users}))
 
 
-def measure(workdir: Path, path: str, state_url: str | None = None, repeat: int = 1) -> dict[str, float]:
+def measure(workdir: Path, path: str, memory_limit: str, state_url: str | None = None, repeat: int = 1) -> dict[str, float]:
     """`path` measured in `repeat` fresh processes: the fastest run's figures, with the highest
     peak memory of them all (on a shared machine the best time is the least disturbed one)."""
     runs = []
     for _ in range(repeat):
-        args = [sys.executable, __file__, "--measure", path, "--keep", str(workdir)]
+        args = [sys.executable, __file__, "--measure", path, "--keep", str(workdir), "--memory-limit", memory_limit]
         args += ["--postgres", state_url] if state_url else []
         out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
         runs.append(json.loads(out.strip().splitlines()[-1]))
@@ -222,20 +224,24 @@ def main() -> int:
         "--scaling", nargs="?", const="100000,1000000", metavar="SIZES",
         help="print the growth table over these numbers of users (default 100000,1000000)",
     )
+    parser.add_argument(
+        "--memory-limit", default=MEMORY_LIMIT,
+        help=f"DuckDB's memory cap in every measurement (default {MEMORY_LIMIT}, the code location's)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="processes per measurement, the fastest shown (default 3)")
     parser.add_argument("--measure", choices=["incremental", "full", "baseline"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure == "baseline":
-        print(json.dumps(bare_baseline(args.keep)))
+        print(json.dumps(bare_baseline(args.keep, args.memory_limit)))
         return 0
     if args.measure:
-        print(json.dumps(query_to_plan(args.keep, full=args.measure == "full", state_url=args.postgres)))
+        print(json.dumps(query_to_plan(args.keep, args.measure == "full", args.memory_limit, args.postgres)))
         return 0
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="plan_scale_"))
     if args.scaling:
-        return scaling(workdir, [int(n) for n in args.scaling.split(",")], args.repeat)
+        return scaling(workdir, [int(n) for n in args.scaling.split(",")], args.memory_limit, args.repeat)
     with postgres_database(args.postgres) as url:
-        return run(workdir, args.users, url, args.repeat)
+        return run(workdir, args.users, url, args.memory_limit, args.repeat)
 
 
 @contextmanager
@@ -262,14 +268,14 @@ def ready(workdir: Path, users: int) -> None:
     print(f"prepared {users:,} users with 1% changed in {time.perf_counter() - started:.1f}s ({workdir})")
 
 
-def run(workdir: Path, users: int, url: str, repeat: int) -> int:
+def run(workdir: Path, users: int, url: str, memory_limit: str, repeat: int) -> int:
     ready(workdir, users)
     started = time.perf_counter()
     copy(str(workdir / "state.duckdb"), url, replace=True)
     print(f"copied the state into Postgres ({describe(url)}) in {time.perf_counter() - started:.1f}s")
     goal = targets(users)
     base = baseline_rss()
-    baseline = measure(workdir, "baseline", repeat=repeat)
+    baseline = measure(workdir, "baseline", memory_limit, repeat=repeat)
     rows = [row("bare baseline (one DuckDB query: hash + anti-join)", "-", baseline, 1.0, base, None)]
     ratios = []
     paths = (
@@ -279,7 +285,7 @@ def run(workdir: Path, users: int, url: str, repeat: int) -> int:
     for label, path, states in paths:
         file_total = None
         for state, state_url in states:
-            m = measure(workdir, path, state_url, repeat)
+            m = measure(workdir, path, memory_limit, state_url, repeat)
             file_total = file_total or m["total_s"]  # the DuckDB file's, the first measured
             ratio = m["total_s"] / file_total
             ok = m["peak_rss_bytes"] <= goal.peak_bytes and ratio <= TARGET_RATIO
@@ -291,7 +297,7 @@ def run(workdir: Path, users: int, url: str, repeat: int) -> int:
             rows.append(row(label, state, m, ratio, base, ok))
     incremental = f"incremental <= {goal.incremental_seconds} s, " if goal.incremental_seconds else ""
     print(
-        f"\nQuery -> plan, {users:,} users, 1% changed (targets: full read <= {goal.full_over_baseline}x the "
+        f"\nQuery -> plan, {users:,} users, 1% changed, DuckDB memory cap {memory_limit} (targets: full read <= {goal.full_over_baseline}x the "
         f"baseline, {incremental}peak <= {goal.peak_bytes / 1e9} GB, Postgres state <= {TARGET_RATIO:.0f}x the file's)\n"
     )
     print(
@@ -317,14 +323,16 @@ def row(label: str, state: str, m: dict[str, float], ratio: float, base: int, ok
     )
 
 
-def scaling(root: Path, sizes: list[int], repeat: int) -> int:
+def scaling(root: Path, sizes: list[int], memory_limit: str, repeat: int) -> int:
     """The growth table: per number of users, the baseline, the full and the incremental read
     (DuckDB file state), each in its own process; time per million users shows linear growth."""
     lines = []
     for users in sizes:
         workdir = root / f"users-{users}"
         ready(workdir, users)
-        baseline, full, incremental = (measure(workdir, path, repeat=repeat) for path in ("baseline", "full", "incremental"))
+        baseline, full, incremental = (
+            measure(workdir, path, memory_limit, repeat=repeat) for path in ("baseline", "full", "incremental")
+        )
         goal = targets(users)
         ratio = full["total_s"] / baseline["total_s"]
         lines.append(
@@ -333,7 +341,7 @@ def scaling(root: Path, sizes: list[int], repeat: int) -> int:
             f"{full['peak_rss_bytes'] / 1e6:,.0f} | {incremental['rows_read']:,} | {incremental['total_s']:.2f} | "
             f"{incremental['peak_rss_bytes'] / 1e6:,.0f} |"
         )
-    print("\nGrowth: query -> plan over the DuckDB file state, 1% of users changed\n")
+    print(f"\nGrowth: query -> plan over the DuckDB file state, 1% of users changed, DuckDB memory cap {memory_limit}\n")
     print(
         "| users | baseline s | full read s | full / baseline | full s per 1M users | full peak RSS MB "
         "| incremental rows read | incremental s | incremental peak RSS MB |"
