@@ -86,7 +86,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 @contextmanager
 def scratch_writes(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Tables written in the block are stored uncompressed: DuckDB writes them several times
-    faster, and the run's scratch tables (staging, transform) are replaced every run, so their
+    faster, and the run's scratch tables (staging, transform, plan) are replaced every run, so their
     size on disk matters less than the time. The setting belongs to the whole database
     instance, so it is set back at the end, also on error."""
     con.execute("SET force_compression = 'uncompressed'")

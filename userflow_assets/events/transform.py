@@ -177,7 +177,7 @@ def build_event_records(
     sql, params, row_keys = staged_query(con, spec, source)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {sql}", params.values)
-        write_tables(con, RECORD_COLUMNS, spec.key_column, records_table, rejected_table, row_keys, True)
+        write_tables(con, RECORD_COLUMNS, spec.key_column, records_table, rejected_table, row_keys)
         result = count(con, source, records_table, rejected_table)
     finally:
         for table in (STAGED, DUPS):

@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from userflow_assets.sqltext import md_table
+from userflow_assets.sqltext import md_table, scratch_writes
 from userflow_assets.state.store import SyncState
 from userflow_assets.state.types import Record
 
@@ -132,8 +132,9 @@ def build_plan(
     )
     # What Userflow last confirmed, of the records sent only (a million unchanged cost nothing).
     state.expose_payloads(con, object_type, "SELECT id FROM _decided WHERE action <> 'unchanged'")
-    con.execute(
-        f"""
+    with scratch_writes(con):  # the plan is replaced every run, like the transform's tables
+        con.execute(
+            f"""
         CREATE OR REPLACE TABLE {plan or plan_table(object_type)} AS
         WITH sending AS (SELECT * FROM _decided WHERE action <> 'unchanged'),
         payloads AS (
@@ -155,7 +156,7 @@ def build_plan(
         UNION ALL
         SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, action, NULL, NULL FROM _decided WHERE action = 'unchanged'
         """
-    )
+        )
     con.execute("DROP TABLE _decided")
     return summarize_plan(con, object_type, plan=plan)
 

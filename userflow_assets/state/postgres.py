@@ -433,26 +433,27 @@ class PostgresState:
         """Temp tables `state_records`, `state_failures`, `state_links` in `con` (as the
         DuckDB views). With `ids` (SQL on `con` listing IDs), only the records and links of
         those IDs and of the failures are fetched; failures always whole."""
+        kind = _kind(object_type)
         with self._tx() as cur:
             if ids is None:
-                wanted = "SELECT id FROM sync.records WHERE object_type = $1"
+                wanted = f"SELECT id FROM sync.records WHERE object_type = {kind}"
             else:
                 _ingest(cur, {"_wanted": con.sql(f"SELECT DISTINCT id::VARCHAR AS id FROM ({ids})").to_arrow_table()})
                 cur.execute("ANALYZE _wanted")
                 wanted = (
-                    "SELECT id FROM _wanted UNION SELECT id FROM sync.failures WHERE object_type = $1 "
-                    "UNION SELECT fallback_id FROM sync.failures WHERE object_type = $1"
+                    f"SELECT id FROM _wanted UNION SELECT id FROM sync.failures WHERE object_type = {kind} "
+                    f"UNION SELECT fallback_id FROM sync.failures WHERE object_type = {kind}"
                 )
             keys, columns = ", ".join(RECORD_KEY_COLUMNS), ", ".join(RECORD_COLUMNS)
             where = "" if ids is None else f" AND id IN ({wanted})"
             links = "" if ids is None else f" AND fallback_id IN ({wanted})"
             fetches = {
-                "state_records": f"SELECT {keys} FROM sync.records WHERE object_type = $1{where}",
-                "state_failures": f"SELECT {columns} FROM sync.failures WHERE object_type = $1",
-                "state_links": f"SELECT fallback_id, primary_id FROM sync.links WHERE object_type = $1{links}",
+                "state_records": f"SELECT {keys} FROM sync.records WHERE object_type = {kind}{where}",
+                "state_failures": f"SELECT {columns} FROM sync.failures WHERE object_type = {kind}",
+                "state_links": f"SELECT fallback_id, primary_id FROM sync.links WHERE object_type = {kind}{links}",
             }
             for name, sql in fetches.items():
-                _copy_into(con, cur, name, sql, object_type)
+                _copy_into(con, cur, name, sql)
 
     def expose_payloads(self, con: duckdb.DuckDBPyConnection, object_type: str, ids: str) -> None:
         """Temp table `state_payloads` (id, attributes, memberships) of the records `ids` lists."""
@@ -460,9 +461,9 @@ class PostgresState:
             _ingest(cur, {"_wanted": con.sql(f"SELECT DISTINCT id::VARCHAR AS id FROM ({ids})").to_arrow_table()})
             sql = (
                 "SELECT r.id, r.attributes, r.memberships FROM sync.records AS r JOIN _wanted AS w ON w.id = r.id "
-                "WHERE r.object_type = $1"
+                f"WHERE r.object_type = {_kind(object_type)}"
             )
-            _copy_into(con, cur, "state_payloads", sql, object_type)
+            _copy_into(con, cur, "state_payloads", sql)
 
     def expose_synced(self, con: duckdb.DuckDBPyConnection) -> str:
         """Temp table `state_synced` in `con` (any DuckDB database, e.g. the mirror's): every
@@ -639,15 +640,22 @@ def _ingest(cur: Any, tables: dict[str, pa.Table]) -> None:
         cur.adbc_ingest(name, table, mode="create", temporary=True)
 
 
+def _kind(object_type: str) -> str:
+    """The object type (`user`, `group`: the code's own, never data) as a literal for the SQL
+    of `_copy_into`, which takes no bound parameters."""
+    return literal(object_type)
+
+
 def _fetch(cur: Any, sql: str, *params: Any) -> pa.Table:
     cur.execute(sql, parameters=params or None)
     return cur.fetch_arrow_table()
 
 
-def _copy_into(con: duckdb.DuckDBPyConnection, cur: Any, name: str, sql: str, *params: Any) -> None:
+def _copy_into(con: duckdb.DuckDBPyConnection, cur: Any, name: str, sql: str) -> None:
     """Temp table `name` in the work database with the rows of `sql`, streamed batch by batch
-    (never the whole result in memory twice)."""
-    cur.execute(sql, parameters=params or None)
+    (never the whole result in memory twice). `sql` has no bound parameters: ADBC reads such a
+    query through COPY, about twice as fast for a million rows."""
+    cur.execute(sql)
     con.register("_fetched", cur.fetch_record_batch())
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _fetched")

@@ -176,20 +176,17 @@ def build_records(
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {staged_sql}", params)
         except duckdb.Error as exc:
             raise runtime_fault(con, plan, exc) from exc
-        in_order = plan.function is None
         rows = KEPT if spec.transform is not None else f"(SELECT {plan.row_expression} AS {ROW}, * FROM {source})"
-        write_tables(
-            con, RECORD_COLUMNS, plan.id_column, records_table, rejected_table, RowKeys(rows, plan.row_key), in_order
-        )
+        write_tables(con, RECORD_COLUMNS, plan.id_column, records_table, rejected_table, RowKeys(rows, plan.row_key))
         result = count(con, source, records_table, rejected_table)
+        (result.with_fallback_id,) = con.execute(
+            f"SELECT count(*) FROM {STAGED} WHERE fail IS NULL AND primary_id IS NULL"
+        ).fetchone()
     finally:
         for table in (KEPT, PY, STAGED, DUPS):
             con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
     result.object_type = object_type
     result.nulled_values += nulled_in_python
-    (result.with_fallback_id,) = con.execute(
-        f"SELECT count(*) FROM {qualified(records_table)} WHERE primary_id IS NULL"
-    ).fetchone()
     result.attributes = ", ".join(a.name for a in attributes)
     result.elapsed_ms = round((time.perf_counter() - started) * 1000)
     return result
@@ -392,6 +389,8 @@ def staged_query(plan: Plan, attributes: list[Attribute], py_table: str | None) 
     final = (
         f"SELECT {ROW}, id, primary_id, fallback_id, attributes, memberships, {payload} AS payload_hash, "
         f"nulled, fail, {broken_rule_columns(rules)} FROM checked"
+        # The join with the function's rows loses the source order, which the records keep.
+        + (f" ORDER BY {ROW}" if py_table else "")
     )
     return f"WITH mapped AS ({mapped}), coerced AS ({coerced}), merged AS ({merged}), checked AS ({checked}) {final}"
 
@@ -419,6 +418,9 @@ def broken_rule_columns(rules: Sequence[Rule]) -> str:
     value = case(lambda r: f"left(CAST({r.value} AS VARCHAR), {VALUE_CHARS})")
     return f"{reason} AS reason, {column} AS rcolumn, {value} AS rvalue"
 
+
+# `fail` of a staged row left out as a duplicate (rule positions count from 0).
+DROPPED = -1
 
 # How a rejected row's reason starts when its key was missing or shared (the ID check counts them).
 MISSING_KEY, DUPLICATE_KEY = "missing ", "duplicate "
@@ -485,40 +487,32 @@ def write_tables(
     records_table: str,
     rejected_table: str,
     row_keys: RowKeys,
-    in_source_order: bool,
 ) -> None:
     """Resolve duplicate keys among the staged rows, then replace both output tables in one
     transaction: readers see the old pair or the new pair.
 
     `columns` are the records' columns before `source_row` with their types, the key first;
     `key_source` is the spec's name of the key's column; a rejected row's `source_key` is its
-    key, or where it has none, its `row_keys`; `in_source_order` says the staged rows are in
-    source order already (no Python function came between).
+    key, or where it has none, its `row_keys`. The records keep the staged rows' order.
     """
     key = columns[0][0]
     records, rejected = qualified(records_table), qualified(rejected_table)
     # Same key, same payload: one record, from the first row. Same key, different payloads: none can be trusted.
+    # The keys are counted alone first: payloads are compared for the few repeated keys only.
+    repeated = f"SELECT {key} FROM {STAGED} WHERE fail IS NULL GROUP BY {key} HAVING count(*) > 1"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {DUPS} AS SELECT {key}, count(*) AS n, "
         f"min(payload_hash) <> max(payload_hash) AS differ, min({ROW}) AS first_row "
-        f"FROM {STAGED} WHERE fail IS NULL GROUP BY {key} HAVING count(*) > 1"
+        f"FROM {STAGED} WHERE fail IS NULL AND {key} IN ({repeated}) GROUP BY {key}"
     )
-    keep = f"d.{key} IS NULL OR (NOT d.differ AND s.{ROW} = d.first_row)"
     (has_duplicates,) = con.execute(f"SELECT count(*) > 0 FROM {DUPS}").fetchone()
-    if has_duplicates or not in_source_order:
-        chosen = f"{STAGED} s LEFT JOIN {DUPS} d ON d.{key} = s.{key} WHERE s.fail IS NULL AND ({keep}) ORDER BY s.{ROW}"
-    else:
-        # The common case: the staged rows are in source order, and none is dropped.
-        chosen = f"{STAGED} s WHERE s.fail IS NULL"
     records_ddl = ", ".join(f"{name} {sql_type}" for name, sql_type in columns)
-    selected = ", ".join(f"s.{name}" for name, _ in columns)
+    selected = ", ".join(name for name, _ in columns)
     with scratch_writes(con), transaction(con):
         for name in (records_table, rejected_table):
             parts = table_parts(name)
             if len(parts) > 1:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified_parts(*parts[:-1])}")
-        con.execute(f"CREATE OR REPLACE TABLE {records} ({records_ddl}, source_row BIGINT)")
-        con.execute(f"INSERT INTO {records} SELECT {selected}, s.{ROW} FROM {chosen}")
         con.execute(
             f'CREATE OR REPLACE TABLE {rejected} (source_row BIGINT, {key} VARCHAR, source_key VARCHAR, '
             '"column" VARCHAR, reason VARCHAR, value VARCHAR)'
@@ -535,15 +529,24 @@ def write_tables(
             f"FROM {STAGED} s JOIN {DUPS} d ON d.{key} = s.{key} WHERE s.fail IS NULL AND d.differ"
             f") ORDER BY 1"
         )
+        if has_duplicates:
+            # Marked in place, so the records below are a plain filter of the staged rows, in
+            # their order: a join and a sort of a million payloads cost more than the write.
+            con.execute(
+                f"UPDATE {STAGED} AS s SET fail = {DROPPED} FROM {DUPS} AS d "
+                f"WHERE d.{key} = s.{key} AND s.fail IS NULL AND (d.differ OR s.{ROW} <> d.first_row)"
+            )
+        con.execute(f"CREATE OR REPLACE TABLE {records} ({records_ddl}, source_row BIGINT)")
+        con.execute(f"INSERT INTO {records} SELECT {selected}, {ROW} FROM {STAGED} WHERE fail IS NULL")
 
 
 def count(con: duckdb.DuckDBPyConnection, source: str, records_table: str, rejected_table: str) -> TransformResult:
     """The counts of a run, read from its source, staged rows, duplicates and output tables."""
     records, rejected = qualified(records_table), qualified(rejected_table)
     (source_rows,) = con.execute(f"SELECT count(*) FROM {source}").fetchone()
-    (kept,) = con.execute(f"SELECT count(*) FROM {STAGED}").fetchone()
-    n_records, nulled = con.execute(
-        f"SELECT count(*), coalesce(sum(s.nulled), 0) FROM {records} r JOIN {STAGED} s ON s.{ROW} = r.source_row"
+    (n_records,) = con.execute(f"SELECT count(*) FROM {records}").fetchone()
+    kept, nulled = con.execute(
+        f"SELECT count(*), coalesce(sum(nulled) FILTER (WHERE fail IS NULL), 0) FROM {STAGED}"
     ).fetchone()
     (merged,) = con.execute(f"SELECT coalesce(sum(n - 1), 0) FROM {DUPS} WHERE NOT differ").fetchone()
     # The reason without its parenthesised detail: `email: longer than 254 characters`.
