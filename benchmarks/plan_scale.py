@@ -5,8 +5,7 @@ for the incremental read a scheduled sync does, and for a full read (the first r
 spec change, or `full_refresh`). Each measurement runs in a fresh process so its peak
 resident memory is its own, `--repeat` times (3): the fastest time is shown, with the highest
 peak. DuckDB works under a memory cap (`--memory-limit`, by default the code location's 1 GB),
-so it spills to disk rather than grow; at 10,000,000 users the shipped users query needs more
-than 1 GB (its memberships aggregate runs out), so such a run takes `--memory-limit 2GB`.
+so it spills to disk rather than grow.
 
 Beside them, the bare baseline: the same decision as one DuckDB query and nothing else
 (the users query, the md5 of each row's mapped payload as JSON, an anti-join against the
