@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 EMULATOR_BASE_URL = "http://emulator"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow end-to-end tests first (a stable sort: each module's tests stay together), so
+    the workers start the long ones early and end on short ones instead of one worker finishing
+    a long test alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def emulator_config() -> EmulatorConfig:
     """Default emulator behaviour: no limits, no faults, seeded content."""

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from reliability_kit import soak
 
-pytestmark = pytest.mark.slow
+# A long soak: `make bench` runs it (and benchmarks/reliability.py's 10,000-user soak); `make test` does not.
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 USERS = 300
 EVENTS = 600
