@@ -99,35 +99,32 @@ class _PostgresSlot:
         con.autocommit = True
         return con
 
+    def _session(self) -> Any:
+        """One session per slot: it holds the lock once taken, and serves every attempt before."""
+        if self._con is None:
+            self._con = self._connect()
+        return self._con
+
     def try_take(self) -> bool:
-        con = self._connect()
-        with con.cursor() as cur:
+        with self._session().cursor() as cur:
             cur.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))
             (taken,) = cur.fetchone()
-        if taken:
-            self._con = con
-            return True
-        con.close()
-        return False
+        return bool(taken)
 
     def holder(self) -> str:
-        con = self._connect()
-        try:
-            with con.cursor() as cur:
-                cur.execute(
-                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-                    "WHERE l.locktype = 'advisory' AND l.granted "
-                    "AND ((l.classid::bigint << 32) | l.objid::bigint) = (%s::bigint & x'ffffffffffffffff'::bigint)",
-                    (self.key,),
-                )
-                row = cur.fetchone()
-            return row[0].removeprefix("userflow lease ") if row else "unknown"
-        finally:
-            con.close()
+        with self._session().cursor() as cur:
+            cur.execute(
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                "WHERE l.locktype = 'advisory' AND l.granted "
+                "AND ((l.classid::bigint << 32) | l.objid::bigint) = (%s::bigint & x'ffffffffffffffff'::bigint)",
+                (self.key,),
+            )
+            row = cur.fetchone()
+        return row[0].removeprefix("userflow lease ") if row else "unknown"
 
     def give_back(self) -> None:
         if self._con is not None:
-            self._con.close()  # ends the session, and with it the lock
+            self._con.close()  # ends the session, and with it the lock if it was taken
             self._con = None
 
 
@@ -153,45 +150,40 @@ def pool_limit(instance: Any, pool: str) -> int:
     return int(storage.get_concurrency_info(pool).slot_count)
 
 
-class _Held:
-    """The slots this process holds, per (pool, holder), with how many clients use each: one
-    run's clients share its lease; two runs in one process each need their own."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.by_pool: dict[tuple[str, str], tuple[_Slot, int]] = {}
+# The slots this process holds, per (pool, holder), with how many clients use each: one run's
+# clients share its lease; two runs in one process each need their own.
+_HELD_LOCK = threading.Lock()
+_HELD: dict[tuple[str, str], tuple[_Slot, int]] = {}
 
 
-_HELD = _Held()
-
-
-def _take_any(
-    held: tuple[str, str], make: SlotFactory, limit: int
-) -> tuple[_Slot, bool] | None:
-    """A slot of the pool (and whether it was newly taken), or None while every slot is held."""
-    with _HELD.lock:
-        if held in _HELD.by_pool:
-            slot, users = _HELD.by_pool[held]
-            _HELD.by_pool[held] = (slot, users + 1)
-            return slot, False
-        for index in range(limit):
-            slot = make(index)
-            if slot.try_take():
-                _HELD.by_pool[held] = (slot, 1)
-                return slot, True
-    return None
+def _take_any(held: tuple[str, str], slots: list[_Slot]) -> bool | None:
+    """Join this holder's lease (False) or take a free slot (True); None while every slot is held.
+    The slots not taken are given back, closing what they opened to try."""
+    with _HELD_LOCK:
+        if held in _HELD:
+            slot, users = _HELD[held]
+            _HELD[held] = (slot, users + 1)
+            return False
+        taken = next((slot for slot in slots if slot.try_take()), None)
+        if taken is None:
+            return None
+        _HELD[held] = (taken, 1)
+    for slot in slots:
+        if slot is not taken:
+            slot.give_back()
+    return True
 
 
 def _give_back(held: tuple[str, str]) -> bool:
     """Drop one user of the slot; True when that released it."""
-    with _HELD.lock:
-        slot, users = _HELD.by_pool[held]
+    with _HELD_LOCK:
+        slot, users = _HELD[held]
         if users > 1:
-            _HELD.by_pool[held] = (slot, users - 1)
+            _HELD[held] = (slot, users - 1)
             return False
-        del _HELD.by_pool[held]
-        slot.give_back()
-        return True
+        del _HELD[held]
+    slot.give_back()
+    return True
 
 
 def holder_name(run_id: str | None) -> str:
@@ -204,14 +196,18 @@ async def _leased(
 ) -> AsyncIterator[None]:
     started = time.monotonic()
     reported: float | None = None
-    while (taken := _take_any((pool, me), make, limit)) is None:
-        if reported is None or time.monotonic() - reported >= REPORT_EVERY_S:
-            report(
-                f"Waiting for a lease of pool {pool} ({limit} slot(s)), held by {make(0).holder()}"
-            )
-            reported = time.monotonic()
-        await asyncio.sleep(POLL_S)
-    if taken[1]:
+    slots = [make(index) for index in range(limit)]
+    try:
+        while (fresh := _take_any((pool, me), slots)) is None:
+            if reported is None or time.monotonic() - reported >= REPORT_EVERY_S:
+                report(f"Waiting for a lease of pool {pool} ({limit} slot(s)), held by {slots[0].holder()}")
+                reported = time.monotonic()
+            await asyncio.sleep(POLL_S)
+    except BaseException:  # cancelled while waiting: nothing was taken, close what the attempts opened
+        for slot in slots:
+            slot.give_back()
+        raise
+    if fresh:
         report(
             f"Lease of pool {pool} taken, after waiting {time.monotonic() - started:.1f} s"
         )
