@@ -36,3 +36,16 @@ def test_the_setting_is_set_back_when_the_block_fails(con: duckdb.DuckDBPyConnec
         assert con.execute("SELECT current_setting('force_compression')").fetchone()[0] == "uncompressed"
         con.execute("SELECT * FROM no_such_table")
     assert con.execute("SELECT current_setting('force_compression')").fetchone()[0] == "auto"
+
+
+def test_records_left_as_a_table_by_an_earlier_version_become_the_view(con: duckdb.DuckDBPyConnection) -> None:
+    # Earlier versions wrote the records as a table of their own; a work file keeps it across upgrades.
+    con.execute("CREATE SCHEMA transform")
+    con.execute(f"CREATE TABLE {RECORDS} AS SELECT 'old' AS id")
+    load(con, "SELECT 'u1' AS id, 'x' AS name")
+    run(con, make_spec())
+    assert con.execute(f"SELECT id FROM {RECORDS}").fetchall() == [("u1",)]
+    schema, name = RECORDS.split(".")
+    assert con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE schema_name = ? AND view_name = ?", [schema, name]
+    ).fetchone() == (1,)
