@@ -24,7 +24,7 @@ def test_records_are_stored_uncompressed_and_the_setting_is_set_back(con: duckdb
     # not at the next checkpoint.
     load(con, "SELECT 'u' || i AS id, 'plan_' || (i % 3) AS name FROM range(300000) t(i)")
     run(con, make_spec())
-    assert compressions(con, f"{RECORDS}__rows") == {"Uncompressed"}  # the rows the records view shows
+    assert compressions(con, RECORDS) == {"Uncompressed"}
     assert con.execute("SELECT current_setting('force_compression')").fetchone()[0] == "auto"
     # The control: the same rows written after the transform, outside it, are compressed.
     con.execute(f"CREATE TABLE main.control AS SELECT * FROM {RECORDS}")
@@ -36,16 +36,3 @@ def test_the_setting_is_set_back_when_the_block_fails(con: duckdb.DuckDBPyConnec
         assert con.execute("SELECT current_setting('force_compression')").fetchone()[0] == "uncompressed"
         con.execute("SELECT * FROM no_such_table")
     assert con.execute("SELECT current_setting('force_compression')").fetchone()[0] == "auto"
-
-
-def test_records_left_as_a_table_by_an_earlier_version_become_the_view(con: duckdb.DuckDBPyConnection) -> None:
-    # Earlier versions wrote the records as a table of their own; a work file keeps it across upgrades.
-    con.execute("CREATE SCHEMA transform")
-    con.execute(f"CREATE TABLE {RECORDS} AS SELECT 'old' AS id")
-    load(con, "SELECT 'u1' AS id, 'x' AS name")
-    run(con, make_spec())
-    assert con.execute(f"SELECT id FROM {RECORDS}").fetchall() == [("u1",)]
-    schema, name = RECORDS.split(".")
-    assert con.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE schema_name = ? AND view_name = ?", [schema, name]
-    ).fetchone() == (1,)

@@ -36,7 +36,7 @@ from userflow_assets.settings import API_POOL, SHIPPED, Names
 from userflow_assets.spec import SyncSpec
 from userflow_assets.sqltext import ident
 from userflow_assets.state.resources import StateDatabase
-from userflow_assets.transform import build_records, drop_records
+from userflow_assets.transform import build_records
 from userflow_assets.transform.assets import RejectedShare
 from userflow_assets.warehouse.queries import SourceQuery
 from userflow_assets.warehouse.resources import WarehouseResource
@@ -224,7 +224,7 @@ def _users_by_signup_asset(
             sent = sink_records(context, job, sync_db, userflow, rejected=counts["rejected"])
         finally:
             with sync_db.get_connection() as con:
-                drop_records(con, tables.records)
+                con.execute(f"DROP TABLE IF EXISTS {tables.records}")
                 con.execute(f"DROP TABLE IF EXISTS {tables.plan}")
         window_meta = {"signups_from": start.isoformat(), "signups_before": end.isoformat(), **counts}
         duration = {"duration_s": round(time.monotonic() - started, 3)}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -54,7 +54,7 @@ from userflow_assets.transform.values import (
 
 VALUE_CHARS = 200  # of a rejected value, in the rejected table
 SOURCE_KEY_CHARS = 500  # of a rejected row's source key when it is the row's columns
-SRC, KEPT, PY, DUPS = "__uf_src", "__uf_kept", "__uf_py", "__uf_dups"
+SRC, KEPT, PY, STAGED, DUPS = "__uf_src", "__uf_kept", "__uf_py", "__uf_staged", "__uf_dups"
 ID_KINDS = (Kind.TEXT, Kind.INT, Kind.BIGINT)
 
 # The records table's columns before `source_row`, the key first.
@@ -169,18 +169,21 @@ def build_records(
         attributes.sort(key=lambda a: a.name)
         for attribute in attributes:
             compile_attribute(attribute, spec, obj)
-        staged = Staged(staged_query(plan, attributes, py_table), plan.params.values if spec.transform is None else {})
-        rows = KEPT if spec.transform is not None else f"(SELECT {plan.row_expression} AS {ROW}, * FROM {source})"
+        staged_sql = staged_query(plan, attributes, py_table)
         try:
-            write_tables(con, RECORD_COLUMNS, plan.id_column, staged, records_table, rejected_table, RowKeys(rows, plan.row_key))
+            params = plan.params.values if spec.transform is None else {}
+            with scratch_writes(con):
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {staged_sql}", params)
         except duckdb.Error as exc:
             raise runtime_fault(con, plan, exc) from exc
+        rows = KEPT if spec.transform is not None else f"(SELECT {plan.row_expression} AS {ROW}, * FROM {source})"
+        write_tables(con, RECORD_COLUMNS, plan.id_column, records_table, rejected_table, RowKeys(rows, plan.row_key))
         result = count(con, source, records_table, rejected_table)
         (result.with_fallback_id,) = con.execute(
-            f"SELECT count(*) FROM {qualified(records_table)} WHERE primary_id IS NULL"
+            f"SELECT count(*) FROM {STAGED} WHERE fail IS NULL AND primary_id IS NULL"
         ).fetchone()
     finally:
-        for table in (KEPT, PY, DUPS):
+        for table in (KEPT, PY, STAGED, DUPS):
             con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
     result.object_type = object_type
     result.nulled_values += nulled_in_python
@@ -416,6 +419,9 @@ def broken_rule_columns(rules: Sequence[Rule]) -> str:
     return f"{reason} AS reason, {column} AS rcolumn, {value} AS rvalue"
 
 
+# `fail` of a staged row left out as a duplicate (rule positions count from 0).
+DROPPED = -1
+
 # How a rejected row's reason starts when its key was missing or shared (the ID check counts them).
 MISSING_KEY, DUPLICATE_KEY = "missing ", "duplicate "
 
@@ -474,117 +480,64 @@ def runtime_fault(con: duckdb.DuckDBPyConnection, plan: Plan, exc: duckdb.Error)
     return exc
 
 
-@dataclass(frozen=True)
-class Staged:
-    """The query that stages every kept row with its key, payload, hash and first broken rule
-    (`fail`, null when it keeps them all), and its parameters."""
-
-    sql: str
-    params: Mapping[str, object]
-
-
-def rows_table(records_table: str) -> str:
-    """Where a transform keeps every row it staged: the records are a view of it."""
-    return _beside(records_table, "__rows")
-
-
-def dropped_table(records_table: str) -> str:
-    """The positions of the staged rows left out as duplicates, which the records view skips."""
-    return _beside(records_table, "__dropped")
-
-
-def _beside(table: str, suffix: str) -> str:
-    parts = table_parts(table)
-    return qualified_parts(*parts[:-1], parts[-1] + suffix)
-
-
 def write_tables(
     con: duckdb.DuckDBPyConnection,
     columns: Sequence[tuple[str, str]],
     key_source: str,
-    staged: Staged,
     records_table: str,
     rejected_table: str,
     row_keys: RowKeys,
 ) -> None:
-    """Stage the rows, resolve duplicate keys among them, and replace the records and rejected
-    tables, all in one transaction: readers see the old pair or the new pair.
+    """Resolve duplicate keys among the staged rows, then replace both output tables in one
+    transaction: readers see the old pair or the new pair.
 
-    The staged rows are written once, to `rows_table(records_table)`; the records are a view
-    of the kept ones, so a million payloads are not copied a second time. `columns` are the
-    records' columns before `source_row` with their types, the key first; `key_source` is the
-    spec's name of the key's column; a rejected row's `source_key` is its key, or where it has
-    none, its `row_keys`. Like any SQL relation the records view has no order of its own
-    (skipping the dropped rows is a join): `source_row` gives the source's.
+    `columns` are the records' columns before `source_row` with their types, the key first;
+    `key_source` is the spec's name of the key's column; a rejected row's `source_key` is its
+    key, or where it has none, its `row_keys`. The records keep the staged rows' order.
     """
     key = columns[0][0]
     records, rejected = qualified(records_table), qualified(rejected_table)
-    rows, dropped = rows_table(records_table), dropped_table(records_table)
+    # Same key, same payload: one record, from the first row. Same key, different payloads: none can be trusted.
+    # The keys are counted alone first: payloads are compared for the few repeated keys only.
+    repeated = f"SELECT {key} FROM {STAGED} WHERE fail IS NULL GROUP BY {key} HAVING count(*) > 1"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {DUPS} AS SELECT {key}, count(*) AS n, "
+        f"min(payload_hash) <> max(payload_hash) AS differ, min({ROW}) AS first_row "
+        f"FROM {STAGED} WHERE fail IS NULL AND {key} IN ({repeated}) GROUP BY {key}"
+    )
+    (has_duplicates,) = con.execute(f"SELECT count(*) > 0 FROM {DUPS}").fetchone()
+    records_ddl = ", ".join(f"{name} {sql_type}" for name, sql_type in columns)
+    selected = ", ".join(name for name, _ in columns)
     with scratch_writes(con), transaction(con):
         for name in (records_table, rejected_table):
             parts = table_parts(name)
             if len(parts) > 1:
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified_parts(*parts[:-1])}")
-        con.execute(f"CREATE OR REPLACE TABLE {rows} AS {staged.sql}", dict(staged.params))
-        # Same key, same payload: one record, from the first row. Same key, different payloads:
-        # none can be trusted. The keys are counted alone first: payloads are compared for the
-        # few repeated keys only.
-        repeated = f"SELECT {key} FROM {rows} WHERE fail IS NULL GROUP BY {key} HAVING count(*) > 1"
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {DUPS} AS SELECT {key}, count(*) AS n, "
-            f"min(payload_hash) <> max(payload_hash) AS differ, min({ROW}) AS first_row "
-            f"FROM {rows} WHERE fail IS NULL AND {key} IN ({repeated}) GROUP BY {key}"
-        )
         con.execute(
             f'CREATE OR REPLACE TABLE {rejected} (source_row BIGINT, {key} VARCHAR, source_key VARCHAR, '
             '"column" VARCHAR, reason VARCHAR, value VARCHAR)'
         )
         # Only the rows without a key are looked up in the source, so a clean run reads nothing more.
-        unkeyed = f"SELECT {ROW} FROM {rows} WHERE fail IS NOT NULL AND {key} IS NULL"
+        unkeyed = f"SELECT {ROW} FROM {STAGED} WHERE fail IS NOT NULL AND {key} IS NULL"
         found = f"SELECT {ROW}, {row_keys.key_sql()} AS source_key FROM {row_keys.rows} WHERE {ROW} IN ({unkeyed})"
         con.execute(
             f"INSERT INTO {rejected} SELECT * FROM ("
             f"SELECT s.{ROW}, s.{key}, coalesce(s.{key}, k.source_key), s.rcolumn, s.reason, s.rvalue "
-            f"FROM {rows} s LEFT JOIN ({found}) k ON k.{ROW} = s.{ROW} WHERE s.fail IS NOT NULL "
+            f"FROM {STAGED} s LEFT JOIN ({found}) k ON k.{ROW} = s.{ROW} WHERE s.fail IS NOT NULL "
             f"UNION ALL SELECT s.{ROW}, s.{key}, s.{key}, {literal(key_source)}, "
             f"'{DUPLICATE_KEY}{key} with different data (' || d.n || ' rows)', left(s.{key}, {VALUE_CHARS}) "
-            f"FROM {rows} s JOIN {DUPS} d ON d.{key} = s.{key} WHERE s.fail IS NULL AND d.differ"
+            f"FROM {STAGED} s JOIN {DUPS} d ON d.{key} = s.{key} WHERE s.fail IS NULL AND d.differ"
             f") ORDER BY 1"
         )
-        # A table of their own, not marks in the rows: an update of a table written in the same
-        # transaction makes DuckDB rewrite all of it at commit.
-        con.execute(
-            f"CREATE OR REPLACE TABLE {dropped} AS SELECT s.{ROW} FROM {rows} AS s JOIN {DUPS} AS d "
-            f"ON d.{key} = s.{key} WHERE s.fail IS NULL AND (d.differ OR s.{ROW} <> d.first_row)"
-        )
-        if is_table(con, records_table):  # an earlier version kept the records as a table
-            con.execute(f"DROP TABLE {records}")
-        selected = ", ".join(f"CAST({name} AS {sql_type.removesuffix(' NOT NULL')}) AS {name}" for name, sql_type in columns)
-        con.execute(
-            f"CREATE OR REPLACE VIEW {records} AS SELECT {selected}, CAST({ROW} AS BIGINT) AS source_row "
-            f"FROM {rows} WHERE fail IS NULL AND {ROW} NOT IN (SELECT {ROW} FROM {dropped})"
-        )
-
-
-def drop_records(con: duckdb.DuckDBPyConnection, records_table: str) -> None:
-    """Drop `records_table` and the tables under it (a backfill slice's, once sent)."""
-    kind = "TABLE" if is_table(con, records_table) else "VIEW"  # a table: written by an earlier version
-    con.execute(f"DROP {kind} IF EXISTS {qualified(records_table)}")
-    for table in (rows_table(records_table), dropped_table(records_table)):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-
-
-def is_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Whether `name` (`schema.table`, or `db.schema.table`) is a table of `con`'s (not a view)."""
-    parts = table_parts(name)
-    database = parts[0] if len(parts) == 3 else None
-    schema, table = parts[-2] if len(parts) > 1 else "main", parts[-1]
-    (found,) = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = coalesce(?, current_database()) "
-        "AND schema_name = ? AND table_name = ?",
-        [database, schema, table],
-    ).fetchone()
-    return found > 0
+        if has_duplicates:
+            # Marked in place, so the records below are a plain filter of the staged rows, in
+            # their order: a join and a sort of a million payloads cost more than the write.
+            con.execute(
+                f"UPDATE {STAGED} AS s SET fail = {DROPPED} FROM {DUPS} AS d "
+                f"WHERE d.{key} = s.{key} AND s.fail IS NULL AND (d.differ OR s.{ROW} <> d.first_row)"
+            )
+        con.execute(f"CREATE OR REPLACE TABLE {records} ({records_ddl}, source_row BIGINT)")
+        con.execute(f"INSERT INTO {records} SELECT {selected}, {ROW} FROM {STAGED} WHERE fail IS NULL")
 
 
 def count(con: duckdb.DuckDBPyConnection, source: str, records_table: str, rejected_table: str) -> TransformResult:
@@ -593,7 +546,7 @@ def count(con: duckdb.DuckDBPyConnection, source: str, records_table: str, rejec
     (source_rows,) = con.execute(f"SELECT count(*) FROM {source}").fetchone()
     (n_records,) = con.execute(f"SELECT count(*) FROM {records}").fetchone()
     kept, nulled = con.execute(
-        f"SELECT count(*), coalesce(sum(nulled) FILTER (WHERE fail IS NULL), 0) FROM {rows_table(records_table)}"
+        f"SELECT count(*), coalesce(sum(nulled) FILTER (WHERE fail IS NULL), 0) FROM {STAGED}"
     ).fetchone()
     (merged,) = con.execute(f"SELECT coalesce(sum(n - 1), 0) FROM {DUPS} WHERE NOT differ").fetchone()
     # The reason without its parenthesised detail: `email: longer than 254 characters`.
