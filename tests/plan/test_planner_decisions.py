@@ -350,6 +350,17 @@ def test_a_synced_record_absent_from_the_staged_rows_is_deleted(db: Db, full_res
     assert summarize_plan(db.con, "user").counts == counts(delete=1, **{same: 2})
 
 
+def test_deletes_reuse_the_whole_state_the_plan_exposed(db: Db, full_resync: bool) -> None:
+    # The sink's path after a full read: the plan asked the state for every record, so the
+    # deletes read what it exposed instead of fetching a remote state a second time.
+    db.synced(rec("u1", "h1"), rec("u2", "h2"))
+    staged(db, [("u1", None)])
+    db.read(rec("u1", "h1"))
+    build_plan(db.con, db.state, "user", RECORDS, full_resync, only_read=False)
+    assert plan_deletes(db.con, db.state, "user", "staging.users", ["user_id"], exposed=True) == 1
+    assert db.actions()["u2"] == ("delete", None)
+
+
 def test_a_record_whose_id_is_still_staged_as_a_fallback_id_is_not_deleted(db: Db, full_resync: bool) -> None:
     # Ann was synced under her email; the row now has a primary ID and her email is the
     # fallback column of a staged row: the twin is left to the migration, never deleted.

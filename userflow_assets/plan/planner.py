@@ -167,18 +167,22 @@ def plan_deletes(
     object_type: str,
     staging_table: str,
     id_columns: list[str],
+    *,
+    exposed: bool = False,
 ) -> int:
     """Add `delete` for synced records that left the query's result, after a full read.
 
     Conservative: an ID is deleted only when it appears nowhere in the staged rows, neither
     as an ID nor as a fallback ID, so a row that was rejected or filtered out this time, or
-    whose ID column briefly went null, is never deleted.
+    whose ID column briefly went null, is never deleted. `exposed`: `build_plan` has just
+    exposed the whole state in `con` (not `only_read`), so a remote state is not fetched again.
     """
     seen = " UNION ALL ".join(
         f'SELECT CAST("{column.replace(chr(34), chr(34) * 2)}" AS VARCHAR) AS id FROM {staging_table}'
         for column in id_columns
     )
-    state.expose_records(con, object_type)
+    if not exposed:
+        state.expose_records(con, object_type)
     con.execute(
         f"""
         INSERT INTO {plan_table(object_type)} (id, action)

@@ -99,8 +99,9 @@ def plan_metadata(summary: PlanSummary, preview: str) -> dict[str, Any]:
     }
 
 
-def _plan_deletes_or_stop(con: duckdb.DuckDBPyConnection, state: SyncState, job: SinkJob) -> int:
-    """Plan deletes after a full read, or stop the run before any request when a guard trips."""
+def _plan_deletes_or_stop(con: duckdb.DuckDBPyConnection, state: SyncState, job: SinkJob, exposed: bool) -> int:
+    """Plan deletes after a full read, or stop the run before any request when a guard trips.
+    `exposed`: the plan has the whole state in `con` already."""
     object_type, spec = job.object_type, job.spec
     if not state.last_read_was_full(object_type):
         return 0  # only a full read can tell that a record left the query's result
@@ -113,7 +114,7 @@ def _plan_deletes_or_stop(con: duckdb.DuckDBPyConnection, state: SyncState, job:
             metadata={"synced": synced, "staged_rows": 0},
         )
     id_columns = [spec.id_column, *([spec.fallback_id_column] if spec.fallback_id_column else [])]
-    deleting = plan_deletes(con, state, object_type, job.staging_table, id_columns)
+    deleting = plan_deletes(con, state, object_type, job.staging_table, id_columns, exposed=exposed)
     share = deleting / synced if synced else 0.0
     if share > spec.max_delete_fraction:
         raise dg.Failure(
@@ -142,7 +143,7 @@ def _plan(
             resend_unread=resend_unread, only_read=only_read,
         )
         if job.regular and job.spec.deletes == "delete":
-            deleting = _plan_deletes_or_stop(con, state, job)
+            deleting = _plan_deletes_or_stop(con, state, job, exposed=not only_read)
             context.log.info(f"{deleting} {job.object_type}s left the query's result and will be deleted")
         candidates = update_mode_candidates(con, job.object_type, plan=job.plan_table) if job.mode == "update" else []
     if candidates and not job.dry_run:
