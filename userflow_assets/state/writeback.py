@@ -89,12 +89,16 @@ class LogWriteback:
         those of every earlier run the state logged but the table lacks (a write-back that
         failed), in one transaction."""
         logged = state.log_run_ids(object_type)
+        written = 0
         with self._open() as table:
             earlier = logged - table.run_ids(object_type) - {run_id}
-            rows = state.runs_log({run_id, *earlier}, object_type)
-            # The earlier runs have no rows in the table: only this run's need replacing.
-            table.replace(rows, run_id, object_type)
-        return Written(rows.num_rows, len(earlier))
+            # One run's rows at a time: a full sync of a million users logs a million rows, and
+            # several such runs to fill in must not be held at once.
+            for each in (run_id, *sorted(earlier)):
+                rows = state.runs_log({each}, object_type)
+                table.replace(rows, each, object_type)  # an earlier run has no rows there to replace
+                written += rows.num_rows
+        return Written(written, len(earlier))
 
     def _open(self) -> AbstractContextManager[_Table]:
         if self.url is not None:
