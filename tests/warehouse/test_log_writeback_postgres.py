@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as pg
+import duckdb
 import pytest
 from harness import Emulator, metadata, query, run_sync, serve_emulator
 from postgres_server import PostgresServer, fresh_database
@@ -19,6 +20,9 @@ from userflow_assets.orchestration.component import state_resource
 from userflow_assets.sample.postgres import load_into_postgres
 from userflow_assets.sink.run import log_writeback_metadata
 from userflow_assets.spec import SyncSpec
+from userflow_assets.state.store import DuckDBState
+from userflow_assets.state.types import LogEntry, utcnow
+from userflow_assets.state.writeback import _POSTGRES_TABLE, LogWriteback, Written
 
 pytestmark = pytest.mark.slow
 
@@ -127,6 +131,40 @@ def test_log_writeback_into_a_postgres_warehouse(
     assert total == query(tmp_path / "state.duckdb", "SELECT count(*) FROM sync.log")[0][0]
     # The table belongs to the warehouse user, in the schema the grant names; the user's public schema is untouched.
     assert _warehouse_rows(admin_url, "SELECT tableowner FROM pg_tables WHERE schemaname = 'userflow_sync'") == [(role,)]
+    # Runs are found through an index, not by scanning the whole history.
+    assert _indexes(admin_url) == ["sync_log_run_id"]
+
+
+def _indexes(url: str) -> list[str]:
+    return [name for (name,) in _warehouse_rows(url, "SELECT indexname FROM pg_indexes WHERE tablename = 'sync_log'")]
+
+
+def test_a_log_table_the_warehouse_user_does_not_own_is_written_without_an_index(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    # The table made beforehand by an administrator, who grants the sync's user only its rows.
+    admin_url = fresh_database(postgres, "notowner")
+    database = admin_url.rsplit("/", 1)[1]
+    role = f"sync_{uuid.uuid4().hex[:8]}"
+    postgres.psql(
+        f"CREATE ROLE {role} LOGIN; CREATE SCHEMA userflow_sync; GRANT USAGE ON SCHEMA userflow_sync TO {role}; "
+        + _POSTGRES_TABLE.format(table="userflow_sync.sync_log")
+        + f"; GRANT SELECT, INSERT, DELETE ON userflow_sync.sync_log TO {role}",
+        database,
+    )
+    state = DuckDBState(lambda: duckdb.connect(str(tmp_path / "state.duckdb")))
+    state.ensure_schema()
+    at = utcnow()
+    for run_id, record_ids in (("run-a", ["u1", "u2"]), ("run-b", ["u3"])):
+        log = [LogEntry(run_id, "user", r, "create", "confirmed", None, None, None, None, at) for r in record_ids]
+        state.checkpoint("user", run_id, [], [], log=log)
+
+    writeback = LogWriteback(schema="userflow_sync", url=admin_url.replace(f"//{postgres.user}@", f"//{role}@", 1))
+    assert writeback.write(state, "run-b", "user") == Written(rows=3, caught_up=1)  # run-a filled in
+    assert writeback.write(state, "run-b", "user") == Written(rows=1, caught_up=0)  # replaced, not added
+    rows = _warehouse_rows(admin_url, "SELECT run_id, record_id FROM userflow_sync.sync_log ORDER BY record_id")
+    assert rows == [("run-a", "u1"), ("run-a", "u2"), ("run-b", "u3")]
+    assert _indexes(admin_url) == [], "not the owner: no index, and no failure for it"
 
 
 def test_a_failed_postgres_log_writeback_is_filled_in_by_the_next(

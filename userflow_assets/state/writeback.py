@@ -59,7 +59,7 @@ class LoggedRuns(Protocol):
 class _Table(Protocol):
     """The warehouse's sync_log inside one open transaction, whichever the warehouse."""
 
-    def run_ids(self, object_type: str) -> set[str]: ...
+    def present(self, object_type: str, run_ids: Collection[str]) -> set[str]: ...
     def replace(self, rows: pa.Table, run_id: str, object_type: str) -> None: ...
 
 
@@ -91,7 +91,9 @@ class LogWriteback:
         logged = state.log_run_ids(object_type)
         written = 0
         with self._open() as table:
-            earlier = logged - table.run_ids(object_type) - {run_id}
+            # Only the runs the state still logs are looked up: the table is the user's history
+            # and grows for ever, the lookup must not grow with it.
+            earlier = logged - table.present(object_type, logged) - {run_id}
             # One run's rows at a time: a full sync of a million users logs a million rows, and
             # several such runs to fill in must not be held at once.
             for each in (run_id, *sorted(earlier)):
@@ -127,7 +129,13 @@ class LogWriteback:
                 (exists,) = cur.fetchone()
                 if not exists:
                     cur.execute(f'CREATE SCHEMA "{self.schema}"')
-                cur.execute(_POSTGRES_TABLE.format(table=self.table))
+                # So does CREATE TABLE IF NOT EXISTS on the schema: a table an administrator made
+                # beforehand, with rights on its rows only, is written as it is.
+                cur.execute("SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = $2", parameters=(self.schema, TABLE))
+                (exists,) = cur.fetchone()
+                if not exists:
+                    cur.execute(_POSTGRES_TABLE.format(table=self.table))
+                _index_run_ids(cur, self.schema)
                 yield _PostgresTable(cur, self.schema)
             con.commit()
 
@@ -137,9 +145,9 @@ class _DuckDBTable:
     con: duckdb.DuckDBPyConnection
     table: str
 
-    def run_ids(self, object_type: str) -> set[str]:
-        sql = f"SELECT DISTINCT run_id FROM {self.table} WHERE object_type = ?"
-        return {run_id for (run_id,) in self.con.execute(sql, [object_type]).fetchall()}
+    def present(self, object_type: str, run_ids: Collection[str]) -> set[str]:
+        sql = f"SELECT DISTINCT run_id FROM {self.table} WHERE object_type = ? AND list_contains(?, run_id)"
+        return {run_id for (run_id,) in self.con.execute(sql, [object_type, sorted(run_ids)]).fetchall()}
 
     def replace(self, rows: pa.Table, run_id: str, object_type: str) -> None:
         self.con.execute(f"DELETE FROM {self.table} WHERE run_id = ? AND object_type = ?", [run_id, object_type])
@@ -155,9 +163,14 @@ class _PostgresTable:
     cur: Any
     schema: str
 
-    def run_ids(self, object_type: str) -> set[str]:
+    def present(self, object_type: str, run_ids: Collection[str]) -> set[str]:
+        if not run_ids:
+            return set()
+        wanted = sorted(run_ids)  # within the state's log retention: hundreds, not millions
+        placeholders = ", ".join(f"${i}" for i in range(2, len(wanted) + 2))
         self.cur.execute(
-            f"SELECT DISTINCT run_id FROM {self.schema}.{TABLE} WHERE object_type = $1", parameters=(object_type,)
+            f"SELECT DISTINCT run_id FROM {self.schema}.{TABLE} WHERE object_type = $1 AND run_id IN ({placeholders})",
+            parameters=(object_type, *wanted),
         )
         return {run_id for (run_id,) in self.cur.fetchall()}
 
@@ -167,6 +180,21 @@ class _PostgresTable:
         )
         if rows.num_rows:
             self.cur.adbc_ingest(TABLE, rows, mode="append", db_schema_name=self.schema)
+
+
+def _index_run_ids(cur: Any, schema: str) -> None:
+    """An index on run_id, so finding a run (to replace or to fill in) does not scan the whole
+    history. Made when missing by a user who may (the table's owner); where the table belongs
+    to someone else, the write-back goes on without it, only slower."""
+    cur.execute(
+        "SELECT pg_has_role(current_user, t.tableowner, 'USAGE'), "
+        "EXISTS (SELECT 1 FROM pg_indexes AS i WHERE i.schemaname = t.schemaname AND i.tablename = t.tablename "
+        "AND i.indexdef LIKE '%(run_id%') FROM pg_tables AS t WHERE t.schemaname = $1 AND t.tablename = $2",
+        parameters=(schema, TABLE),
+    )
+    owned, indexed = cur.fetchone()
+    if owned and not indexed:
+        cur.execute(f'CREATE INDEX IF NOT EXISTS {TABLE}_run_id ON "{schema}".{TABLE} (run_id, object_type)')
 
 
 def _writable_uri(url: str, password: str | None) -> str:
