@@ -20,9 +20,9 @@ from userflow_assets.transform.build import (
     DUPS,
     ID_KINDS,
     ROW,
-    STAGED,
     RowKeys,
     Rule,
+    Staged,
     TransformResult,
     bind_expression,
     broken_rule_columns,
@@ -176,12 +176,10 @@ def build_event_records(
     source = qualified(source_table)
     sql, params, row_keys = staged_query(con, spec, source)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {sql}", params.values)
-        write_tables(con, RECORD_COLUMNS, spec.key_column, records_table, rejected_table, row_keys)
-        result = count(con, source, records_table, rejected_table)
+        kept = write_tables(con, RECORD_COLUMNS, spec.key_column, Staged(sql, params.values), records_table, rejected_table, row_keys)
+        result = count(con, source, records_table, rejected_table, kept)
     finally:
-        for table in (STAGED, DUPS):
-            con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
+        con.execute(f"DROP TABLE IF EXISTS temp.main.{DUPS}")
     result.object_type = "event"
     result.elapsed_ms = round((time.perf_counter() - started) * 1000)
     return result

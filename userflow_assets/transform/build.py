@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -54,7 +54,7 @@ from userflow_assets.transform.values import (
 
 VALUE_CHARS = 200  # of a rejected value, in the rejected table
 SOURCE_KEY_CHARS = 500  # of a rejected row's source key when it is the row's columns
-SRC, KEPT, PY, STAGED, DUPS = "__uf_src", "__uf_kept", "__uf_py", "__uf_staged", "__uf_dups"
+SRC, KEPT, PY, DUPS = "__uf_src", "__uf_kept", "__uf_py", "__uf_dups"
 ID_KINDS = (Kind.TEXT, Kind.INT, Kind.BIGINT)
 
 # The records table's columns before `source_row`, the key first.
@@ -169,21 +169,18 @@ def build_records(
         attributes.sort(key=lambda a: a.name)
         for attribute in attributes:
             compile_attribute(attribute, spec, obj)
-        staged_sql = staged_query(plan, attributes, py_table)
+        staged = Staged(staged_query(plan, attributes, py_table), plan.params.values if spec.transform is None else {})
+        rows = KEPT if spec.transform is not None else f"(SELECT {plan.row_expression} AS {ROW}, * FROM {source})"
         try:
-            params = plan.params.values if spec.transform is None else {}
-            with scratch_writes(con):
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {staged_sql}", params)
+            kept = write_tables(con, RECORD_COLUMNS, plan.id_column, staged, records_table, rejected_table, RowKeys(rows, plan.row_key))
         except duckdb.Error as exc:
             raise runtime_fault(con, plan, exc) from exc
-        rows = KEPT if spec.transform is not None else f"(SELECT {plan.row_expression} AS {ROW}, * FROM {source})"
-        write_tables(con, RECORD_COLUMNS, plan.id_column, records_table, rejected_table, RowKeys(rows, plan.row_key))
-        result = count(con, source, records_table, rejected_table)
+        result = count(con, source, records_table, rejected_table, kept)
         (result.with_fallback_id,) = con.execute(
-            f"SELECT count(*) FROM {STAGED} WHERE fail IS NULL AND primary_id IS NULL"
+            f"SELECT count(*) FROM {qualified(records_table)} WHERE primary_id IS NULL"
         ).fetchone()
     finally:
-        for table in (KEPT, PY, STAGED, DUPS):
+        for table in (KEPT, PY, DUPS):
             con.execute(f"DROP TABLE IF EXISTS temp.main.{table}")
     result.object_type = object_type
     result.nulled_values += nulled_in_python
@@ -419,9 +416,6 @@ def broken_rule_columns(rules: Sequence[Rule]) -> str:
     return f"{reason} AS reason, {column} AS rcolumn, {value} AS rvalue"
 
 
-# `fail` of a staged row left out as a duplicate (rule positions count from 0).
-DROPPED = -1
-
 # How a rejected row's reason starts when its key was missing or shared (the ID check counts them).
 MISSING_KEY, DUPLICATE_KEY = "missing ", "duplicate "
 
@@ -480,74 +474,120 @@ def runtime_fault(con: duckdb.DuckDBPyConnection, plan: Plan, exc: duckdb.Error)
     return exc
 
 
+@dataclass(frozen=True)
+class Staged:
+    """The query staging every kept row: the records' columns, then the row's position
+    (`ROW`), `nulled`, and its first broken rule (`fail`, null when it keeps them all) with
+    `reason`, `rcolumn` and `rvalue`; and its parameters."""
+
+    sql: str
+    params: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What the staged rows count before the rejected and duplicate ones leave them."""
+
+    rows: int  # rows the filter kept, rejected or not
+    nulled: int  # values nulled in the rows that became records
+
+
+# The staged rows' columns that say why a row was rejected: not kept in the records.
+REASON_COLUMNS = ("nulled", "fail", "reason", "rcolumn", "rvalue")
+
+
 def write_tables(
     con: duckdb.DuckDBPyConnection,
     columns: Sequence[tuple[str, str]],
     key_source: str,
+    staged: Staged,
     records_table: str,
     rejected_table: str,
     row_keys: RowKeys,
-) -> None:
-    """Resolve duplicate keys among the staged rows, then replace both output tables in one
-    transaction: readers see the old pair or the new pair.
+) -> Kept:
+    """Stage the rows, resolve duplicate keys among them, and replace the records and rejected
+    tables in one transaction: readers see the old pair or the new pair.
 
-    `columns` are the records' columns before `source_row` with their types, the key first;
-    `key_source` is the spec's name of the key's column; a rejected row's `source_key` is its
-    key, or where it has none, its `row_keys`. The records keep the staged rows' order.
+    The staged rows are written once, into the file beside the records, and become them: the
+    rejected and duplicate rows are deleted, the reason columns dropped, and the table renamed
+    over the old records. A temp table of every payload copied into the records would spill
+    past DuckDB's memory limit at scale and write every payload twice. `columns` are the
+    records' columns before `source_row` with their types, the key first; `key_source` is the
+    spec's name of the key's column; a rejected row's `source_key` is its key, or where it has
+    none, its `row_keys`. The records keep the staged rows' order.
     """
     key = columns[0][0]
     records, rejected = qualified(records_table), qualified(rejected_table)
+    parts = table_parts(records_table)
+    staging = qualified_parts(*parts[:-1], parts[-1] + "__next")
+    for name in (records_table, rejected_table):
+        if len(table_parts(name)) > 1:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified_parts(*table_parts(name)[:-1])}")
+    casts = ", ".join(f"CAST({name} AS {sql_type.removesuffix(' NOT NULL')}) AS {name}" for name, sql_type in columns)
+    with scratch_writes(con):
+        con.execute(
+            f"CREATE OR REPLACE TABLE {staging} AS SELECT {casts}, CAST({ROW} AS BIGINT) AS source_row, "
+            f"{', '.join(REASON_COLUMNS)} FROM ({staged.sql})",
+            dict(staged.params),
+        )
+        with transaction(con):
+            _write_rejected(con, key, key_source, staging, rejected, row_keys)
+            rows, nulled = con.execute(
+                f"SELECT count(*), coalesce(sum(nulled) FILTER (WHERE fail IS NULL), 0) FROM {staging}"
+            ).fetchone()
+            # Deleted in place: a delete from a table written earlier only marks its rows, and
+            # the few rows that leave are not worth a copy of the million that stay.
+            con.execute(f"DELETE FROM {staging} WHERE fail IS NOT NULL")
+            con.execute(
+                f"DELETE FROM {staging} AS s USING {DUPS} AS d "
+                f"WHERE d.{key} = s.{key} AND (d.differ OR s.source_row <> d.first_row)"
+            )
+            for column in REASON_COLUMNS:
+                con.execute(f"ALTER TABLE {staging} DROP COLUMN {column}")
+            con.execute(f"ALTER TABLE {staging} ALTER COLUMN {key} SET NOT NULL")
+            con.execute(f"DROP TABLE IF EXISTS {records}")
+            con.execute(f"ALTER TABLE {staging} RENAME TO {ident(parts[-1])}")
+    return Kept(int(rows), int(nulled))
+
+
+def _write_rejected(
+    con: duckdb.DuckDBPyConnection, key: str, key_source: str, staged: str, rejected: str, row_keys: RowKeys
+) -> None:
+    """Replace `rejected` with the staged rows that broke a rule or share their key with other
+    data, and leave the repeated keys in temp table DUPS."""
     # Same key, same payload: one record, from the first row. Same key, different payloads: none can be trusted.
     # The keys are counted alone first: payloads are compared for the few repeated keys only.
-    repeated = f"SELECT {key} FROM {STAGED} WHERE fail IS NULL GROUP BY {key} HAVING count(*) > 1"
+    repeated = f"SELECT {key} FROM {staged} WHERE fail IS NULL GROUP BY {key} HAVING count(*) > 1"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {DUPS} AS SELECT {key}, count(*) AS n, "
-        f"min(payload_hash) <> max(payload_hash) AS differ, min({ROW}) AS first_row "
-        f"FROM {STAGED} WHERE fail IS NULL AND {key} IN ({repeated}) GROUP BY {key}"
+        f"min(payload_hash) <> max(payload_hash) AS differ, min(source_row) AS first_row "
+        f"FROM {staged} WHERE fail IS NULL AND {key} IN ({repeated}) GROUP BY {key}"
     )
-    (has_duplicates,) = con.execute(f"SELECT count(*) > 0 FROM {DUPS}").fetchone()
-    records_ddl = ", ".join(f"{name} {sql_type}" for name, sql_type in columns)
-    selected = ", ".join(name for name, _ in columns)
-    with scratch_writes(con), transaction(con):
-        for name in (records_table, rejected_table):
-            parts = table_parts(name)
-            if len(parts) > 1:
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified_parts(*parts[:-1])}")
-        con.execute(
-            f'CREATE OR REPLACE TABLE {rejected} (source_row BIGINT, {key} VARCHAR, source_key VARCHAR, '
-            '"column" VARCHAR, reason VARCHAR, value VARCHAR)'
-        )
-        # Only the rows without a key are looked up in the source, so a clean run reads nothing more.
-        unkeyed = f"SELECT {ROW} FROM {STAGED} WHERE fail IS NOT NULL AND {key} IS NULL"
-        found = f"SELECT {ROW}, {row_keys.key_sql()} AS source_key FROM {row_keys.rows} WHERE {ROW} IN ({unkeyed})"
-        con.execute(
-            f"INSERT INTO {rejected} SELECT * FROM ("
-            f"SELECT s.{ROW}, s.{key}, coalesce(s.{key}, k.source_key), s.rcolumn, s.reason, s.rvalue "
-            f"FROM {STAGED} s LEFT JOIN ({found}) k ON k.{ROW} = s.{ROW} WHERE s.fail IS NOT NULL "
-            f"UNION ALL SELECT s.{ROW}, s.{key}, s.{key}, {literal(key_source)}, "
-            f"'{DUPLICATE_KEY}{key} with different data (' || d.n || ' rows)', left(s.{key}, {VALUE_CHARS}) "
-            f"FROM {STAGED} s JOIN {DUPS} d ON d.{key} = s.{key} WHERE s.fail IS NULL AND d.differ"
-            f") ORDER BY 1"
-        )
-        if has_duplicates:
-            # Marked in place, so the records below are a plain filter of the staged rows, in
-            # their order: a join and a sort of a million payloads cost more than the write.
-            con.execute(
-                f"UPDATE {STAGED} AS s SET fail = {DROPPED} FROM {DUPS} AS d "
-                f"WHERE d.{key} = s.{key} AND s.fail IS NULL AND (d.differ OR s.{ROW} <> d.first_row)"
-            )
-        con.execute(f"CREATE OR REPLACE TABLE {records} ({records_ddl}, source_row BIGINT)")
-        con.execute(f"INSERT INTO {records} SELECT {selected}, {ROW} FROM {STAGED} WHERE fail IS NULL")
+    con.execute(
+        f'CREATE OR REPLACE TABLE {rejected} (source_row BIGINT, {key} VARCHAR, source_key VARCHAR, '
+        '"column" VARCHAR, reason VARCHAR, value VARCHAR)'
+    )
+    # Only the rows without a key are looked up in the source, so a clean run reads nothing more.
+    unkeyed = f"SELECT source_row FROM {staged} WHERE fail IS NOT NULL AND {key} IS NULL"
+    found = f"SELECT {ROW}, {row_keys.key_sql()} AS source_key FROM {row_keys.rows} WHERE {ROW} IN ({unkeyed})"
+    con.execute(
+        f"INSERT INTO {rejected} SELECT * FROM ("
+        f"SELECT s.source_row, s.{key}, coalesce(s.{key}, k.source_key), s.rcolumn, s.reason, s.rvalue "
+        f"FROM {staged} s LEFT JOIN ({found}) k ON k.{ROW} = s.source_row WHERE s.fail IS NOT NULL "
+        f"UNION ALL SELECT s.source_row, s.{key}, s.{key}, {literal(key_source)}, "
+        f"'{DUPLICATE_KEY}{key} with different data (' || d.n || ' rows)', left(s.{key}, {VALUE_CHARS}) "
+        f"FROM {staged} s JOIN {DUPS} d ON d.{key} = s.{key} WHERE s.fail IS NULL AND d.differ"
+        f") ORDER BY 1"
+    )
 
 
-def count(con: duckdb.DuckDBPyConnection, source: str, records_table: str, rejected_table: str) -> TransformResult:
+def count(
+    con: duckdb.DuckDBPyConnection, source: str, records_table: str, rejected_table: str, kept: Kept
+) -> TransformResult:
     """The counts of a run, read from its source, staged rows, duplicates and output tables."""
     records, rejected = qualified(records_table), qualified(rejected_table)
     (source_rows,) = con.execute(f"SELECT count(*) FROM {source}").fetchone()
     (n_records,) = con.execute(f"SELECT count(*) FROM {records}").fetchone()
-    kept, nulled = con.execute(
-        f"SELECT count(*), coalesce(sum(nulled) FILTER (WHERE fail IS NULL), 0) FROM {STAGED}"
-    ).fetchone()
     (merged,) = con.execute(f"SELECT coalesce(sum(n - 1), 0) FROM {DUPS} WHERE NOT differ").fetchone()
     # The reason without its parenthesised detail: `email: longer than 254 characters`.
     by_reason = dict(
@@ -558,11 +598,11 @@ def count(con: duckdb.DuckDBPyConnection, source: str, records_table: str, rejec
     return TransformResult(
         object_type="",
         source_rows=int(source_rows),
-        filtered_out=int(source_rows - kept),
+        filtered_out=int(source_rows - kept.rows),
         records=int(n_records),
         rejected=int(sum(by_reason.values())),
         rejected_by_reason={str(k): int(v) for k, v in by_reason.items()},
-        nulled_values=int(nulled),
+        nulled_values=kept.nulled,
         duplicates_merged=int(merged),
         records_table=records_table,
         rejected_table=rejected_table,
