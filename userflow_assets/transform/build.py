@@ -519,34 +519,35 @@ def write_tables(
     key = columns[0][0]
     records, rejected = qualified(records_table), qualified(rejected_table)
     parts = table_parts(records_table)
-    staging = qualified_parts(*parts[:-1], parts[-1] + "__next")
+    upcoming = qualified_parts(*parts[:-1], parts[-1] + "__next")  # the records to be, until renamed
     for name in (records_table, rejected_table):
-        if len(table_parts(name)) > 1:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified_parts(*table_parts(name)[:-1])}")
+        schema = table_parts(name)[:-1]
+        if schema:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified_parts(*schema)}")
     casts = ", ".join(f"CAST({name} AS {sql_type.removesuffix(' NOT NULL')}) AS {name}" for name, sql_type in columns)
     with scratch_writes(con):
         con.execute(
-            f"CREATE OR REPLACE TABLE {staging} AS SELECT {casts}, CAST({ROW} AS BIGINT) AS source_row, "
+            f"CREATE OR REPLACE TABLE {upcoming} AS SELECT {casts}, CAST({ROW} AS BIGINT) AS source_row, "
             f"{', '.join(REASON_COLUMNS)} FROM ({staged.sql})",
             dict(staged.params),
         )
         with transaction(con):
-            _write_rejected(con, key, key_source, staging, rejected, row_keys)
+            _write_rejected(con, key, key_source, upcoming, rejected, row_keys)
             rows, nulled = con.execute(
-                f"SELECT count(*), coalesce(sum(nulled) FILTER (WHERE fail IS NULL), 0) FROM {staging}"
+                f"SELECT count(*), coalesce(sum(nulled) FILTER (WHERE fail IS NULL), 0) FROM {upcoming}"
             ).fetchone()
             # Deleted in place: a delete from a table written earlier only marks its rows, and
             # the few rows that leave are not worth a copy of the million that stay.
-            con.execute(f"DELETE FROM {staging} WHERE fail IS NOT NULL")
+            con.execute(f"DELETE FROM {upcoming} WHERE fail IS NOT NULL")
             con.execute(
-                f"DELETE FROM {staging} AS s USING {DUPS} AS d "
+                f"DELETE FROM {upcoming} AS s USING {DUPS} AS d "
                 f"WHERE d.{key} = s.{key} AND (d.differ OR s.source_row <> d.first_row)"
             )
             for column in REASON_COLUMNS:
-                con.execute(f"ALTER TABLE {staging} DROP COLUMN {column}")
-            con.execute(f"ALTER TABLE {staging} ALTER COLUMN {key} SET NOT NULL")
+                con.execute(f"ALTER TABLE {upcoming} DROP COLUMN {column}")
+            con.execute(f"ALTER TABLE {upcoming} ALTER COLUMN {key} SET NOT NULL")
             con.execute(f"DROP TABLE IF EXISTS {records}")
-            con.execute(f"ALTER TABLE {staging} RENAME TO {ident(parts[-1])}")
+            con.execute(f"ALTER TABLE {upcoming} RENAME TO {ident(parts[-1])}")
     return Kept(int(rows), int(nulled))
 
 
