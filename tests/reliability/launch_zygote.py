@@ -8,7 +8,7 @@ few seconds each `dg launch` spends importing before it reads the project.
 
 Protocol, one JSON object a line: a request on stdin ({"argv", "cwd", "env", "stdout",
 "stderr"}) is answered on stdout with {"pid"} when the child is forked, then {"status"} with
-its `subprocess` return code (-N when signal N ended it) and CPU seconds once it has been reaped.
+its `subprocess` return code (-N when signal N ended it) once it has been reaped.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def become_launch(request: dict[str, Any], reply_fd: int) -> NoReturn:
     os.environ.update(request["env"])
     stdin = os.open(os.devnull, os.O_RDONLY)
     os.dup2(stdin, 0)
+    os.close(stdin)
     for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
         out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(out, fd)
@@ -86,9 +87,8 @@ def serve(reply_fd: int) -> None:
         if pid == 0:
             become_launch(request, reply_fd)
         os.write(reply_fd, (json.dumps({"pid": pid}) + "\n").encode())
-        _, status, usage = os.wait4(pid, 0)
-        reply = {"status": return_code(status), "cpu_s": usage.ru_utime + usage.ru_stime}
-        os.write(reply_fd, (json.dumps(reply) + "\n").encode())
+        _, status = os.waitpid(pid, 0)
+        os.write(reply_fd, (json.dumps({"status": return_code(status)}) + "\n").encode())
 
 
 def warm_cli() -> None:
@@ -112,6 +112,7 @@ def main() -> None:
     reply_fd = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
+    os.close(devnull)
     warm_cli()
     sys.stdout.flush()
     os.write(reply_fd, b'{"ready": true}\n')

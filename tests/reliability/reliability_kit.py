@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -200,20 +201,27 @@ class LaunchZygote:
             stdout=subprocess.PIPE,
             stderr=self._log,
             env=env,
-            text=True,
-            bufsize=1,
+            bufsize=0,
         )
+        self._received = b""  # what was read of the replies and not yet returned
         assert self._reply(timeout_s=120) == {"ready": True}, f"the launch zygote did not start: see {log}"
 
     def _reply(self, timeout_s: float) -> dict[str, Any]:
+        """The next reply line; raw reads, so a line that came with the previous one is not
+        left waiting in a buffer the selector cannot see."""
         assert self._process.stdout is not None
+        fd = self._process.stdout.fileno()
+        deadline = time.monotonic() + timeout_s
         with selectors.DefaultSelector() as selector:
-            selector.register(self._process.stdout, selectors.EVENT_READ)
-            if not selector.select(timeout_s):
-                raise TimeoutError(f"no answer from the launch zygote in {timeout_s} s")
-        line = self._process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the launch zygote exited ({self._process.poll()})")
+            selector.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._received:
+                if not selector.select(max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError(f"no answer from the launch zygote in {timeout_s} s")
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    raise RuntimeError(f"the launch zygote exited ({self._process.wait()})")
+                self._received += chunk
+        line, self._received = self._received.split(b"\n", 1)
         return json.loads(line)
 
     def run(self, argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess[str]:
@@ -224,8 +232,7 @@ class LaunchZygote:
         with tempfile.TemporaryDirectory(prefix="launch_") as out:
             stdout, stderr = Path(out) / "stdout", Path(out) / "stderr"
             request = {"argv": argv, "cwd": str(cwd), "env": env, "stdout": str(stdout), "stderr": str(stderr)}
-            self._process.stdin.write(json.dumps(request) + "\n")
-            self._process.stdin.flush()
+            self._process.stdin.write(json.dumps(request).encode() + b"\n")
             pid = int(self._reply(timeout_s=60)["pid"])
             try:
                 status = int(self._reply(timeout_s=timeout_s)["status"])
