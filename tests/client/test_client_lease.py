@@ -25,7 +25,10 @@ from userflow_assets.client.lease import lease
 POOL = "userflow_api_lease_test"
 KEY = "uf_lease_test_key"
 WAIT_S = 60
-SPAWN = mp.get_context("spawn")
+# Fresh processes that share nothing with this one but their arguments, each forked from a
+# server that has imported Dagster and the client once (spawn imports them again in each).
+PROCESSES = mp.get_context("forkserver")
+PROCESSES.set_forkserver_preload(["dagster", "userflow_assets.client.client", "userflow_assets.client.lease", "yaml"])
 
 
 def make_home(tmp_path: Path, storage_url: str | None, limit: int) -> str:
@@ -76,7 +79,7 @@ def hold(home: str, run_id: str, limit: int, shared: dict[str, Any]) -> None:
 
 
 def run_pair(home: str, limit: int) -> dict[str, Any]:
-    manager = SPAWN.Manager()
+    manager = PROCESSES.Manager()
     shared = {
         "barrier": manager.Barrier(2),
         "lock": manager.Lock(),
@@ -85,7 +88,7 @@ def run_pair(home: str, limit: int) -> dict[str, Any]:
         "waiting": manager.Event(),
         "all_in": manager.Event(),
     }
-    processes = [SPAWN.Process(target=hold, args=(home, f"run-{n}", limit, shared)) for n in range(2)]
+    processes = [PROCESSES.Process(target=hold, args=(home, f"run-{n}", limit, shared)) for n in range(2)]
     for process in processes:
         process.start()
     for process in processes:
@@ -126,8 +129,8 @@ def sit_on_lease(home: str, taken: Any) -> None:
 
 def test_a_killed_holders_lease_is_free_again(tmp_path: Path, storage: str | None) -> None:
     home = make_home(tmp_path, storage, limit=1)
-    taken = SPAWN.Event()
-    holder = SPAWN.Process(target=sit_on_lease, args=(home, taken))
+    taken = PROCESSES.Event()
+    holder = PROCESSES.Process(target=sit_on_lease, args=(home, taken))
     holder.start()
     assert taken.wait(WAIT_S)
     messages: list[str] = []

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -175,21 +179,93 @@ def materialization(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, 
 # ---- the sync as a subprocess (crash recovery) ------------------------------------------
 
 
+# Read by the project when its modules are imported, not when a run starts: a launch forked by a
+# `LaunchZygote` gets the value the zygote imported them with, so every launch shares it.
+IMPORT_TIME_ENV = {
+    # Checkpoint events per batch only: a crash point half way through a batch is then
+    # reached however slowly this machine sends (the 2 s flush would reset the count).
+    "USERFLOW_EVENTS_FLUSH_INTERVAL_S": "1e9",
+}
+
+
+class LaunchZygote:
+    """`launch_zygote.py` running: `dg` launches forked from a process that has imported the CLI
+    and the project already (each a process of its own, killed or exiting as `dg` would)."""
+
+    def __init__(self, log: Path) -> None:
+        env = {**os.environ, **IMPORT_TIME_ENV}
+        self._log = log.open("wb")
+        self._process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("launch_zygote.py"))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=env,
+            bufsize=0,
+        )
+        self._received = b""  # what was read of the replies and not yet returned
+        assert self._reply(timeout_s=120) == {"ready": True}, f"the launch zygote did not start: see {log}"
+
+    def _reply(self, timeout_s: float) -> dict[str, Any]:
+        """The next reply line; raw reads, so a line that came with the previous one is not
+        left waiting in a buffer the selector cannot see."""
+        assert self._process.stdout is not None
+        fd = self._process.stdout.fileno()
+        deadline = time.monotonic() + timeout_s
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._received:
+                if not selector.select(max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError(f"no answer from the launch zygote in {timeout_s} s")
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    raise RuntimeError(f"the launch zygote exited ({self._process.wait()})")
+                self._received += chunk
+        line, self._received = self._received.split(b"\n", 1)
+        return json.loads(line)
+
+    def run(self, argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+        """As `subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)`."""
+        for name, value in IMPORT_TIME_ENV.items():
+            assert env.get(name) == value, f"{name} is read at import: the zygote has {value!r}"
+        assert self._process.stdin is not None
+        with tempfile.TemporaryDirectory(prefix="launch_") as out:
+            stdout, stderr = Path(out) / "stdout", Path(out) / "stderr"
+            request = {"argv": argv, "cwd": str(cwd), "env": env, "stdout": str(stdout), "stderr": str(stderr)}
+            self._process.stdin.write(json.dumps(request).encode() + b"\n")
+            pid = int(self._reply(timeout_s=60)["pid"])
+            try:
+                status = int(self._reply(timeout_s=timeout_s)["status"])
+            except TimeoutError:
+                os.kill(pid, signal.SIGKILL)
+                self._reply(timeout_s=60)  # reaped
+                raise subprocess.TimeoutExpired(argv, timeout_s) from None
+            return subprocess.CompletedProcess(argv, status, stdout.read_text(), stderr.read_text())
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        self._process.wait(timeout=60)
+        self._log.close()
+
+
 @dataclass(frozen=True)
 class Launcher:
-    """`dg launch --job userflow_sync` in the project, against files of one test."""
+    """`dg launch --job userflow_sync` in the project, against files of one test; forked by
+    `zygote` when given, otherwise started as a subprocess."""
 
     home: Path
     warehouse: Path
     url: str
     key: str
+    zygote: LaunchZygote | None = None
 
     @classmethod
-    def create(cls, root: Path, warehouse: Path, url: str, key: str) -> Launcher:
+    def create(cls, root: Path, warehouse: Path, url: str, key: str, zygote: LaunchZygote | None = None) -> Launcher:
         home = root / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-        return cls(home, warehouse, url, key)
+        return cls(home, warehouse, url, key, zygote)
 
     def env(self, state_db: StateTarget, failpoint: str | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "USERFLOW_FAILPOINT"}
@@ -200,24 +276,18 @@ class Launcher:
             USERFLOW_WORK_DB_PATH=str(self.home.parent / "work.duckdb"),  # used when the state is in Postgres
             USERFLOW_BASE_URL=self.url,
             USERFLOW_API_KEY=self.key,
-            # Checkpoint events per batch only: a crash point half way through a batch is then
-            # reached however slowly this machine sends (the 2 s flush would reset the count).
-            USERFLOW_EVENTS_FLUSH_INTERVAL_S="1e9",
+            **IMPORT_TIME_ENV,
         )
         if failpoint:
             env["USERFLOW_FAILPOINT"] = failpoint
         return env
 
     def launch(self, state_db: StateTarget, failpoint: str | None = None, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [DG, "launch", "--job", SYNC_JOB],
-            cwd=PROJECT_ROOT,
-            env=self.env(state_db, failpoint),
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,  # the caller reads the returncode: -9 is what a crash test expects
-        )
+        # The caller reads the returncode: -9 is what a crash test expects.
+        argv, env = [DG, "launch", "--job", SYNC_JOB], self.env(state_db, failpoint)
+        if self.zygote is not None:
+            return self.zygote.run(argv, PROJECT_ROOT, env, timeout_s)
+        return subprocess.run(argv, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
 
     def instance(self) -> dg.DagsterInstance:
         return dg.DagsterInstance.from_config(str(self.home))

@@ -13,6 +13,7 @@ import dagster as dg
 import httpx
 import pytest
 from reliability_kit import (
+    LaunchZygote,
     Launcher,
     Snapshot,
     StateTarget,
@@ -67,16 +68,27 @@ def crash_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaunchZygote]:
+    """Every `dg launch` of this module forked from one process that has imported the CLI and
+    the project (a process of its own each, killed at its failpoint as any other)."""
+    launches = LaunchZygote(tmp_path_factory.mktemp("zygote") / "zygote.log")
+    yield launches
+    launches.close()
+
+
 def reset(url: str) -> None:
     httpx.post(f"{url}/__emulator/reset", timeout=30).raise_for_status()
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory, warehouse: Path, crash_url: str) -> Reference:
+def reference(
+    tmp_path_factory: pytest.TempPathFactory, warehouse: Path, crash_url: str, zygote: LaunchZygote
+) -> Reference:
     """One uninterrupted run on a fresh emulator and state."""
     root = tmp_path_factory.mktemp("reference")
     reset(crash_url)
-    launcher = Launcher.create(root, warehouse, crash_url, KEY)
+    launcher = Launcher.create(root, warehouse, crash_url, KEY, zygote)
     done = launcher.launch(root / "state.duckdb")
     assert done.returncode == 0, done.stderr[-3000:]
     state_db = root / "state.duckdb"
@@ -104,10 +116,16 @@ def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> StateTarget:
 
 @pytest.mark.parametrize("point", POINTS)
 def test_killed_run_converges_after_rerun(
-    point: str, tmp_path: Path, warehouse: Path, crash_url: str, reference: Reference, state_db: StateTarget
+    point: str,
+    tmp_path: Path,
+    warehouse: Path,
+    crash_url: str,
+    reference: Reference,
+    state_db: StateTarget,
+    zygote: LaunchZygote,
 ) -> None:
     reset(crash_url)
-    launcher = Launcher.create(tmp_path, warehouse, crash_url, KEY)
+    launcher = Launcher.create(tmp_path, warehouse, crash_url, KEY, zygote)
 
     killed = launcher.launch(state_db, failpoint=point)
     assert killed.returncode == SIGKILL, f"not killed at {point}: {killed.returncode}\n{killed.stderr[-3000:]}"
@@ -124,13 +142,19 @@ def test_killed_run_converges_after_rerun(
 
 @pytest.mark.parametrize("point", EVENT_POINTS)
 def test_killed_events_sink_loses_no_event_and_resends_at_most_one_batch(
-    point: str, tmp_path: Path, warehouse: Path, crash_url: str, reference: Reference, state_db: StateTarget
+    point: str,
+    tmp_path: Path,
+    warehouse: Path,
+    crash_url: str,
+    reference: Reference,
+    state_db: StateTarget,
+    zygote: LaunchZygote,
 ) -> None:
     """Killed inside the events sink: after a rerun every event is in Userflow, and the only
     copies are events Userflow had confirmed that the state had not recorded yet (at-least-once
     delivery: at most one batch, plus the requests that were in flight)."""
     reset(crash_url)
-    launcher = Launcher.create(tmp_path, warehouse, crash_url, KEY)
+    launcher = Launcher.create(tmp_path, warehouse, crash_url, KEY, zygote)
 
     killed = launcher.launch(state_db, failpoint=point)
     assert killed.returncode == SIGKILL, f"not killed at {point}: {killed.returncode}\n{killed.stderr[-3000:]}"
@@ -155,10 +179,10 @@ def test_killed_events_sink_loses_no_event_and_resends_at_most_one_batch(
 
 
 def test_killed_run_does_not_block_the_next_run(
-    tmp_path: Path, warehouse: Path, crash_url: str, state_db: StateTarget
+    tmp_path: Path, warehouse: Path, crash_url: str, state_db: StateTarget, zygote: LaunchZygote
 ) -> None:
     reset(crash_url)
-    launcher = Launcher.create(tmp_path, warehouse, crash_url, KEY)
+    launcher = Launcher.create(tmp_path, warehouse, crash_url, KEY, zygote)
     killed = launcher.launch(state_db, failpoint="mid_batch")
     assert killed.returncode == SIGKILL
     (killed_run,) = launcher_runs(launcher)
