@@ -13,8 +13,8 @@ import dagster as dg
 import httpx
 import pytest
 from reliability_kit import (
-    LaunchZygote,
     Launcher,
+    LaunchZygote,
     Snapshot,
     StateTarget,
     has_state_table,
@@ -114,19 +114,17 @@ def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> StateTarget:
     return tmp_path / "state.duckdb" if request.param == "duckdb" else request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture
+def launcher(tmp_path: Path, warehouse: Path, crash_url: str, zygote: LaunchZygote) -> Launcher:
+    """A reset emulator, and launches against this test's files, forked by the module's zygote."""
+    reset(crash_url)
+    return Launcher.create(tmp_path, warehouse, crash_url, KEY, zygote)
+
+
 @pytest.mark.parametrize("point", POINTS)
 def test_killed_run_converges_after_rerun(
-    point: str,
-    tmp_path: Path,
-    warehouse: Path,
-    crash_url: str,
-    reference: Reference,
-    state_db: StateTarget,
-    zygote: LaunchZygote,
+    point: str, launcher: Launcher, crash_url: str, reference: Reference, state_db: StateTarget
 ) -> None:
-    reset(crash_url)
-    launcher = Launcher.create(tmp_path, warehouse, crash_url, KEY, zygote)
-
     killed = launcher.launch(state_db, failpoint=point)
     assert killed.returncode == SIGKILL, f"not killed at {point}: {killed.returncode}\n{killed.stderr[-3000:]}"
     assert synced_ids_held_by_userflow(state_db, snapshot(crash_url)) == []
@@ -142,20 +140,11 @@ def test_killed_run_converges_after_rerun(
 
 @pytest.mark.parametrize("point", EVENT_POINTS)
 def test_killed_events_sink_loses_no_event_and_resends_at_most_one_batch(
-    point: str,
-    tmp_path: Path,
-    warehouse: Path,
-    crash_url: str,
-    reference: Reference,
-    state_db: StateTarget,
-    zygote: LaunchZygote,
+    point: str, launcher: Launcher, crash_url: str, reference: Reference, state_db: StateTarget
 ) -> None:
     """Killed inside the events sink: after a rerun every event is in Userflow, and the only
     copies are events Userflow had confirmed that the state had not recorded yet (at-least-once
     delivery: at most one batch, plus the requests that were in flight)."""
-    reset(crash_url)
-    launcher = Launcher.create(tmp_path, warehouse, crash_url, KEY, zygote)
-
     killed = launcher.launch(state_db, failpoint=point)
     assert killed.returncode == SIGKILL, f"not killed at {point}: {killed.returncode}\n{killed.stderr[-3000:]}"
     at_kill = snapshot(crash_url)
@@ -179,10 +168,8 @@ def test_killed_events_sink_loses_no_event_and_resends_at_most_one_batch(
 
 
 def test_killed_run_does_not_block_the_next_run(
-    tmp_path: Path, warehouse: Path, crash_url: str, state_db: StateTarget, zygote: LaunchZygote
+    launcher: Launcher, state_db: StateTarget
 ) -> None:
-    reset(crash_url)
-    launcher = Launcher.create(tmp_path, warehouse, crash_url, KEY, zygote)
     killed = launcher.launch(state_db, failpoint="mid_batch")
     assert killed.returncode == SIGKILL
     (killed_run,) = launcher_runs(launcher)
