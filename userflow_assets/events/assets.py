@@ -234,7 +234,7 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None, names: Nam
         started: float,
     ) -> dg.MaterializeResult:
         run_id = context.run.run_id
-        with sync_db.get_connection() as con:
+        with sync_db.held(), sync_db.get_connection() as con:
             event_plan.build_plan(
                 con, state, delivery is EventDelivery.AT_LEAST_ONCE, users_spec is not None, spec.unknown_users == "wait"
             )
@@ -259,10 +259,11 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None, names: Nam
         if config.dry_run:
             return dg.MaterializeResult(metadata={**mark_dry_run(context), **base})
 
-        state.start_run(run_id, OBJECT_TYPE)
-        # Held events are kept in the state, so they go out once their user is synced even
-        # if their warehouse rows are never read again.
-        state.checkpoint_events(run_id, [], [Pending(e, hold) for e, hold in waiting])
+        with sync_db.held():
+            state.start_run(run_id, OBJECT_TYPE)
+            # Held events are kept in the state, so they go out once their user is synced even
+            # if their warehouse rows are never read again.
+            state.checkpoint_events(run_id, [], [Pending(e, hold) for e, hold in waiting])
         counters_before = userflow.metadata()
         try:
             outcome = asyncio.run(_apply(userflow, sync_db, run_id, delivery, summary.to_send, config.batch_size))
@@ -272,9 +273,10 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None, names: Nam
         client_counters = counters_since(counters_before, userflow.metadata())
         result = _outcome_metadata(outcome, client_counters)
         # Every staged event is settled now: sent, recorded as owed, held, or rejected.
-        cursor = state.advance_cursor(OBJECT_TYPE, run_id)
         counts = {k: v for k, v in result.items() if isinstance(v, int)}
-        state.finish_run(run_id, OBJECT_TYPE, "success", json.dumps(counts))
+        with sync_db.held():
+            cursor = state.advance_cursor(OBJECT_TYPE, run_id)
+            state.finish_run(run_id, OBJECT_TYPE, "success", json.dumps(counts))
         return dg.MaterializeResult(
             metadata={
                 **base,

@@ -90,8 +90,9 @@ def build_sink_defs(
         f"within {object_type}s.max_rejected_fraction; the next run retries them either way.",
     )
     def _failed_share(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        state = names.resource(context, "sync_db").ready_state()
-        synced, failed = state.record_counts(object_type)
+        sync_db: StateDatabase = names.resource(context, "sync_db")
+        with sync_db.held():
+            synced, failed = sync_db.ready_state().record_counts(object_type)
         known = synced + failed
         share = failed / known if known else 0.0
         limit = spec.max_rejected_fraction
@@ -120,8 +121,8 @@ def build_sink_defs(
         userflow: UserflowResource = names.resource(context, "userflow")
         # A sample of what this run wrote, 1% of it (1 to 20): a run that wrote nothing reads
         # nothing back, and a small change costs one read, not twenty.
-        state = sync_db.ready_state()
-        sample = state.written_sample(object_type, context.run.run_id, READ_BACK_SHARE, READ_BACK_MAX)
+        with sync_db.held():
+            sample = sync_db.ready_state().written_sample(object_type, context.run.run_id, READ_BACK_SHARE, READ_BACK_MAX)
         mismatches = asyncio.run(_compare(userflow, object_type, sample))
         return dg.AssetCheckResult(
             passed=not mismatches,

@@ -128,34 +128,34 @@ def _plan_deletes_or_stop(con: duckdb.DuckDBPyConnection, state: SyncState, job:
 
 def _plan(
     context: dg.AssetExecutionContext, job: SinkJob, sync_db: StateDatabase, userflow: UserflowResource
-) -> tuple[PlanSummary, str, int]:
-    """The plan table written and summarized; update mode's unknown IDs looked up (not in a dry run)."""
+) -> int:
+    """The plan table written; update mode's unknown IDs looked up (not in a dry run). Returns how
+    many records update mode left unverified (a dry run's candidates)."""
     state = sync_db.state()
-    # A full resync after an incremental read also resends what the read did not list; a
-    # full read lists everything, and a backfill slice only its own users.
-    resend_unread = job.full_resync and job.regular and not state.last_read_was_full(job.object_type)
-    # Only an incremental read or a slice may fetch just its own IDs' state; deletes and a
-    # resend of what was not read need every record.
-    only_read = not resend_unread and not (job.regular and state.last_read_was_full(job.object_type))
-    with sync_db.get_connection() as con:
-        build_plan(
-            con, state, job.object_type, job.records_table, job.full_resync, plan=job.plan_table,
-            resend_unread=resend_unread, only_read=only_read,
-        )
-        if job.regular and job.spec.deletes == "delete":
-            deleting = _plan_deletes_or_stop(con, state, job, exposed=not only_read)
-            context.log.info(f"{deleting} {job.object_type}s left the query's result and will be deleted")
-        candidates = update_mode_candidates(con, job.object_type, plan=job.plan_table) if job.mode == "update" else []
+    with sync_db.held():
+        # A full resync after an incremental read also resends what the read did not list; a
+        # full read lists everything, and a backfill slice only its own users.
+        resend_unread = job.full_resync and job.regular and not state.last_read_was_full(job.object_type)
+        # Only an incremental read or a slice may fetch just its own IDs' state; deletes and a
+        # resend of what was not read need every record.
+        only_read = not resend_unread and not (job.regular and state.last_read_was_full(job.object_type))
+        with sync_db.get_connection() as con:
+            build_plan(
+                con, state, job.object_type, job.records_table, job.full_resync, plan=job.plan_table,
+                resend_unread=resend_unread, only_read=only_read,
+            )
+            if job.regular and job.spec.deletes == "delete":
+                deleting = _plan_deletes_or_stop(con, state, job, exposed=not only_read)
+                context.log.info(f"{deleting} {job.object_type}s left the query's result and will be deleted")
+            candidates = update_mode_candidates(con, job.object_type, plan=job.plan_table) if job.mode == "update" else []
+        known = state.record_counts(job.object_type)[0] if candidates and not job.dry_run else 0
     if candidates and not job.dry_run:
-        known, _ = state.record_counts(job.object_type)
+        # Asked of Userflow with the file let go: other processes may use it meanwhile.
         found = asyncio.run(_existing(userflow, job.object_type, candidates, known))
         with sync_db.get_connection() as con:
             mark_skipped(con, job.object_type, candidates, found, plan=job.plan_table)
-    with sync_db.get_connection() as con:
-        summary = summarize_plan(con, job.object_type, plan=job.plan_table)
-        preview = plan_preview(con, job.object_type, plan=job.plan_table)
     # A dry run in update mode does not ask Userflow which records exist: at most these are skipped.
-    return summary, preview, len(candidates) if job.dry_run else 0
+    return len(candidates) if job.dry_run else 0
 
 
 def sink_records(
@@ -179,8 +179,9 @@ def sync_log_metadata(state: SyncState, sync_db: StateDatabase, run_id: str, obj
     """Prune the sync log past its retention; the latest rows and the SQL listing them all; and
     with `log_writeback`, this run's rows of `object_type` appended to the warehouse (and any
     retained earlier run's the warehouse lacks)."""
-    state.prune_log(utcnow() - timedelta(days=sync_db.log_retention_days))
-    rows = state.log_rows(LOG_SHOWN)
+    with sync_db.held():  # the write-back after it lets the file go: it may wait on a warehouse
+        state.prune_log(utcnow() - timedelta(days=sync_db.log_retention_days))
+        rows = state.log_rows(LOG_SHOWN)
     table = md_table(LOG_COLUMNS, rows, 120)
     return {
         "sync_log": dg.MetadataValue.md(table if rows else "none"),
@@ -219,8 +220,12 @@ def _sink_records(
 ) -> dict[str, Any]:
     started = time.monotonic()
     run_id = context.run.run_id
-    summary, preview, unverified = _plan(context, job, sync_db, userflow)
-    state.start_run(run_id, job.object_type)
+    unverified = _plan(context, job, sync_db, userflow)
+    with sync_db.held():
+        with sync_db.get_connection() as con:
+            summary = summarize_plan(con, job.object_type, plan=job.plan_table)
+            preview = plan_preview(con, job.object_type, plan=job.plan_table)
+        state.start_run(run_id, job.object_type)
     failpoints.reach("plan")
     plan_meta = plan_metadata(summary, preview)
     context.log_event(dg.AssetObservation(asset_key=context.asset_key, metadata=plan_meta))
@@ -242,10 +247,12 @@ def _sink_records(
     counters_before = userflow.metadata()  # the run's counters are shared by every sink
     outcome = asyncio.run(_apply(userflow, sync_db, job, run_id, summary.to_send))
     client_counters = counters_since(counters_before, userflow.metadata())
-    cursor = state.advance_cursor(job.object_type, run_id) if job.regular else None
-    in_sync, _ = state.record_counts(job.object_type)
     counts = {**outcome.confirmed, "failed": outcome.failed, "skipped": summary.counts["skipped"], "rejected": rejected}
-    state.finish_run(run_id, job.object_type, "success", json.dumps(counts))
+    with sync_db.held():
+        cursor = state.advance_cursor(job.object_type, run_id) if job.regular else None
+        in_sync, _ = state.record_counts(job.object_type)
+        state.finish_run(run_id, job.object_type, "success", json.dumps(counts))
+        failures = failures_metadata(state, job.object_type)
     elapsed = time.monotonic() - started
     sent = sum(outcome.confirmed.values()) + outcome.failed
     return {
@@ -258,7 +265,7 @@ def _sink_records(
         "memberships_removed": outcome.memberships_removed,
         "failed": outcome.failed,
         "in_sync_now": in_sync,
-        **failures_metadata(state, job.object_type),
+        **failures,
         **sync_log_metadata(state, sync_db, run_id, job.object_type),
         **({"cursor": cursor.isoformat() if cursor else "none"} if job.regular else {}),
         "duration_s": round(elapsed, 3),

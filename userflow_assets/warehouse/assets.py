@@ -61,15 +61,16 @@ def build_warehouse_asset(
         # wait for it forever.
         recovered = recovery.free_pool_slots_of_dead_runs(context)
         query = warehouse.load_query(sql_file)
-        state = sync_db.ready_state()
-        spec_hash = hashlib.md5((spec_json + "\n" + query.text).encode()).hexdigest()
-        last = None if config.full_refresh else state.cursor(object_type, spec_hash)
-        since = last - late_arrival if last else None
-        read_started_at = utcnow()
-        with sync_db.get_connection() as con:
-            staged = warehouse.stage(con, query, table, since=since)
-            preview = markdown_preview(con, f"staging.{ident(table)}")
-        state.record_read(object_type, read_started_at, since, spec_hash, context.run.run_id)
+        with sync_db.held():
+            state = sync_db.ready_state()
+            spec_hash = hashlib.md5((spec_json + "\n" + query.text).encode()).hexdigest()
+            last = None if config.full_refresh else state.cursor(object_type, spec_hash)
+            since = last - late_arrival if last else None
+            read_started_at = utcnow()
+            with sync_db.get_connection() as con:
+                staged = warehouse.stage(con, query, table, since=since)
+                preview = markdown_preview(con, f"staging.{ident(table)}")
+            state.record_read(object_type, read_started_at, since, spec_hash, context.run.run_id)
         if not query.uses_cursor:
             cursor_text = "query has no $LAST_SYNC_TIMESTAMP: full read"
         else:
