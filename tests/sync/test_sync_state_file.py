@@ -1,0 +1,54 @@
+"""The DuckDB state file is held only around work that sends nothing: while a sync's requests
+are in flight, another process can open it (a second run's step, the CLI's state copy)."""
+
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import duckdb
+import pytest
+from sync_harness import SyncHarness
+
+from userflow_assets.state.resources import StateDatabase
+
+# Opens the file read-write, as another run's step would: DuckDB refuses while a process holds it.
+OPEN_ELSEWHERE = "import duckdb, sys; duckdb.connect(sys.argv[1]).close()"
+
+
+def opens_in_another_process(path: Path) -> bool:
+    done = subprocess.run([sys.executable, "-c", OPEN_ELSEWHERE, str(path)], capture_output=True, text=True, timeout=120)
+    return done.returncode == 0
+
+
+def test_the_state_file_is_free_while_requests_are_in_flight(harness: SyncHarness) -> None:
+    harness.post("hold", {})
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(harness.run)
+        try:
+            # A condition, not a delay: the first request of the run is held in the emulator.
+            while harness.emulator("requests")["in_flight"] == 0:
+                assert not run.done(), "the run ended before any request"
+                time.sleep(0.01)  # the poll's interval
+            free = opens_in_another_process(harness.state_db)
+        finally:
+            harness.post("release", {})
+        result = run.result()
+    assert result.success
+    assert free, "the state file was held open while a request to Userflow was in flight"
+
+
+def test_held_hands_out_connections_of_their_own_and_lets_the_file_go(tmp_path: Path) -> None:
+    sync_db = StateDatabase(database=str(tmp_path / "state.duckdb"))
+    with sync_db.held():
+        with sync_db.held(), sync_db.get_connection() as first, sync_db.get_connection() as second:
+            first.execute("CREATE TEMP TABLE mine AS SELECT 1 AS x")
+            first.execute("CREATE TABLE shared AS SELECT 2 AS x")
+            with pytest.raises(duckdb.CatalogException):
+                second.execute("SELECT * FROM mine")  # a temp table is its connection's own
+            assert second.execute("SELECT x FROM shared").fetchall() == [(2,)]
+        assert not opens_in_another_process(tmp_path / "state.duckdb")  # still held: the outer block
+    assert opens_in_another_process(tmp_path / "state.duckdb")
+    with sync_db.get_connection() as con:
+        assert con.execute("SELECT x FROM shared").fetchall() == [(2,)]
