@@ -17,9 +17,12 @@ from userflow_assets.state.resources import StateDatabase
 OPEN_ELSEWHERE = "import duckdb, sys; duckdb.connect(sys.argv[1]).close()"
 
 
-def opens_in_another_process(path: Path) -> bool:
-    done = subprocess.run([sys.executable, "-c", OPEN_ELSEWHERE, str(path)], capture_output=True, text=True, timeout=120)
-    return done.returncode == 0
+def open_elsewhere(path: Path) -> str:
+    """Open `path` in another process: "" when it could, else why not."""
+    done = subprocess.run(
+        [sys.executable, "-c", OPEN_ELSEWHERE, str(path)], check=False, capture_output=True, text=True, timeout=120
+    )
+    return "" if done.returncode == 0 else done.stderr.strip().splitlines()[-1]
 
 
 def test_the_state_file_is_free_while_requests_are_in_flight(harness: SyncHarness) -> None:
@@ -31,12 +34,12 @@ def test_the_state_file_is_free_while_requests_are_in_flight(harness: SyncHarnes
             while harness.emulator("requests")["in_flight"] == 0:
                 assert not run.done(), "the run ended before any request"
                 time.sleep(0.01)  # the poll's interval
-            free = opens_in_another_process(harness.state_db)
+            refused = open_elsewhere(harness.state_db)
         finally:
             harness.post("release", {})
         result = run.result()
     assert result.success
-    assert free, "the state file was held open while a request to Userflow was in flight"
+    assert refused == "", f"the state file was held while a request was in flight: {refused}"
 
 
 def test_held_hands_out_connections_of_their_own_and_lets_the_file_go(tmp_path: Path) -> None:
@@ -48,7 +51,7 @@ def test_held_hands_out_connections_of_their_own_and_lets_the_file_go(tmp_path: 
             with pytest.raises(duckdb.CatalogException):
                 second.execute("SELECT * FROM mine")  # a temp table is its connection's own
             assert second.execute("SELECT x FROM shared").fetchall() == [(2,)]
-        assert not opens_in_another_process(tmp_path / "state.duckdb")  # still held: the outer block
-    assert opens_in_another_process(tmp_path / "state.duckdb")
+        assert "Could not set lock" in open_elsewhere(tmp_path / "state.duckdb")  # the outer block holds it
+    assert open_elsewhere(tmp_path / "state.duckdb") == ""
     with sync_db.get_connection() as con:
         assert con.execute("SELECT x FROM shared").fetchall() == [(2,)]
