@@ -18,7 +18,11 @@ from userflow_assets.events.transform import build_event_records
 from userflow_assets.settings import API_POOL, SHIPPED, Names
 from userflow_assets.sink.apply import remembered_rate_limits
 from userflow_assets.sink.engine import SyncAborted
-from userflow_assets.sink.run import mark_dry_run, sync_log_metadata
+from userflow_assets.sink.run import (
+    log_writeback_metadata,
+    mark_dry_run,
+    sync_log_metadata,
+)
 from userflow_assets.spec import EventsSpec, ObjectSpec
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.state.store import SyncState
@@ -277,12 +281,16 @@ def build_sink_asset(spec: EventsSpec, users_spec: ObjectSpec | None, names: Nam
         with sync_db.held():
             cursor = state.advance_cursor(OBJECT_TYPE, run_id)
             state.finish_run(run_id, OBJECT_TYPE, "success", json.dumps(counts))
+            log = sync_log_metadata(state, sync_db)
+        # With the file let go: the write-back may wait on the warehouse.
+        writeback = log_writeback_metadata(state, sync_db, run_id, OBJECT_TYPE)
         return dg.MaterializeResult(
             metadata={
                 **base,
                 **result,
                 "cursor": cursor.isoformat() if cursor else "none",
-                **sync_log_metadata(state, sync_db, run_id, OBJECT_TYPE),
+                **log,
+                **writeback,
                 "duration_s": round(time.monotonic() - started, 3),
             }
         )

@@ -245,6 +245,8 @@ def planned_batches(
             )
             for row in rows
         ]
+        if len(rows) < batch_size:
+            return  # the last batch: no need to open the file to find none after it
         after, first = rows[-1][0], False
 
 

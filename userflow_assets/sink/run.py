@@ -175,19 +175,12 @@ def sink_records(
 LOG_SHOWN = 50
 
 
-def sync_log_metadata(state: SyncState, sync_db: StateDatabase, run_id: str, object_type: str) -> dict[str, Any]:
-    """Prune the sync log past its retention; the latest rows and the SQL listing them all; and
-    with `log_writeback`, this run's rows of `object_type` appended to the warehouse (and any
-    retained earlier run's the warehouse lacks)."""
-    with sync_db.held():  # the write-back after it lets the file go: it may wait on a warehouse
-        state.prune_log(utcnow() - timedelta(days=sync_db.log_retention_days))
-        rows = state.log_rows(LOG_SHOWN)
+def sync_log_metadata(state: SyncState, sync_db: StateDatabase) -> dict[str, Any]:
+    """Prune the sync log past its retention; the latest rows and the SQL listing them all."""
+    state.prune_log(utcnow() - timedelta(days=sync_db.log_retention_days))
+    rows = state.log_rows(LOG_SHOWN)
     table = md_table(LOG_COLUMNS, rows, 120)
-    return {
-        "sync_log": dg.MetadataValue.md(table if rows else "none"),
-        "sync_log_sql": dg.MetadataValue.text(LOG_SQL),
-        **log_writeback_metadata(state, sync_db, run_id, object_type),
-    }
+    return {"sync_log": dg.MetadataValue.md(table if rows else "none"), "sync_log_sql": dg.MetadataValue.text(LOG_SQL)}
 
 
 def log_writeback_metadata(state: SyncState, sync_db: StateDatabase, run_id: str, object_type: str) -> dict[str, Any]:
@@ -253,6 +246,9 @@ def _sink_records(
         in_sync, _ = state.record_counts(job.object_type)
         state.finish_run(run_id, job.object_type, "success", json.dumps(counts))
         failures = failures_metadata(state, job.object_type)
+        log = sync_log_metadata(state, sync_db)
+    # With the file let go: the write-back may wait on the warehouse.
+    writeback = log_writeback_metadata(state, sync_db, run_id, job.object_type)
     elapsed = time.monotonic() - started
     sent = sum(outcome.confirmed.values()) + outcome.failed
     return {
@@ -266,7 +262,8 @@ def _sink_records(
         "failed": outcome.failed,
         "in_sync_now": in_sync,
         **failures,
-        **sync_log_metadata(state, sync_db, run_id, job.object_type),
+        **log,
+        **writeback,
         **({"cursor": cursor.isoformat() if cursor else "none"} if job.regular else {}),
         "duration_s": round(elapsed, 3),
         "records_per_s": round(sent / elapsed, 2) if elapsed else 0.0,
