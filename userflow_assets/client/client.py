@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import email.utils
 import enum
+import functools
 import json
 import logging
 import random
+import ssl
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -174,6 +176,14 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
     return None, redact(text or response.reason_phrase or f"HTTP {response.status_code}")
 
 
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default verification (certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR as set at the
+    first client), built once per process: loading the CA bundle takes about 17 ms, and every
+    client would load it again."""
+    return httpx.create_ssl_context()
+
 class UserflowClient:
     """Async client for the Userflow REST API (see the module docstring)."""
 
@@ -252,7 +262,7 @@ class UserflowClient:
             },
             timeout=self._timeout,
             transport=self._transport,
-            verify=True,
+            verify=_tls_context(),
             follow_redirects=False,
             limits=httpx.Limits(
                 max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
