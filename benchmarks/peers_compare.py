@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "benchmarks" / "peers"
 sys.path.insert(0, str(PEERS))
 
-import dataset  # noqa: E402
+import dataset
 
 KEY = "uf_bench_key"
 LATENCY_MS = 50.0

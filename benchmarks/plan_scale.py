@@ -30,13 +30,13 @@ users (one folder per size under DIR with `--scaling`).
 
 import argparse
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -47,13 +47,13 @@ import yaml
 from userflow_assets.plan.planner import build_plan
 from userflow_assets.sample import generate_warehouse
 from userflow_assets.spec import SyncSpec
+from userflow_assets.sqltext import attach_read_only
 from userflow_assets.state.__main__ import copy
 from userflow_assets.state.postgres import describe
 from userflow_assets.state.resources import StateDatabase
 from userflow_assets.state.types import utcnow
 from userflow_assets.transform import build_records
 from userflow_assets.transform.assets import records_table, rejected_table
-from userflow_assets.sqltext import attach_read_only
 from userflow_assets.warehouse.queries import EARLIEST
 from userflow_assets.warehouse.resources import WarehouseResource
 

@@ -26,7 +26,6 @@ from typing import Any
 import dagster as dg
 from dagster._core.events import JobFailureData, RunFailureReason
 
-
 WORKER_HOST_TAG = "userflow/worker_host"
 WORKER_TAG = "userflow/worker"
 _RECOVERABLE = (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)

@@ -12,7 +12,12 @@ from urllib.parse import urlsplit
 import dagster as dg
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from userflow_assets.warehouse.source import SourceError, driver_for, redact_url, url_scheme
+from userflow_assets.warehouse.source import (
+    SourceError,
+    driver_for,
+    redact_url,
+    url_scheme,
+)
 
 Operator = Literal[
     "is",

@@ -16,7 +16,7 @@ import duckdb
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from naive_script import GROUPS_SQL, MEMBERSHIPS_SQL, USERS_SQL, rows  # noqa: E402
+from naive_script import GROUPS_SQL, MEMBERSHIPS_SQL, USERS_SQL, rows
 
 
 def payloads(warehouse: str) -> list[tuple[str, dict]]:

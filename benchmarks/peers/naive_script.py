@@ -10,7 +10,12 @@ from datetime import date, datetime
 
 import duckdb
 import httpx
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 GROUPS_SQL = "SELECT account_id, name, plan, industry, employees, arr, created_at FROM accounts"
 USERS_SQL = """

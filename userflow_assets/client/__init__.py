@@ -29,13 +29,13 @@ from userflow_assets.client.ratelimit import (
     forget_shared_limiters,
     shared_limiter,
 )
+from userflow_assets.client.resource import UserflowResource
+from userflow_assets.client.stats import ClientStats, ProgressLog
 from userflow_assets.redaction import (
     RedactingFilter,
     install_redacting_filter,
     redact,
 )
-from userflow_assets.client.resource import UserflowResource
-from userflow_assets.client.stats import ClientStats, ProgressLog
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -20,7 +20,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
-from userflow_assets.emulator.api import ApiRequest, ApiResponse, resolve, split_raw_path
+from userflow_assets.emulator.api import (
+    ApiRequest,
+    ApiResponse,
+    resolve,
+    split_raw_path,
+)
 from userflow_assets.emulator.config import EmulatorConfig
 from userflow_assets.emulator.errors import ApiError, error_body, invalid
 from userflow_assets.emulator.inspection import inspection_routes

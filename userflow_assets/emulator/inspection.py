@@ -37,8 +37,16 @@ from starlette.routing import Route
 
 from userflow_assets.emulator.errors import error_body
 from userflow_assets.emulator.runtime import FAULT_KINDS, REQUEST_LOG_SIZE, Emulator
-from userflow_assets.emulator.store import attribute_definition_json, event_definition_json
-from userflow_assets.emulator.views import event_json, group_json, membership_json, user_json
+from userflow_assets.emulator.store import (
+    attribute_definition_json,
+    event_definition_json,
+)
+from userflow_assets.emulator.views import (
+    event_json,
+    group_json,
+    membership_json,
+    user_json,
+)
 
 
 def _bad_request(message: str) -> Response:

@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from userflow_assets.emulator.attributes import Change, apply_change, humanize, infer_data_type
+from userflow_assets.emulator.attributes import (
+    Change,
+    apply_change,
+    humanize,
+    infer_data_type,
+)
 from userflow_assets.emulator.errors import invalid
 
 ATTRIBUTE_SCOPES = ("user", "group", "group_membership")

@@ -39,9 +39,9 @@ from userflow_assets.mirror.store import (
     table_exists,
 )
 from userflow_assets.settings import API_POOL, SHIPPED, Names, project_path
+from userflow_assets.sqltext import literal, md_table, qualified_parts, transaction
 from userflow_assets.state.postgres import PostgresState
 from userflow_assets.state.resources import StateDatabase
-from userflow_assets.sqltext import literal, md_table, qualified_parts, transaction
 
 GROUP = "userflow_mirror"
 KINDS_TAG = {"userflow", "duckdb"}

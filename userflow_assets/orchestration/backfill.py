@@ -31,8 +31,8 @@ import duckdb
 
 from userflow_assets import recovery
 from userflow_assets.client import UserflowResource
-from userflow_assets.sink.run import SinkJob, sink_records
 from userflow_assets.settings import API_POOL, SHIPPED, Names
+from userflow_assets.sink.run import SinkJob, sink_records
 from userflow_assets.spec import SyncSpec
 from userflow_assets.sqltext import ident
 from userflow_assets.state.resources import StateDatabase

@@ -3,7 +3,9 @@
 from datetime import timedelta
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
 
 from userflow_assets.settings import SHIPPED, Names
 from userflow_assets.spec import ScheduleSpec

@@ -124,7 +124,7 @@ def _links(con: duckdb.DuckDBPyConnection, d: Draw) -> None:
         FROM link_frame
     """)
     # Users with no usable ID keep their account_ids but have no membership rows to join on.
-    con.execute(f"""
+    con.execute("""
         CREATE TABLE account_memberships AS
         SELECT user_id, account_id, ['owner', 'admin', 'member'][role + 1] AS role,
             ts(created_s) AS created_at, ts(updated_s) AS updated_at

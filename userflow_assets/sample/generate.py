@@ -9,7 +9,7 @@ is never used: it differs between threads and runs).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -19,8 +19,8 @@ from userflow_assets.sample.dirty import dirty_count
 
 MIN_USERS = 100
 # Sign-ups spread over the three years ending on END; every timestamp stays at or before END.
-START = datetime(2023, 11, 1, tzinfo=timezone.utc)
-END = datetime(2026, 10, 31, 23, 59, 59, tzinfo=timezone.utc)
+START = datetime(2023, 11, 1, tzinfo=UTC)
+END = datetime(2026, 10, 31, 23, 59, 59, tzinfo=UTC)
 START_S = int(START.timestamp())
 END_S = int(END.timestamp())
 DAY_S = 86_400

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import duckdb
 
-from userflow_assets.state.postgres import PostgresState, describe, is_postgres_url, password_from_env
+from userflow_assets.state.postgres import (
+    PostgresState,
+    describe,
+    is_postgres_url,
+    password_from_env,
+)
 from userflow_assets.state.store import DuckDBState, SyncState
 
 PASSWORD_VARIABLE = "USERFLOW_STATE_PASSWORD"

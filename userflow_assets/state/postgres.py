@@ -36,7 +36,16 @@ from userflow_assets.state.store import (
     STATE_TABLES,
     run_ids_table,
 )
-from userflow_assets.state.types import PENDING_STATUSES, Failure, LearnedLimits, Link, LogEntry, Pending, Record, Sent
+from userflow_assets.state.types import (
+    PENDING_STATUSES,
+    Failure,
+    LearnedLimits,
+    Link,
+    LogEntry,
+    Pending,
+    Record,
+    Sent,
+)
 
 SCHEMES = ("postgresql", "postgres")
 

@@ -68,7 +68,7 @@ class AdbcSource(SelectOneCheck):
         bound = bind_row(translated, params)
         conn = self._connect()
         cursor = conn.cursor()
-        failed = lambda e: query_failed(self.kind, self.where, e)  # noqa: E731
+        failed = lambda e: query_failed(self.kind, self.where, e)
 
         def close() -> None:
             cursor.close()

@@ -84,7 +84,7 @@ class DatabricksSource(SelectOneCheck):
     def fetch(self, sql: str, params: Mapping[str, object]) -> pa.RecordBatchReader:
         translated = translate(sql, Style.COLON)
         bound = dict(zip(translated.names, translated.values(params), strict=True))
-        failed = lambda e: query_failed(self.kind, self.describe(), e)  # noqa: E731
+        failed = lambda e: query_failed(self.kind, self.describe(), e)
         conn = self._connect()
         cursor = conn.cursor()
 

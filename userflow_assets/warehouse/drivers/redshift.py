@@ -119,7 +119,7 @@ class RedshiftSource(SelectOneCheck):
     def fetch(self, sql: str, params: Mapping[str, object]) -> pa.RecordBatchReader:
         translated = translate(sql, Style.QMARK)
         values = translated.values(params)
-        failed = lambda e: query_failed(self.kind, self.describe(), e)  # noqa: E731
+        failed = lambda e: query_failed(self.kind, self.describe(), e)
         conn = self._connect()
         cursor = conn.cursor()
         cursor.paramstyle = "qmark"
