@@ -69,7 +69,14 @@ def state_count(state_db: Path, table: str) -> int:
     """Rows of `sync.<table>` in a state file; 0 while the file or the table does not exist."""
     if not state_db.exists():
         return 0
-    gc.collect()  # a failed step's traceback can still hold its state connection
+    try:
+        return _state_count(state_db, table)
+    except duckdb.ConnectionException:  # opened read-write in this process, another configuration
+        gc.collect()  # a failed step's traceback can still hold its state connection
+        return _state_count(state_db, table)
+
+
+def _state_count(state_db: Path, table: str) -> int:
     exists = "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'sync' AND table_name = ?"
     if not query(state_db, exists, [table], read_only=True)[0][0]:
         return 0
