@@ -19,7 +19,6 @@ import enum
 import json
 import logging
 import random
-import ssl
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -30,7 +29,6 @@ from collections.abc import (
 )
 from contextlib import AbstractAsyncContextManager, aclosing
 from datetime import UTC, datetime
-from functools import cache
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 from urllib.parse import parse_qs, quote, urlsplit
@@ -176,13 +174,6 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
     return None, redact(text or response.reason_phrase or f"HTTP {response.status_code}")
 
 
-@cache
-def _tls_context() -> ssl.SSLContext:
-    """What verify=True gives httpx (certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR), made once
-    per process: loading the CA bundle takes ~20 ms, and every sink and check opens a client."""
-    return httpx.create_ssl_context()
-
-
 class UserflowClient:
     """Async client for the Userflow REST API (see the module docstring)."""
 
@@ -261,7 +252,7 @@ class UserflowClient:
             },
             timeout=self._timeout,
             transport=self._transport,
-            verify=_tls_context(),
+            verify=True,
             follow_redirects=False,
             limits=httpx.Limits(
                 max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
