@@ -53,8 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slow end-to-end tests first (a stable sort: each module's tests stay together), so
-    the workers start the long ones early and end on short ones instead of one worker finishing
-    a long test alone."""
+    the long ones start early and the workers end on short ones instead of one worker finishing
+    a long test alone (the workers share the queue out by worksteal: pyproject's addopts)."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

@@ -10,6 +10,7 @@ from harness import metadata
 from userflow_assets.sink.run import DRY_RUN_LABEL
 
 
+@pytest.mark.slow  # three runs
 def test_events_sent_once_across_reruns(events_harness: EventsHarness) -> None:
     h = events_harness
     h.add_events(event_rows(30))

@@ -3,8 +3,8 @@
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from harness import emulator_post
 from mirror_harness import GROUPS_SQL, KEY, USERS_SQL, MirrorHarness
 from starlette.applications import Starlette
 
@@ -24,7 +24,7 @@ def mirror_emulator_url(mirror_app: Starlette) -> Iterator[str]:
 
 @pytest.fixture
 def mirror(tmp_path: Path, mirror_app: Starlette, mirror_emulator_url: str) -> MirrorHarness:
-    httpx.post(f"{mirror_emulator_url}/__emulator/reset", timeout=30).raise_for_status()
+    emulator_post(mirror_emulator_url, "reset")
     (tmp_path / "sql").mkdir()
     (tmp_path / "sql" / "users.sql").write_text(USERS_SQL)
     (tmp_path / "sql" / "groups.sql").write_text(GROUPS_SQL)

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import httpx
-from harness import emulator_get, query, sync_spec
+from harness import emulator_get, local_http, query, sync_spec
 
 from userflow_assets.client import UserflowResource
 from userflow_assets.emulator.runtime import Emulator
@@ -116,7 +115,7 @@ class MirrorHarness:
         return query(self.warehouse, statement, params)
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.url}{path}", headers=HEADERS, timeout=30, **kwargs)
+        response = local_http().request(method, f"{self.url}{path}", headers=HEADERS, **kwargs)
         response.raise_for_status()
         return response.json() if response.content else None
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
+from harness import emulator_get, emulator_post
 
 from userflow_assets.spec import SyncSpec
 from userflow_assets.warehouse.resources import WarehouseResource
@@ -127,11 +127,11 @@ class Emulator:
     url: str
 
     def reset(self) -> None:
-        httpx.post(f"{self.url}/__emulator/reset", timeout=30).raise_for_status()
+        emulator_post(self.url, "reset")
 
     def users(self) -> dict[str, dict[str, Any]]:
-        state = httpx.get(f"{self.url}/__emulator/state", timeout=30).json()
+        state = emulator_get(self.url, "state")
         return {u["id"]: u for u in state["users"]}
 
     def requests_total(self) -> int:
-        return int(httpx.get(f"{self.url}/__emulator/requests", params={"limit": 0}, timeout=30).json()["total"])
+        return int(emulator_get(self.url, "requests", limit=0)["total"])

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from harness import local_http
 
 BIN = Path(sys.executable).parent
 T = TypeVar("T")
@@ -93,7 +94,7 @@ class GraphQL:
     url: str
 
     def __call__(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = httpx.post(self.url, json={"query": query, "variables": variables or {}}, timeout=60)
+        response = local_http().post(self.url, json={"query": query, "variables": variables or {}}, timeout=60)
         response.raise_for_status()
         body = response.json()
         assert "errors" not in body, body["errors"]

@@ -24,7 +24,7 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-import httpx
+from harness import local_http
 
 from userflow_assets.client import UserflowResource
 from userflow_assets.emulator import EmulatorConfig, create_app, serve_app
@@ -61,7 +61,7 @@ class Snapshot:
 
 
 def snapshot(url: str) -> Snapshot:
-    state = httpx.get(f"{url}/__emulator/state", timeout=120).json()
+    state = local_http().get(f"{url}/__emulator/state", timeout=120).json()
     return Snapshot(
         users={u["id"]: u["attributes"] for u in state["users"]},
         groups={g["id"]: g["attributes"] for g in state["groups"]},
@@ -72,7 +72,7 @@ def snapshot(url: str) -> Snapshot:
 
 
 def request_counts(url: str) -> dict[str, Any]:
-    return httpx.get(f"{url}/__emulator/requests", params={"limit": 0}, timeout=60).json()
+    return local_http().get(f"{url}/__emulator/requests", params={"limit": 0}, timeout=60).json()
 
 
 def outcomes(url: str) -> Counter[str]:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import httpx
 import pytest
+from harness import emulator_post
 from reliability_kit import (
     Launcher,
     LaunchZygote,
@@ -78,7 +78,7 @@ def zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaunchZygote]:
 
 
 def reset(url: str) -> None:
-    httpx.post(f"{url}/__emulator/reset", timeout=30).raise_for_status()
+    emulator_post(url, "reset")
 
 
 @pytest.fixture(scope="module")

@@ -210,6 +210,7 @@ def test_fallback_id_switches_to_primary_once(harness: SyncHarness) -> None:
     assert harness.requests_total() == before, "the switch happens once"
 
 
+@pytest.mark.slow  # 10 s on a busy machine: scheduled first
 def test_fallback_id_kept_beside_the_primary_with_on_primary_id_keep(harness: SyncHarness) -> None:
     harness.sql(
         "INSERT INTO users VALUES (NULL, 'late@example.com', 'Late Comer', 'free', 3, '2026-01-01', "
@@ -345,6 +346,7 @@ def test_what_a_run_learned_of_the_rate_limits_is_kept(harness: SyncHarness) -> 
     assert KEY not in target  # a fingerprint, never the key
 
 
+@pytest.mark.slow  # 11 s on a busy machine: scheduled first (tests/conftest.py)
 def test_the_next_run_starts_from_the_kept_rate_limits(harness: SyncHarness) -> None:
     harness.run()  # creates the state; the emulator sets no limit
     target = f"{harness.url} {fingerprint(KEY)}"

@@ -146,6 +146,7 @@ def whole_state_log(harness: SyncHarness, object_type: str) -> list[tuple[Any, .
     return rows(harness, f"SELECT * FROM sync.log WHERE {where} ORDER BY logged_at, record_id, action, outcome")
 
 
+@pytest.mark.slow  # 8-13 s on a busy machine: scheduled first (tests/conftest.py)
 def test_a_failed_log_writeback_is_filled_in_by_the_next(
     logged: SyncHarness, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -110,6 +110,7 @@ def pg_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
         return list(cur.fetchall())
 
 
+@pytest.mark.slow  # 27 s on a busy machine: scheduled first (tests/conftest.py)
 def test_a_new_container_resumes_from_the_postgres_state(box: Container) -> None:
     first = box.run()
     assert first.success, failure_message(first)
@@ -153,6 +154,7 @@ def test_a_new_container_resumes_from_the_postgres_state(box: Container) -> None
     assert users["u005"]["attributes"]["plan"] == "Pro" and users["u007"]["attributes"]["plan"] == "Team"
 
 
+@pytest.mark.slow  # 15 s on a busy machine: scheduled first
 def test_postgres_restarted_mid_run_fails_the_run_cleanly_and_the_next_converges(
     box: Container, postgres: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

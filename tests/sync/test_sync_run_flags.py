@@ -9,6 +9,7 @@ from userflow_assets.orchestration.component import build_sync_defs
 from userflow_assets.sink.run import DRY_RUN_LABEL, DRY_RUN_TAG
 
 
+@pytest.mark.slow  # 12 s on a busy machine: scheduled first (tests/conftest.py)
 def test_full_resync_sends_every_record_even_on_an_incremental_read(harness: SyncHarness) -> None:
     harness.run()
     before = harness.requests_total()

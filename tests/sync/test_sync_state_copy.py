@@ -29,6 +29,7 @@ def sends_nothing(harness: SyncHarness) -> None:
     assert harness.requests_total() == before
 
 
+@pytest.mark.slow  # 19 s on a busy machine: scheduled first (tests/conftest.py)
 def test_a_duckdb_state_copied_to_postgres_and_back_sends_nothing(
     harness: SyncHarness, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
