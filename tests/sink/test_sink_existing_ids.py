@@ -132,3 +132,25 @@ async def test_a_lookup_that_fails_otherwise_than_404_stops_the_run(emulator: Em
     async with emulator.client(max_attempts=1) as client:
         with pytest.raises(SyncAborted, match=r"could not tell whether user 'u005' exists"):
             await existing_ids(client, "user", ["u005"], known=0)
+
+
+async def test_a_listing_longer_than_the_lookups_stops_and_looks_up_the_rest(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fresh state (known=0) over a workspace of three pages: the estimate says one page, so a
+    # listing starts; after two pages (as many as candidates) it has cost what the GETs would.
+    few_lookups(monkeypatch, 1)
+    async with emulator.client() as client:
+        found = await existing_ids(client, "user", ["u249", "new0"], known=0)
+    assert found == {"u249"}
+    sent = await emulator.requests_since_mark()
+    assert sent[:2] == [("GET", "/users", None)] * 2
+    assert sorted(sent[2:]) == [("GET", "/users/{id}", "new0"), ("GET", "/users/{id}", "u249")]
+
+
+async def test_a_listing_stops_once_every_candidate_is_found(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    few_lookups(monkeypatch, 1)
+    async with emulator.client() as client:
+        found = await existing_ids(client, "group", ["u005", "u010"], known=0)
+    assert found == {"u005", "u010"}
+    assert await emulator.requests_since_mark() == [("GET", "/groups", None)]  # both on the first page

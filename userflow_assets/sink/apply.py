@@ -5,13 +5,14 @@ anything else is kept as a failure with its error and retried by the next run.
 """
 
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
 
 from userflow_assets.client import BulkResult, UserflowClient
+from userflow_assets.client.client import PAGE_SIZE
 from userflow_assets.plan.planner import PlannedRecord, plan_table, planned_batches
 from userflow_assets.sink.engine import Kind, SyncAborted, log_entries, send_all
 from userflow_assets.sink.requests import (
@@ -135,20 +136,44 @@ async def apply_plan(
 
 async def existing_ids(client: UserflowClient, object_type: str, candidates: list[str], known: int) -> set[str]:
     """Which of `candidates` exist in Userflow: one GET each when they are few, else one listing
-    (100 per page) when that costs fewer requests than the GETs would."""
+    (100 per page) when that costs fewer requests than the GETs would.
+
+    The estimate takes Userflow to hold about what the state knows; a workspace holding far
+    more (a fresh state over a long-used workspace) would make a listing cost without bound.
+    So a listing stops once it has read as many pages as there are candidates, or found them
+    all, and the candidates it has not met are looked up one by one: at most twice the GETs.
+    """
     estimated_pages = (known + len(candidates)) // 100 + 1
     if len(candidates) <= MAX_LOOKUPS or len(candidates) <= estimated_pages:
-        get = client.get_user if object_type == "user" else client.get_group
-        found: set[str] = set()
-        async for result in client.bulk(candidates, get, total=len(candidates), label=f"{object_type} lookups"):
-            if result.ok:
-                found.add(result.item)
-            elif getattr(result.error, "status", None) != 404:
-                raise SyncAborted(f"could not tell whether {object_type} {result.item!r} exists: {result.error}")
-        return found
-    wanted = set(candidates)
+        return await _looked_up(client, object_type, candidates)
+    wanted, found = set(candidates), set()
+    budget = len(candidates) * PAGE_SIZE  # items: as many pages as there are candidates
     listing = client.list_users() if object_type == "user" else client.list_groups()
-    return {item["id"] async for item in listing if item["id"] in wanted}
+    async with aclosing(listing) as items:
+        read = 0
+        async for item in items:
+            if item["id"] in wanted:
+                found.add(item["id"])
+            read += 1
+            if len(found) == len(wanted):
+                return found
+            if read >= budget:
+                break
+        else:
+            return found  # the whole listing: the rest do not exist
+    return found | await _looked_up(client, object_type, [c for c in candidates if c not in found])
+
+
+async def _looked_up(client: UserflowClient, object_type: str, ids: list[str]) -> set[str]:
+    """The `ids` Userflow has, one GET each (404: it has not)."""
+    get = client.get_user if object_type == "user" else client.get_group
+    found: set[str] = set()
+    async for result in client.bulk(ids, get, total=len(ids), label=f"{object_type} lookups"):
+        if result.ok:
+            found.add(result.item)
+        elif getattr(result.error, "status", None) != 404:
+            raise SyncAborted(f"could not tell whether {object_type} {result.item!r} exists: {result.error}")
+    return found
 
 
 def mark_skipped(
