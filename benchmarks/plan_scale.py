@@ -21,11 +21,15 @@ the DuckDB file state's (issue 15's target: at most 2).
 1,000,000 by default, or the sizes given (`--scaling 100000,1000000,10000000`; 10,000,000
 users take several minutes to prepare and some 20 GB of disk). It measures the DuckDB file state.
 
+`--statements` profiles the full read instead: one run per state, listing each SQL statement
+of the query, transform and plan that took 10 ms or more, with its wall and CPU time.
+
 `--keep DIR` keeps the generated data and reuses it in later runs with the same number of
 users (one folder per size under DIR with `--scaling`).
 
     .venv/bin/python benchmarks/plan_scale.py [--users 1000000] [--keep DIR] [--postgres URL]
     .venv/bin/python benchmarks/plan_scale.py --scaling [SIZES] [--keep DIR]
+    .venv/bin/python benchmarks/plan_scale.py --statements [--keep DIR] [--postgres URL]
 """
 
 import argparse
@@ -91,15 +95,39 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def query_to_plan(workdir: Path, full: bool, memory_limit: str, state_url: str | None = None) -> dict[str, float]:
-    """The work of warehouse_users, userflow_user_records and the sink's plan, as the assets do it."""
+SHOWN_STATEMENT_S = 0.01  # `--statements` lists statements at least this long
+
+
+class Timed:
+    """A DuckDB connection whose `execute` calls are timed, wall and CPU (`--statements`)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        self.statements: list[tuple[float, float, str]] = []
+
+    def execute(self, sql: str, *args: object, **kwargs: object) -> duckdb.DuckDBPyConnection:
+        started, cpu = time.perf_counter(), time.process_time()
+        result = self._con.execute(sql, *args, **kwargs)
+        self.statements.append((time.perf_counter() - started, time.process_time() - cpu, " ".join(sql.split())))
+        return result
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._con, name)
+
+
+def query_to_plan(
+    workdir: Path, full: bool, memory_limit: str, state_url: str | None = None, statements: bool = False
+) -> dict[str, float]:
+    """The work of warehouse_users, userflow_user_records and the sink's plan, as the assets do it.
+    `statements`: also the statements of 10 ms or more, as [wall s, CPU s, SQL cut to 100 characters]."""
     spec = shipped_spec().users
     warehouse = WarehouseResource(database=str(workdir / "warehouse.duckdb"), sql_dir=str(ROOT / "sql"))
     started = time.perf_counter()
     work = workdir / ("work.duckdb" if state_url else "state.duckdb")
     sync_db = StateDatabase(database=str(work), state_url=state_url, memory_limit=memory_limit)
     state = sync_db.state()
-    with sync_db.get_connection() as con:
+    with sync_db.get_connection() as opened:
+        con = Timed(opened) if statements else opened
         query = warehouse.load_query(spec.query)
         last = None if full else state.cursor("user", "bench")
         staged = warehouse.stage(con, query, "warehouse_users", since=last - LAG if last else None)
@@ -117,6 +145,11 @@ def query_to_plan(workdir: Path, full: bool, memory_limit: str, state_url: str |
         "plan_s": finished - transformed_at,
         "total_s": finished - started,
         "peak_rss_bytes": peak_rss(),
+        **(
+            {"statements": [(w, c, sql[:100]) for w, c, sql in con.statements if w >= SHOWN_STATEMENT_S]}
+            if isinstance(con, Timed)
+            else {}
+        ),
     }
 
 
@@ -228,18 +261,24 @@ def main() -> int:
         help=f"DuckDB's memory cap in every measurement (default {MEMORY_LIMIT}, the code location's)",
     )
     parser.add_argument("--repeat", type=int, default=3, help="processes per measurement, the fastest shown (default 3)")
+    parser.add_argument(
+        "--statements", action="store_true", help="profile the full read: its statements of 10 ms or more, per state"
+    )
     parser.add_argument("--measure", choices=["incremental", "full", "baseline"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure == "baseline":
         print(json.dumps(bare_baseline(args.keep, args.memory_limit)))
         return 0
     if args.measure:
-        print(json.dumps(query_to_plan(args.keep, args.measure == "full", args.memory_limit, args.postgres)))
+        measured = query_to_plan(args.keep, args.measure == "full", args.memory_limit, args.postgres, args.statements)
+        print(json.dumps(measured))
         return 0
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="plan_scale_"))
     if args.scaling:
         return scaling(workdir, [int(n) for n in args.scaling.split(",")], args.memory_limit, args.repeat)
     with postgres_database(args.postgres) as url:
+        if args.statements:
+            return profile(workdir, args.users, url, args.memory_limit)
         return run(workdir, args.users, url, args.memory_limit, args.repeat)
 
 
@@ -267,11 +306,34 @@ def ready(workdir: Path, users: int) -> None:
     print(f"prepared {users:,} users with 1% changed in {time.perf_counter() - started:.1f}s ({workdir})")
 
 
-def run(workdir: Path, users: int, url: str, memory_limit: str, repeat: int) -> int:
+def ready_both(workdir: Path, users: int, url: str) -> None:
+    """The data in `workdir`, and its state copied into the Postgres database at `url`."""
     ready(workdir, users)
     started = time.perf_counter()
     copy(str(workdir / "state.duckdb"), url, replace=True)
     print(f"copied the state into Postgres ({describe(url)}) in {time.perf_counter() - started:.1f}s")
+
+
+def profile(workdir: Path, users: int, url: str, memory_limit: str) -> int:
+    """One full read per state, in a fresh process each: its statements of 10 ms or more."""
+    ready_both(workdir, users, url)
+    for state, state_url in (("DuckDB file", None), ("Postgres", url)):
+        args = [sys.executable, __file__, "--measure", "full", "--statements", "--keep", str(workdir)]
+        args += ["--memory-limit", memory_limit, *(["--postgres", state_url] if state_url else [])]
+        out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+        m = json.loads(out.strip().splitlines()[-1])
+        print(
+            f"\nFull read, {state} state: query {m['query_s']:.2f} s, transform {m['transform_s']:.2f} s, "
+            f"plan {m['plan_s']:.2f} s, total {m['total_s']:.2f} s\n"
+        )
+        print("| wall s | CPU s | statement |\n|---|---|---|")
+        for wall, cpu, sql in m["statements"]:
+            print(f"| {wall:.2f} | {cpu:.2f} | `{sql.replace('|', '/')}` |")
+    return 0
+
+
+def run(workdir: Path, users: int, url: str, memory_limit: str, repeat: int) -> int:
+    ready_both(workdir, users, url)
     goal = targets(users)
     base = baseline_rss()
     baseline = measure(workdir, "baseline", memory_limit, repeat=repeat)
