@@ -11,14 +11,11 @@ import asyncio
 import httpx
 
 
-async def in_flight(emulator: httpx.AsyncClient) -> int:
-    return int((await emulator.get("/__emulator/requests", params={"limit": 0})).json()["in_flight"])
-
-
 async def until_in_flight(emulator: httpx.AsyncClient, expected: int) -> None:
-    """Until the emulator holds `expected` requests in flight (a condition, not a delay)."""
-    while await in_flight(emulator) < expected:
-        await asyncio.sleep(0.01)
+    """Until the emulator holds `expected` requests in flight (it answers once they are)."""
+    params = {"limit": 0, "in_flight_at_least": expected}
+    response = await emulator.get("/__emulator/requests", params=params)
+    assert response.json()["in_flight"] >= expected, f"{expected} requests never came in flight together"
 
 
 async def held_burst(client: httpx.AsyncClient, admitted: int, then: int = 0) -> list[httpx.Response]:

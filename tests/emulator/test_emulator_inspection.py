@@ -162,3 +162,9 @@ async def test_hold_keeps_requests_in_flight_until_released_or_reset(
     await anonymous.post("/__emulator/hold")
     await anonymous.post("/__emulator/reset")
     assert (await emulator_client.post("/users", json={"id": "u2"})).status_code == 200
+
+
+async def test_a_wait_for_requests_in_flight_names_a_bad_count(anonymous: httpx.AsyncClient) -> None:
+    response = await anonymous.get("/__emulator/requests", params={"in_flight_at_least": "two"})
+    assert response.status_code == 400
+    assert "in_flight_at_least" in response.json()["error"]["message"]

@@ -3,12 +3,12 @@ are in flight, another process can open it (a second run's step, the CLI's state
 
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
 import pytest
+from harness import emulator_get
 from sync_harness import SyncHarness
 
 from userflow_assets.state.resources import StateDatabase
@@ -30,10 +30,9 @@ def test_the_state_file_is_free_while_requests_are_in_flight(harness: SyncHarnes
     with ThreadPoolExecutor(1) as pool:
         run = pool.submit(harness.run)
         try:
-            # A condition, not a delay: the first request of the run is held in the emulator.
-            while harness.emulator("requests")["in_flight"] == 0:
-                assert not run.done(), "the run ended before any request"
-                time.sleep(0.01)  # the poll's interval
+            # The emulator answers once the run's first request is held in flight.
+            held = emulator_get(harness.url, "requests", limit=0, in_flight_at_least=1)
+            assert held["in_flight"] >= 1, "no request of the run came in flight"
             refused = open_elsewhere(harness.state_db)
         finally:
             harness.post("release", {})

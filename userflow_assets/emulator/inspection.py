@@ -3,8 +3,9 @@
 - `GET /__emulator/state[?counts_only=true]`: `{"users", "groups", "memberships", "events",
   "attribute_definitions", "event_definitions", "counts"}`; the objects in their API shapes
   (users and groups unexpanded), oldest first; `counts` also covers content and sessions.
-- `GET /__emulator/requests[?limit=N]`: `{"total", "by_endpoint", "log", "in_flight",
-  "peak_in_flight"}`. `by_endpoint` maps `"METHOD /template"` (e.g. `GET /users/{id}`,
+- `GET /__emulator/requests[?limit=N][&in_flight_at_least=K]`: `{"total", "by_endpoint", "log",
+  "in_flight", "peak_in_flight"}`; with `in_flight_at_least`, answered once K requests are in
+  flight together (see hold, below), or after 20 s with the count as it is. `by_endpoint` maps `"METHOD /template"` (e.g. `GET /users/{id}`,
   `<unknown>` for unmatched paths) to counts per outcome: the status code as a string, or
   `drop_before` / `lost_response` for connections dropped by a fault. `log` holds the last
   N (default 100, at most 1000 kept) entries `{"method", "path", "id", "status", "fault",
@@ -27,6 +28,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from typing import Any
 from urllib.parse import unquote
@@ -47,6 +50,8 @@ from userflow_assets.emulator.views import (
     membership_json,
     user_json,
 )
+
+IN_FLIGHT_WAIT_S = 20.0  # the longest `in_flight_at_least` waits (shorter than the tests' HTTP timeout)
 
 
 def _bad_request(message: str) -> Response:
@@ -108,6 +113,13 @@ def inspection_routes(emulator: Emulator) -> list[Route]:
             return _bad_request("limit must be an integer")
         if not 0 <= limit <= REQUEST_LOG_SIZE:
             return _bad_request(f"limit must be between 0 and {REQUEST_LOG_SIZE}")
+        at_least = request.query_params.get("in_flight_at_least")
+        if at_least is not None:
+            if not at_least.isdigit():
+                return _bad_request("in_flight_at_least must be a whole number")
+            # Answered once that many are in flight, or after IN_FLIGHT_WAIT_S with the count as it is.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(emulator.safeguards.until_in_flight(int(at_least)), IN_FLIGHT_WAIT_S)
         body = emulator.log.to_json(limit)
         body["in_flight"] = emulator.safeguards.in_flight
         body["peak_in_flight"] = emulator.safeguards.peak_in_flight

@@ -50,6 +50,7 @@ class Safeguards:
         self._stamps: deque[float] = deque()
         self.in_flight = 0
         self.peak_in_flight = 0
+        self._waiters: list[asyncio.Future[None]] = []  # `until_in_flight` calls, woken at each admission
 
     def reset(self) -> None:
         self._stamps.clear()
@@ -69,7 +70,18 @@ class Safeguards:
             self._stamps.append(now)
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
         return None
+
+    async def until_in_flight(self, at_least: int) -> None:
+        """Until `at_least` requests are in flight together (the hold gate keeps them there)."""
+        while self.in_flight < at_least:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
 
     def release(self) -> None:
         self.in_flight -= 1
