@@ -115,6 +115,11 @@ class Timed:
         return getattr(self._con, name)
 
 
+def shown_statements(con: Timed) -> list[tuple[float, float, str]]:
+    """The statements of SHOWN_STATEMENT_S or more, as (wall s, CPU s, SQL cut to 100 characters)."""
+    return [(wall, cpu, sql[:100]) for wall, cpu, sql in con.statements if wall >= SHOWN_STATEMENT_S]
+
+
 def query_to_plan(
     workdir: Path, full: bool, memory_limit: str, state_url: str | None = None, statements: bool = False
 ) -> dict[str, float]:
@@ -145,11 +150,7 @@ def query_to_plan(
         "plan_s": finished - transformed_at,
         "total_s": finished - started,
         "peak_rss_bytes": peak_rss(),
-        **(
-            {"statements": [(w, c, sql[:100]) for w, c, sql in con.statements if w >= SHOWN_STATEMENT_S]}
-            if isinstance(con, Timed)
-            else {}
-        ),
+        **({"statements": shown_statements(con)} if isinstance(con, Timed) else {}),
     }
 
 

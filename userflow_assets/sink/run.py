@@ -148,8 +148,9 @@ def _plan(
                 deleting = _plan_deletes_or_stop(con, state, job, exposed=not only_read)
                 context.log.info(f"{deleting} {job.object_type}s left the query's result and will be deleted")
             candidates = update_mode_candidates(con, job.object_type, plan=job.plan_table) if job.mode == "update" else []
-        known = state.record_counts(job.object_type)[0] if candidates and not job.dry_run else 0
-    if candidates and not job.dry_run:
+        lookup = bool(candidates) and not job.dry_run
+        known = state.record_counts(job.object_type)[0] if lookup else 0
+    if lookup:
         # Asked of Userflow with the file let go: other processes may use it meanwhile.
         found = asyncio.run(_existing(userflow, job.object_type, candidates, known))
         with sync_db.get_connection() as con:

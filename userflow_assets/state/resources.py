@@ -67,6 +67,11 @@ class StateDatabase(DuckDBResource):
             with held.cursor() as con:
                 yield con
             return
+        with self._opened() as con:
+            yield con
+
+    @contextmanager
+    def _opened(self) -> Iterator[duckdb.DuckDBPyConnection]:
         # Set after connecting, not as connection config: DuckDB refuses a second connection to
         # the same file in one process whose config differs, and other code opens this file too.
         with super().get_connection() as con:
@@ -83,8 +88,7 @@ class StateDatabase(DuckDBResource):
         if self.database in connections:
             yield
             return
-        with super().get_connection() as con:
-            con.execute("SET memory_limit = ?", [self.memory_limit])
+        with self._opened() as con:
             connections[self.database] = con
             try:
                 yield
