@@ -21,7 +21,8 @@ def test_an_older_schema_is_upgraded_in_place_and_says_so(postgres_url: str, pos
     state = PostgresState(postgres_url)
     assert state.schema_version() == 1
     notes = state.ensure_schema()
-    assert notes == [f"sync state at {state.where}: schema upgraded in place from version 1 to 2 (the sync log, sync.log)"]
+    assert notes == [f"sync state at {state.where}: schema upgraded in place from version 1 to 3 "
+                     "(the sync log, sync.log; the runs written back to the warehouse, sync.log_written)"]
     assert state.schema_version() == SCHEMA_VERSION
     assert state.record_counts("user") == (1, 0), "the older schema's rows stay"
     assert state.ensure_schema() == [], "an up-to-date schema is left alone"

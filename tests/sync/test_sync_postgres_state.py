@@ -28,7 +28,7 @@ from sync_harness import QUERIES, WAREHOUSE_DDL, account_rows, user_rows
 
 from userflow_assets import failpoints
 from userflow_assets.spec import SyncSpec
-from userflow_assets.state.postgres import MIGRATIONS, PostgresState, StateBusy
+from userflow_assets.state.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresState, StateBusy
 from userflow_assets.state.types import utcnow
 
 KEY = "uf_test_pg_state_key"
@@ -208,6 +208,6 @@ def test_an_older_state_schema_is_upgraded_and_the_run_says_so(box: Container, p
     result = box.run()
     assert result.success, failure_message(result)
     said = [line for line in box.logged if "schema upgraded in place" in line]
-    assert said and "from version 1 to 2" in said[0], said
-    assert pg_rows(box.state_url, "SELECT max(version) FROM sync.schema_version") == [(2,)]
+    assert said and f"from version 1 to {SCHEMA_VERSION}" in said[0], said
+    assert pg_rows(box.state_url, "SELECT max(version) FROM sync.schema_version") == [(SCHEMA_VERSION,)]
     assert pg_rows(box.state_url, "SELECT count(*) FROM sync.log")[0][0] > 0, "the upgraded schema is written to"

@@ -28,12 +28,14 @@ from userflow_assets.state import types
 from userflow_assets.state.store import (
     EVENT_COLUMNS,
     LOG_COLUMNS,
-    LOG_RUN_IDS_SQL,
     LOG_SQL,
+    MARK_LOG_WRITTEN_SQL,
+    PRUNE_LOG_WRITTEN_SQL,
     RECORD_COLUMNS,
     RECORD_KEY_COLUMNS,
     RUNS_LOG_SQL,
     STATE_TABLES,
+    UNWRITTEN_LOG_RUNS_SQL,
     run_ids_table,
 )
 from userflow_assets.state.types import (
@@ -103,10 +105,17 @@ CREATE INDEX log_at ON sync.log (logged_at);
 CREATE INDEX log_record ON sync.log (object_type, record_id, logged_at);
 """
 
+_V3 = """
+CREATE TABLE sync.log_written (
+    run_id text NOT NULL, object_type text NOT NULL, written_at timestamp NOT NULL, PRIMARY KEY (object_type, run_id)
+);
+"""
+
 # Version -> what it adds. A newer version of this code appends; never edit a released step.
 MIGRATIONS: dict[int, tuple[str, str]] = {
     1: ("records, failures, links, cursors, runs, limits and events", _V1),
     2: ("the sync log, sync.log", _V2),
+    3: ("the runs written back to the warehouse, sync.log_written", _V3),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 _VERSION_TABLE = (
@@ -619,14 +628,25 @@ class PostgresState:
 
     def prune_log(self, older_than: datetime) -> int:
         with self._tx() as cur:
-            cur.execute("DELETE FROM sync.log WHERE logged_at < $1", parameters=(older_than,))
-            return max(cur.rowcount, 0)
+            # Counted by the statement: ADBC gives no row count for a DELETE.
+            cur.execute(
+                "WITH gone AS (DELETE FROM sync.log WHERE logged_at < $1 RETURNING 1) SELECT count(*) FROM gone",
+                parameters=(older_than,),
+            )
+            (pruned,) = cur.fetchone()
+            cur.execute(PRUNE_LOG_WRITTEN_SQL, parameters=(older_than,))
+            return int(pruned)
 
     def log_rows(self, most: int) -> list[tuple[object, ...]]:
         return self._rows(f"{LOG_SQL} LIMIT $1", [most])
 
-    def log_run_ids(self, object_type: str) -> set[str]:
-        return {run_id for (run_id,) in self._rows(LOG_RUN_IDS_SQL, [object_type])}
+    def unwritten_log_runs(self, object_type: str) -> set[str]:
+        return {run_id for (run_id,) in self._rows(UNWRITTEN_LOG_RUNS_SQL, [object_type])}
+
+    def mark_log_written(self, run_ids: Collection[str], object_type: str) -> None:
+        with self._tx() as cur:
+            _ingest(cur, {"_runs": run_ids_table(run_ids)})
+            cur.execute(MARK_LOG_WRITTEN_SQL, parameters=(object_type, types.utcnow()))
 
     def runs_log(self, run_ids: Collection[str], object_type: str) -> pa.Table:
         with self._tx() as cur:

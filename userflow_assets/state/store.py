@@ -151,12 +151,18 @@ CREATE TABLE IF NOT EXISTS sync.log (
     attempts INTEGER,
     logged_at TIMESTAMP NOT NULL
 );
+-- The runs whose log rows of an object type a write-back put in the warehouse: never filled in again.
+CREATE TABLE IF NOT EXISTS sync.log_written (
+    run_id VARCHAR NOT NULL,
+    object_type VARCHAR NOT NULL,
+    written_at TIMESTAMP NOT NULL
+);
 """
 
 # Every state table, in the order a copy writes them (`python -m userflow_assets.state copy`).
 STATE_TABLES = (
     "records", "failures", "links", "cursors", "reads", "runs", "rate_limits",
-    "sent_events", "pending_events", "userflow_definitions", "log",
+    "sent_events", "pending_events", "userflow_definitions", "log", "log_written",
 )
 RECORD_COLUMNS = ["id", "payload_hash", "attributes", "memberships", "primary_id", "fallback_id"]
 # What the diff needs of every confirmed record; payloads are fetched for the records sent only.
@@ -167,9 +173,19 @@ LOG_COLUMNS = [
 ]
 # The latest request outcomes first: what the sink shows, and the SQL it offers for the rest.
 LOG_SQL = f"SELECT {', '.join(LOG_COLUMNS)} FROM sync.log ORDER BY logged_at DESC, record_id"
-# The runs with log rows of one object type, and the rows of some of them (the run IDs in a
-# table `_runs`), oldest first: what `log_writeback` compares with and copies to the warehouse.
-LOG_RUN_IDS_SQL = "SELECT DISTINCT run_id FROM sync.log WHERE object_type = $1"
+# The runs with log rows of one object type that no write-back has put in the warehouse, and
+# the rows of some runs (the run IDs in a table `_runs`), oldest first: what `log_writeback`
+# fills in and copies to the warehouse.
+UNWRITTEN_LOG_RUNS_SQL = (
+    "SELECT DISTINCT run_id FROM sync.log WHERE object_type = $1 "
+    "AND run_id NOT IN (SELECT run_id FROM sync.log_written WHERE object_type = $1)"
+)
+# Marks the runs in `_runs` written back for object type $1, at $2 (each run once).
+PRUNE_LOG_WRITTEN_SQL = "DELETE FROM sync.log_written WHERE written_at < $1"
+MARK_LOG_WRITTEN_SQL = (
+    "INSERT INTO sync.log_written SELECT run_id, CAST($1 AS VARCHAR), CAST($2 AS TIMESTAMP) FROM _runs "
+    "WHERE run_id NOT IN (SELECT run_id FROM sync.log_written WHERE object_type = $1)"
+)
 RUNS_LOG_SQL = (
     f"SELECT {', '.join(LOG_COLUMNS)} FROM sync.log "
     "WHERE object_type = $1 AND run_id IN (SELECT run_id FROM _runs) ORDER BY logged_at, record_id"
@@ -218,7 +234,8 @@ class SyncState(Protocol):
     def save_definitions(self, rows: Sequence[tuple[str, str]]) -> None: ...
     def prune_log(self, older_than: datetime) -> int: ...
     def log_rows(self, most: int) -> list[tuple[object, ...]]: ...
-    def log_run_ids(self, object_type: str) -> set[str]: ...
+    def unwritten_log_runs(self, object_type: str) -> set[str]: ...
+    def mark_log_written(self, run_ids: Collection[str], object_type: str) -> None: ...
     def runs_log(self, run_ids: Collection[str], object_type: str) -> pa.Table: ...
 
 
@@ -563,9 +580,11 @@ class DuckDBState:
     # -- the sync log ------------------------------------------------------------------------
 
     def prune_log(self, older_than: datetime) -> int:
-        """Delete log rows written before `older_than`; how many went."""
+        """Delete log rows written before `older_than`, and the marks of write-backs made before
+        then (a run is marked after it was logged); how many log rows went."""
         with self._connect() as con:
             (n,) = con.execute("DELETE FROM sync.log WHERE logged_at < ?", [older_than]).fetchone()
+            con.execute(PRUNE_LOG_WRITTEN_SQL, [older_than])
         return int(n)
 
     def log_rows(self, most: int) -> list[tuple[object, ...]]:
@@ -573,10 +592,19 @@ class DuckDBState:
         with self._connect() as con:
             return con.execute(f"{LOG_SQL} LIMIT ?", [most]).fetchall()
 
-    def log_run_ids(self, object_type: str) -> set[str]:
-        """The runs with log rows of `object_type` (what `log_writeback` finds missing in the warehouse)."""
+    def unwritten_log_runs(self, object_type: str) -> set[str]:
+        """The runs with log rows of `object_type` that no write-back has marked written."""
         with self._connect() as con:
-            return {run_id for (run_id,) in con.execute(LOG_RUN_IDS_SQL, [object_type]).fetchall()}
+            return {run_id for (run_id,) in con.execute(UNWRITTEN_LOG_RUNS_SQL, [object_type]).fetchall()}
+
+    def mark_log_written(self, run_ids: Collection[str], object_type: str) -> None:
+        """Mark `run_ids` written back for `object_type`: `unwritten_log_runs` no longer lists them."""
+        with self._connect() as con:
+            con.register("_runs", run_ids_table(run_ids))
+            try:
+                con.execute(MARK_LOG_WRITTEN_SQL, [object_type, utcnow()])
+            finally:
+                con.unregister("_runs")
 
     def runs_log(self, run_ids: Collection[str], object_type: str) -> pa.Table:
         """Every log row of those runs and `object_type`, oldest first (what `log_writeback` appends)."""

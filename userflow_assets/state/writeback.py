@@ -5,8 +5,9 @@ At the end of each sink step, that run's log rows of the step's object type are 
 warehouse file. The table is created if missing. Each write first deletes the rows of the
 same run and object type, in the same transaction, so a step run again never duplicates.
 In that transaction it also adds the rows of every earlier run of that object type still in
-the state's log (within its retention) but absent from the table, found by comparing the
-run IDs on both sides: a write-back that failed is filled in by the next one that succeeds.
+the state's log (within its retention) that no write-back has written (`sync.log_written`
+marks those that have) and that the table lacks: a write-back that failed is filled in by the
+next one that succeeds, and rows the user deleted from the table are not written again.
 
 The warehouse is otherwise only read, in read-only sessions; this is the only writable
 connection to it, opened for the write and closed after. A failed write-back never fails
@@ -52,7 +53,8 @@ CREATE TABLE IF NOT EXISTS {table} (
 class LoggedRuns(Protocol):
     """What a write-back reads of the state (`SyncState` has it)."""
 
-    def log_run_ids(self, object_type: str) -> set[str]: ...
+    def unwritten_log_runs(self, object_type: str) -> set[str]: ...
+    def mark_log_written(self, run_ids: Collection[str], object_type: str) -> None: ...
     def runs_log(self, run_ids: Collection[str], object_type: str) -> pa.Table: ...
 
 
@@ -86,20 +88,25 @@ class LogWriteback:
 
     def write(self, state: LoggedRuns, run_id: str, object_type: str) -> Written:
         """Replace the rows of (`run_id`, `object_type`) in the table with the state's, and add
-        those of every earlier run the state logged but the table lacks (a write-back that
-        failed), in one transaction."""
-        logged = state.log_run_ids(object_type)
+        those of every earlier run the state logged but no write-back put in the table (one
+        that failed), in one transaction; then mark them all written in the state.
+
+        A run once written is never filled in again, so rows the user deletes from the table
+        (a retention of their own, a person's data removed) stay deleted."""
+        unwritten = state.unwritten_log_runs(object_type) - {run_id}
         written = 0
         with self._open() as table:
-            # Only the runs the state still logs are looked up: the table is the user's history
-            # and grows for ever, the lookup must not grow with it.
-            earlier = logged - table.present(object_type, logged) - {run_id}
+            # A run written before the state kept marks, or whose mark was lost with a failure
+            # after the commit, is in the table already: not written twice. Only the runs the
+            # state still logs are looked up: the table is the user's history and grows for ever.
+            earlier = unwritten - table.present(object_type, unwritten)
             # One run's rows at a time: a full sync of a million users logs a million rows, and
             # several such runs to fill in must not be held at once.
             for each in (run_id, *sorted(earlier)):
                 rows = state.runs_log({each}, object_type)
                 table.replace(rows, each, object_type)  # an earlier run has no rows there to replace
                 written += rows.num_rows
+        state.mark_log_written({run_id, *unwritten}, object_type)
         return Written(written, len(earlier))
 
     def _open(self) -> AbstractContextManager[_Table]:
