@@ -9,8 +9,10 @@ so it spills to disk rather than grow.
 
 Beside them, the bare baseline: the same decision as one DuckDB query and nothing else
 (the users query, the md5 of each row's mapped payload as JSON, an anti-join against the
-stored hashes), on the same data in the same run. The last lines are the full read's time
-over the baseline's, per state (issue 16's targets: at most 2, and 2.5 at 10,000,000 users;
+stored hashes), on the same data in the same run. Then the design floor: the same decision
+as bare SQL that writes what the pipeline keeps (the staged rows, a records table with each
+payload, a plan table) and checks nothing. The last lines are the full read's time over the
+baseline's, per state, and the floor's (issue 16's targets: at most 2, and 2.5 at 10,000,000 users;
 incremental at most 1.5 s; peak memory at most 1.5 GB, 2.5 GB at 10,000,000 users).
 
 Each path is also measured with the same state copied into Postgres (a throwaway cluster, or
@@ -154,16 +156,25 @@ def query_to_plan(
     }
 
 
-def payload_sql(spec) -> str:
-    """The users query's rows as (id, md5 of the mapped payload as JSON): the decision's whole input."""
+def users_query(spec) -> str:
+    return (ROOT / "sql" / spec.query).read_text().strip().rstrip(";")
+
+
+def payload_columns(spec, rows: str) -> str:
+    """SQL over `rows` (the users query's columns): each kept row's id and payload as JSON text, `j`."""
     fields = ", ".join(f"{json.dumps(name)} := {expr}" for name, expr in spec.mapping.items())
     # The shipped spec's key (ID, else email) and filter (no billing contacts), as the pipeline has them.
     key = f"coalesce({spec.id_column}, {spec.fallback_id_column})" if spec.fallback_id_column else spec.id_column
     return (
-        f"SELECT {key} AS id, md5(to_json(struct_pack({fields}, memberships := memberships))::VARCHAR) AS h "
-        f"FROM ({(ROOT / 'sql' / spec.query).read_text().strip().rstrip(';')}\n) "
-        f"WHERE role IS DISTINCT FROM 'billing' AND {key} IS NOT NULL"
+        f"SELECT {key} AS id, to_json(struct_pack({fields}, memberships := memberships))::VARCHAR AS j "
+        f"FROM {rows} WHERE role IS DISTINCT FROM 'billing' AND {key} IS NOT NULL"
     )
+
+
+def payload_sql(spec) -> str:
+    """The users query's rows as (id, md5 of the mapped payload as JSON): the decision's whole input."""
+    rows = "(" + users_query(spec) + "\n)"  # the newline ends a trailing line comment
+    return f"SELECT id, md5(j) AS h FROM ({payload_columns(spec, rows)})"
 
 
 def bare_baseline(workdir: Path, memory_limit: str) -> dict[str, float]:
@@ -181,6 +192,40 @@ def bare_baseline(workdir: Path, memory_limit: str) -> dict[str, float]:
     finished = time.perf_counter() - started
     return {"rows_read": -1, "records": -1, "to_send": to_send, "query_s": 0.0, "transform_s": 0.0,
             "plan_s": finished, "total_s": finished, "peak_rss_bytes": peak_rss()}
+
+
+def design_floor(workdir: Path, memory_limit: str) -> dict[str, float]:
+    """The baseline's decision written as the pipeline's three tables, with nothing else: the
+    query's rows copied into a staging table, each kept row's ID, payload text and hash into a
+    records table, and a plan table of every record's action (payloads for the rows to send).
+    No rule, rejection, canonical form or bookkeeping: what any design keeping those three
+    tables costs at least, under the same settings as the pipeline (uncompressed scratch tables)."""
+    spec = shipped_spec().users
+    path = workdir / "floor.duckdb"
+    path.unlink(missing_ok=True)
+    started = time.perf_counter()
+    with duckdb.connect(str(path)) as con:
+        con.execute("SET memory_limit = ?", [memory_limit])
+        con.execute("SET force_compression = 'uncompressed'")
+        attach_read_only(con, workdir / "warehouse.duckdb", "warehouse")
+        attach_read_only(con, workdir / "baseline.duckdb", "baseline")
+        con.execute("USE warehouse")
+        con.execute(f"CREATE TABLE floor.main.staged AS (\n{users_query(spec)}\n)", {"LAST_SYNC_TIMESTAMP": EARLIEST})
+        con.execute("USE floor")
+        staged_at = time.perf_counter()
+        con.execute(f"CREATE TABLE records AS SELECT id, j AS attributes, md5(j) AS h FROM ({payload_columns(spec, 'staged')})")
+        recorded_at = time.perf_counter()
+        con.execute(
+            "CREATE TABLE plan AS SELECT r.id, CASE WHEN had.id IS NULL THEN 'send' ELSE 'unchanged' END AS action, "
+            "CASE WHEN had.id IS NULL THEN r.attributes END AS attributes "
+            "FROM records AS r LEFT JOIN baseline.main.hashes AS had ON had.id = r.id AND had.h = r.h"
+        )
+        (to_send,) = con.execute("SELECT count(*) FROM plan WHERE action = 'send'").fetchone()
+    finished = time.perf_counter()
+    path.unlink(missing_ok=True)
+    return {"rows_read": -1, "records": -1, "to_send": to_send, "query_s": staged_at - started,
+            "transform_s": recorded_at - staged_at, "plan_s": finished - recorded_at,
+            "total_s": finished - started, "peak_rss_bytes": peak_rss()}
 
 
 def prepare_baseline(workdir: Path) -> None:
@@ -265,10 +310,11 @@ def main() -> int:
     parser.add_argument(
         "--statements", action="store_true", help="profile the full read: its statements of 10 ms or more, per state"
     )
-    parser.add_argument("--measure", choices=["incremental", "full", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--measure", choices=["incremental", "full", "baseline", "floor"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.measure == "baseline":
-        print(json.dumps(bare_baseline(args.keep, args.memory_limit)))
+    if args.measure in ("baseline", "floor"):
+        bare = bare_baseline if args.measure == "baseline" else design_floor
+        print(json.dumps(bare(args.keep, args.memory_limit)))
         return 0
     if args.measure:
         measured = query_to_plan(args.keep, args.measure == "full", args.memory_limit, args.postgres, args.statements)
@@ -338,7 +384,11 @@ def run(workdir: Path, users: int, url: str, memory_limit: str, repeat: int) -> 
     goal = targets(users)
     base = baseline_rss()
     baseline = measure(workdir, "baseline", memory_limit, repeat=repeat)
-    rows = [row("bare baseline (one DuckDB query: hash + anti-join)", "-", baseline, 1.0, base, None)]
+    floor = measure(workdir, "floor", memory_limit, repeat=repeat)
+    rows = [
+        row("bare baseline (one DuckDB query: hash + anti-join)", "-", baseline, 1.0, base, None),
+        row("design floor (bare SQL writing staging, records and plan tables)", "-", floor, 1.0, base, None),
+    ]
     ratios = []
     paths = (
         ("incremental read (scheduled sync)", "incremental", [("DuckDB file", None), ("Postgres", url)]),
@@ -371,6 +421,7 @@ def run(workdir: Path, users: int, url: str, memory_limit: str, repeat: int) -> 
     print()
     for state, ratio in ratios:
         print(f"full read / baseline = {ratio:.2f} ({state} state)")
+    print(f"design floor / baseline = {floor['total_s'] / baseline['total_s']:.2f}")
     return 0
 
 

@@ -153,6 +153,8 @@ class _DuckDBTable:
     table: str
 
     def present(self, object_type: str, run_ids: Collection[str]) -> set[str]:
+        if not run_ids:  # the usual case, every earlier run marked written: the history is not scanned
+            return set()
         sql = f"SELECT DISTINCT run_id FROM {self.table} WHERE object_type = ? AND list_contains(?, run_id)"
         return {run_id for (run_id,) in self.con.execute(sql, [object_type, sorted(run_ids)]).fetchall()}
 
