@@ -180,16 +180,17 @@ UNWRITTEN_LOG_RUNS_SQL = (
     "SELECT DISTINCT run_id FROM sync.log WHERE object_type = $1 "
     "AND run_id NOT IN (SELECT run_id FROM sync.log_written WHERE object_type = $1)"
 )
-# Marks the runs in `_runs` written back for object type $1, at $2 (each run once).
-PRUNE_LOG_WRITTEN_SQL = "DELETE FROM sync.log_written WHERE written_at < $1"
-MARK_LOG_WRITTEN_SQL = (
-    "INSERT INTO sync.log_written SELECT run_id, CAST($1 AS VARCHAR), CAST($2 AS TIMESTAMP) FROM _runs "
-    "WHERE run_id NOT IN (SELECT run_id FROM sync.log_written WHERE object_type = $1)"
-)
 RUNS_LOG_SQL = (
     f"SELECT {', '.join(LOG_COLUMNS)} FROM sync.log "
     "WHERE object_type = $1 AND run_id IN (SELECT run_id FROM _runs) ORDER BY logged_at, record_id"
 )
+# Marks the runs in `_runs` written back for object type $1, at $2 (each run once).
+MARK_LOG_WRITTEN_SQL = (
+    "INSERT INTO sync.log_written SELECT run_id, CAST($1 AS VARCHAR), CAST($2 AS TIMESTAMP) FROM _runs "
+    "WHERE run_id NOT IN (SELECT run_id FROM sync.log_written WHERE object_type = $1)"
+)
+# Pruned with the log's cutoff: a mark is made after its run's rows were logged, so it goes after them.
+PRUNE_LOG_WRITTEN_SQL = "DELETE FROM sync.log_written WHERE written_at < $1"
 EVENT_COLUMNS = ["key", "name", "user_id", "group_id", "time", "attributes", "payload_hash"]
 
 
