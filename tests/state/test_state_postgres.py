@@ -82,3 +82,26 @@ def test_an_events_plan_fetches_only_its_events_sent_keys_and_users(postgres_url
         assert sorted(con.execute("SELECT id FROM state_synced_users").fetchall()) == [("u1",), ("u3",)]
         assert con.execute("SELECT key FROM state_pending_events").fetchall() == [("e9",)]
     assert sorted(state.sent_event_names()) == ["Signed Up"]
+
+
+def backend_pid(state: PostgresState) -> int:
+    return state._rows("SELECT pg_backend_pid()")[0][0]
+
+
+def test_a_committed_session_is_kept_for_the_next_transaction(postgres_url: str, postgres) -> None:  # type: ignore[no-untyped-def]
+    # Opening an ADBC session costs about 60 ms; a step makes dozens of state calls.
+    state = PostgresState(postgres_url)
+    state.ensure_schema()
+    first = backend_pid(state)
+    state.record_counts("user")
+    assert backend_pid(PostgresState(postgres_url)) == first, "another instance for the same URL reuses it too"
+    # A session the server ended meanwhile is replaced, not failed on.
+    # With a timeout, pg_terminate_backend returns once the backend has exited.
+    postgres.psql(f"SELECT pg_terminate_backend({first}, 60000)", database=postgres_url.rsplit("/", 1)[1])
+    assert state.record_counts("user") == (0, 0)
+    second = backend_pid(state)
+    assert second != first
+    # A failed transaction's session is closed, never kept.
+    with pytest.raises(StateUnavailable):
+        state._rows("SELECT 1 / 0")
+    assert backend_pid(state) not in (first, second)

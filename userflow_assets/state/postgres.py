@@ -1,6 +1,7 @@
 """The sync state in PostgreSQL, for runs in fresh containers or on several machines.
 
-Same operations as `DuckDBState` (the `SyncState` protocol), through ADBC. The planner's
+Same operations as `DuckDBState` (the `SyncState` protocol), through ADBC; a session whose
+transaction committed is kept for the next one (`_IDLE`). The planner's
 views are brought into the work database as Arrow: every row of one object type, or only
 those of the IDs a read staged. Each checkpoint is one Postgres transaction; a sink step
 holds an advisory lock per object type, so a second writer is refused, not interleaved.
@@ -9,7 +10,9 @@ The schema is created and upgraded by `MIGRATIONS`, recorded in `sync.schema_ver
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -170,8 +173,45 @@ def _records_table(records: Sequence[Record]) -> pa.Table:
 _HELD: dict[tuple[str, str], Any] = {}
 
 
+# Sessions whose transaction committed, per process and state URL, for the next transaction:
+# opening an ADBC connection takes about 60 ms (the driver reads the server's types), a kept
+# one answers in under a millisecond. A step makes dozens of state calls.
+_IDLE: dict[tuple[int, str], list[Any]] = {}
+_IDLE_LOCK = threading.Lock()
+IDLE_MOST = 2  # kept per process and URL; the sink's batches may write from two threads
+
+
+def _close_quietly(con: Any) -> None:
+    try:
+        con.close()
+    except adbc_driver_manager.Error:
+        pass  # already gone on the server's side
+
+
+def _alive(con: Any) -> bool:
+    """Whether a kept session still answers (the server may have ended it meanwhile)."""
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchall()
+        con.commit()
+        return True
+    except adbc_driver_manager.Error:
+        return False
+
+
+@atexit.register
+def _close_idle() -> None:
+    """Close this process's kept sessions (never a parent's, inherited by a fork)."""
+    with _IDLE_LOCK:
+        mine = [key for key in _IDLE if key[0] == os.getpid()]
+        cons = [con for key in mine for con in _IDLE.pop(key)]
+    for con in cons:
+        _close_quietly(con)
+
+
 class PostgresState:
-    """The sync state in schema `sync` of a Postgres database; short-lived ADBC connections."""
+    """The sync state in schema `sync` of a Postgres database, through ADBC sessions kept per process."""
 
     def __init__(self, url: str, password: str | None = None) -> None:
         if not is_postgres_url(url):
@@ -194,15 +234,40 @@ class PostgresState:
         except adbc_driver_manager.Error as error:
             raise StateUnavailable(f"could not connect to the sync state at {self.where}: {_reason(error)}") from None
 
+    def _take(self) -> Any:
+        """A kept session of this process that still answers, else a new one."""
+        key = (os.getpid(), self._uri)
+        while True:
+            with _IDLE_LOCK:
+                kept = _IDLE.get(key)
+                con = kept.pop() if kept else None
+            if con is None:
+                return self._open()
+            if _alive(con):
+                return con
+            _close_quietly(con)
+
+    def _keep(self, con: Any) -> None:
+        """Keep a session whose transaction committed, unless IDLE_MOST are kept already."""
+        with _IDLE_LOCK:
+            kept = _IDLE.setdefault((os.getpid(), self._uri), [])
+            if len(kept) < IDLE_MOST:
+                kept.append(con)
+                return
+        con.close()
+
     @contextmanager
     def _tx(self, object_type: str | None = None) -> Iterator[Any]:
-        """A cursor in one transaction, committed on leaving; on the held lock session if any."""
+        """A cursor in one transaction, committed on leaving; on the held lock session if any.
+        A session is kept for the next transaction only after a commit; any failure closes it."""
         held = _HELD.get((self.where, object_type)) if object_type else None
-        con = held or self._open()
+        con = held or self._take()
+        committed = False
         try:
             with con.cursor() as cur:
                 yield cur
             con.commit()
+            committed = True
         except adbc_driver_manager.Error as error:
             _rollback(con)
             raise StateUnavailable(
@@ -212,8 +277,10 @@ class PostgresState:
             _rollback(con)
             raise
         finally:
-            if held is None:
-                con.close()
+            if held is None and committed:
+                self._keep(con)
+            elif held is None:
+                _close_quietly(con)
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._tx() as cur:
