@@ -11,9 +11,10 @@ Beside them, the bare baseline: the same decision as one DuckDB query and nothin
 (the users query, the md5 of each row's mapped payload as JSON, an anti-join against the
 stored hashes), on the same data in the same run. Then the design floor: the same decision
 as bare SQL that writes what the pipeline keeps (the staged rows, a records table with each
-payload, a plan table) and checks nothing, and the same without the staging table. The last lines are the full read's time over the
-baseline's, per state, and the floor's (issue 16's targets: at most 2, and 2.5 at 10,000,000 users;
-incremental at most 1.5 s; peak memory at most 1.5 GB, 2.5 GB at 10,000,000 users).
+payload, a plan table) and checks nothing, and the same without the staging table. The last
+lines are the full read's time over the baseline's, per state, and the floors' (issue 16's
+targets: at most 2, and 2.5 at 10,000,000 users; incremental at most 1.5 s; peak memory at
+most 1.5 GB, 2.5 GB at 10,000,000 users).
 
 Each path is also measured with the same state copied into Postgres (a throwaway cluster, or
 `--postgres URL`) while the work tables stay in a local DuckDB file: `vs file` is its time over
@@ -157,8 +158,9 @@ def query_to_plan(
     }
 
 
-def users_query(spec) -> str:
-    return (ROOT / "sql" / spec.query).read_text().strip().rstrip(";")
+def users_rows(spec) -> str:
+    """The users query as a parenthesised subquery (the newline ends a trailing line comment)."""
+    return f"(\n{(ROOT / 'sql' / spec.query).read_text().strip().rstrip(';')}\n)"
 
 
 def payload_columns(spec, rows: str) -> str:
@@ -174,8 +176,7 @@ def payload_columns(spec, rows: str) -> str:
 
 def payload_sql(spec) -> str:
     """The users query's rows as (id, md5 of the mapped payload as JSON): the decision's whole input."""
-    rows = "(" + users_query(spec) + "\n)"  # the newline ends a trailing line comment
-    return f"SELECT id, md5(j) AS h FROM ({payload_columns(spec, rows)})"
+    return f"SELECT id, md5(j) AS h FROM ({payload_columns(spec, users_rows(spec))})"
 
 
 def bare_baseline(workdir: Path, memory_limit: str) -> dict[str, float]:
@@ -214,9 +215,9 @@ def design_floor(workdir: Path, memory_limit: str, staged: bool = True) -> dict[
         attach_read_only(con, workdir / "baseline.duckdb", "baseline")
         con.execute("USE warehouse")
         if staged:
-            con.execute(f"CREATE TABLE floor.main.staged AS (\n{users_query(spec)}\n)", query)
+            con.execute(f"CREATE TABLE floor.main.staged AS {users_rows(spec)}", query)
         staged_at = time.perf_counter()
-        rows = "floor.main.staged" if staged else "(" + users_query(spec) + "\n)"
+        rows = "floor.main.staged" if staged else users_rows(spec)
         records = f"SELECT id, j AS attributes, md5(j) AS h FROM ({payload_columns(spec, rows)})"
         con.execute(f"CREATE TABLE floor.main.records AS {records}", {} if staged else query)
         con.execute("USE floor")
