@@ -26,11 +26,10 @@ def log(state: SyncState, run_id: str, *record_ids: str, object_type: str = "use
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
-def state(request: pytest.FixtureRequest, tmp_path: Path) -> SyncState:
+def state(request: pytest.FixtureRequest) -> SyncState:
     if request.param == "duckdb":
-        made: SyncState = DuckDBState(lambda: duckdb.connect(str(tmp_path / "state.duckdb")))
-    else:
-        made = PostgresState(request.getfixturevalue("postgres_url"))
+        return request.getfixturevalue("duckdb_state")
+    made = PostgresState(request.getfixturevalue("postgres_url"))
     made.ensure_schema()
     return made
 
@@ -117,11 +116,10 @@ def test_a_state_from_before_the_marks_writes_no_run_twice(duckdb_state: DuckDBS
     assert duckdb_state.unwritten_log_runs("user") == set(), "every run is marked now"
 
 
-def test_the_state_copy_carries_the_marks(tmp_path: Path, postgres_url: str) -> None:
+def test_the_state_copy_carries_the_marks(duckdb_state: DuckDBState, tmp_path: Path, postgres_url: str) -> None:
     from userflow_assets.state.__main__ import copy
 
-    source = DuckDBState(lambda: duckdb.connect(str(tmp_path / "state.duckdb")))
-    source.ensure_schema()
+    source = duckdb_state
     log(source, "run-a", "u1")
     log(source, "run-b", "u2")
     source.mark_log_written({"run-a"}, "user")

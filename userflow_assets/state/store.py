@@ -600,21 +600,13 @@ class DuckDBState:
 
     def mark_log_written(self, run_ids: Collection[str], object_type: str) -> None:
         """Mark `run_ids` written back for `object_type`: `unwritten_log_runs` no longer lists them."""
-        with self._connect() as con:
-            con.register("_runs", run_ids_table(run_ids))
-            try:
-                con.execute(MARK_LOG_WRITTEN_SQL, [object_type, utcnow()])
-            finally:
-                con.unregister("_runs")
+        with self._connect() as con, _registered(con, {"_runs": run_ids_table(run_ids)}):
+            con.execute(MARK_LOG_WRITTEN_SQL, [object_type, utcnow()])
 
     def runs_log(self, run_ids: Collection[str], object_type: str) -> pa.Table:
         """Every log row of those runs and `object_type`, oldest first (what `log_writeback` appends)."""
-        with self._connect() as con:
-            con.register("_runs", run_ids_table(run_ids))
-            try:
-                return con.sql(RUNS_LOG_SQL, params=[object_type]).to_arrow_table()
-            finally:
-                con.unregister("_runs")
+        with self._connect() as con, _registered(con, {"_runs": run_ids_table(run_ids)}):
+            return con.sql(RUNS_LOG_SQL, params=[object_type]).to_arrow_table()
 
 
 def run_ids_table(run_ids: Collection[str]) -> pa.Table:
@@ -623,7 +615,7 @@ def run_ids_table(run_ids: Collection[str]) -> pa.Table:
 
 
 @contextmanager
-def _registered(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame]) -> Iterator[None]:
+def _registered(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFrame | pa.Table]) -> Iterator[None]:
     for name, frame in frames.items():
         con.register(name, frame)
     try:
