@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 from harness import emulator_post
 from reliability_kit import (
@@ -59,6 +60,15 @@ class Reference:
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("crash") / "warehouse.duckdb"
     generate_warehouse(path, users=USERS, seed=7)
+    # Every other event, the planted ones kept: about 1,200 events still make three batches,
+    # so every events failpoint is reached, and each run sends a third fewer requests.
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "DELETE FROM events WHERE rowid % 2 = 1 AND event_id NOT IN "
+            "(SELECT row_key FROM sample_dirty_rows WHERE table_name = 'events')"
+        )
+        (kept,) = con.execute("SELECT count(*) FROM events").fetchone()
+    assert kept > 2 * EVENTS_BATCH
     return path
 
 
