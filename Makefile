@@ -63,7 +63,8 @@ demo: install
 dev: install
 	$(BIN)/python -m userflow_assets.dev
 
-# `make test` keeps within 10 minutes on a 2-core machine: the long fault soak runs in `make bench`.
+# `make test` runs everything but the long fault soak, which runs in `make bench`. Its budget is
+# 10 minutes on a 2-core machine; `make test-fast` leaves out the slow end-to-end tests.
 test: install chromium postgres mariadb
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not soak"
 
