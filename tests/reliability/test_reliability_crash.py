@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
-from harness import emulator_post
+from harness import emulator_post, query
 from reliability_kit import (
     Launcher,
     LaunchZygote,
@@ -62,13 +61,12 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate_warehouse(path, users=USERS, seed=7)
     # Every other event, the planted ones kept: about 1,200 events still make three batches,
     # so every events failpoint is reached, and each run sends a third fewer requests.
-    with duckdb.connect(str(path)) as con:
-        con.execute(
-            "DELETE FROM events WHERE rowid % 2 = 1 AND event_id NOT IN "
-            "(SELECT row_key FROM sample_dirty_rows WHERE table_name = 'events')"
-        )
-        (kept,) = con.execute("SELECT count(*) FROM events").fetchone()
-    assert kept > 2 * EVENTS_BATCH
+    query(
+        path,
+        "DELETE FROM events WHERE rowid % 2 = 1 AND event_id NOT IN "
+        "(SELECT row_key FROM sample_dirty_rows WHERE table_name = 'events')",
+    )
+    assert query(path, "SELECT count(*) FROM events")[0][0] > 2 * EVENTS_BATCH
     return path
 
 
