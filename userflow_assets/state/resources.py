@@ -1,7 +1,6 @@
 """The code location's own DuckDB file (the work tables: staging, transform, plan) and the sync
 state: in that same file, or in Postgres when `state_url` is set."""
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,19 +10,11 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from userflow_assets.state.duckdb_files import open_file
 from userflow_assets.state.postgres import PostgresState, password_from_env
 from userflow_assets.state.store import DuckDBState, SyncState
 from userflow_assets.state.writeback import LogWriteback
 from userflow_assets.warehouse.source import password_from
-
-# Per thread: the state files `StateDatabase.held` keeps open, by path.
-_held = threading.local()
-
-
-def _held_connections() -> dict[str, duckdb.DuckDBPyConnection]:
-    if not hasattr(_held, "connections"):
-        _held.connections = {}
-    return _held.connections
 
 
 class StateDatabase(DuckDBResource):
@@ -61,39 +52,19 @@ class StateDatabase(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        held = _held_connections().get(self.database)
-        if held is not None:
-            # A connection of its own (own transactions and temp tables) on the open database.
-            with held.cursor() as con:
-                yield con
-            return
-        with self._opened() as con:
-            yield con
-
-    @contextmanager
-    def _opened(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        # Set after connecting, not as connection config: DuckDB refuses a second connection to
-        # the same file in one process whose config differs, and other code opens this file too.
-        with super().get_connection() as con:
-            con.execute("SET memory_limit = ?", [self.memory_limit])
+        """A connection of its own (own transactions and temp tables) on the file. The file is
+        attached for the block and let go after it, unless another block still uses it."""
+        with open_file(self.database, self.memory_limit, self.connection_config) as con:
             yield con
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        """Keep the file open in this thread for the block: each connection is then a cursor on
-        the open database, instead of opening the file (about 10 ms) and checkpointing it at
-        every close. Other processes wait for the file meanwhile, so hold it only around work
-        that sends no request. Re-entrant."""
-        connections = _held_connections()
-        if self.database in connections:
+        """Keep the file open for the block: each connection in it is then a cursor on the open
+        database, instead of attaching the file and checkpointing it at every close. Other
+        processes wait for the file meanwhile, so hold it only around work that sends no request.
+        Re-entrant."""
+        with self.get_connection():
             yield
-            return
-        with self._opened() as con:
-            connections[self.database] = con
-            try:
-                yield
-            finally:
-                del connections[self.database]
 
     def log_writeback(self) -> LogWriteback | None:
         """Where each sink appends its run's log (`log_writeback: true`), or None."""
