@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,9 +73,40 @@ class PostgresServer:
 
 
 def _as_server_user(argv: list[str]) -> None:
-    if os.geteuid() == 0:
-        argv = ["runuser", "-u", SERVER_USER, "--", *argv]
-    subprocess.run(argv, check=True, capture_output=True, timeout=120)
+    subprocess.run(_server_argv(argv), check=True, capture_output=True, timeout=120)
+
+
+def _server_argv(argv: list[str]) -> list[str]:
+    return ["runuser", "-u", SERVER_USER, "--", *argv] if os.geteuid() == 0 else argv
+
+
+# Stops the cluster and removes its folder once the process that started it has exited
+# (argv: that process's ID, the folder, the stop command): a run killed before its cleanup
+# leaves no server behind. pidfd_open's descriptor turns readable at that exit.
+_WATCH = """
+import os
+import select
+import shutil
+import subprocess
+import sys
+
+try:
+    select.select([os.pidfd_open(int(sys.argv[1]))], [], [])
+except ProcessLookupError:
+    pass
+subprocess.run(sys.argv[3:], capture_output=True, timeout=120)
+shutil.rmtree(sys.argv[2], ignore_errors=True)
+"""
+
+
+def _watch(root: Path, stop: list[str]) -> subprocess.Popen[bytes] | None:
+    """A process of its own session (a kill of this one's group spares it) that stops the
+    cluster after this process exits; None where Linux has no pidfd_open."""
+    if not hasattr(os, "pidfd_open"):
+        return None
+    argv = [sys.executable, "-c", _WATCH, str(os.getpid()), str(root), *stop]
+    quiet = subprocess.DEVNULL
+    return subprocess.Popen(argv, stdin=quiet, stdout=quiet, stderr=quiet, start_new_session=True)
 
 
 def _free_port() -> int:
@@ -99,14 +131,19 @@ def throwaway_cluster() -> Iterator[PostgresServer]:
     )
     options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} -c fsync=off -c max_connections=200"
     server = PostgresServer(host="127.0.0.1", port=port, user=SERVER_USER, data_dir=data_dir, bin_dir=bin_dir)
+    stop = [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-w", "-m", "immediate", "stop"]
+    watcher = _watch(root, _server_argv(stop))
     try:
         _as_server_user(
             [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-w", "-t", "120", "-l", str(root / "log"), "-o", options, "start"]
         )
         yield server
     finally:
+        if watcher is not None:
+            watcher.kill()
+            watcher.wait()
         try:
-            _as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-w", "-m", "immediate", "stop"])
+            _as_server_user(stop)
         except subprocess.CalledProcessError:
             pass
         shutil.rmtree(root, ignore_errors=True)
