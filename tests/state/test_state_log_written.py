@@ -125,3 +125,38 @@ def test_the_state_copy_carries_the_marks(duckdb_state: DuckDBState, tmp_path: P
     source.mark_log_written({"run-a"}, "user")
     copy(str(tmp_path / "state.duckdb"), postgres_url, replace=True)
     assert PostgresState(postgres_url).unwritten_log_runs("user") == {"run-b"}
+
+
+class MarkingFails:
+    """The state, except that marking runs written fails, as a state gone away after the
+    warehouse committed would."""
+
+    def __init__(self, state: SyncState) -> None:
+        self._state = state
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._state, name)
+
+    def mark_log_written(self, run_ids: object, object_type: str) -> None:
+        raise duckdb.IOException("the state went away")
+
+
+def test_rows_written_but_not_marked_are_counted_and_not_written_again(
+    duckdb_state: DuckDBState, tmp_path: Path
+) -> None:
+    from userflow_assets.sink.run import log_writeback_metadata
+    from userflow_assets.state.resources import StateDatabase
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    sync_db = StateDatabase(database=str(tmp_path / "work.duckdb"), log_writeback_database=str(warehouse))
+    log(duckdb_state, "run-a", "u1", "u2")
+    meta = log_writeback_metadata(MarkingFails(duckdb_state), sync_db, "run-a", "user")
+    assert meta["log_writeback"] == 2, "the rows are in the warehouse: not a failed write-back"
+    assert meta["log_writeback_unmarked"] == "IOException: the state went away"
+    assert warehouse_runs(warehouse) == [("run-a", 2)]
+    assert duckdb_state.unwritten_log_runs("user") == {"run-a"}
+    log(duckdb_state, "run-b", "u3")
+    meta = log_writeback_metadata(duckdb_state, sync_db, "run-b", "user")
+    assert meta == {"log_writeback": 1, "log_writeback_caught_up": 0, "log_writeback_table": TABLE}
+    assert warehouse_runs(warehouse) == [("run-a", 2), ("run-b", 1)], "run-a found there, not written twice"
+    assert duckdb_state.unwritten_log_runs("user") == set()

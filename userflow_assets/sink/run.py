@@ -39,7 +39,7 @@ from userflow_assets.state.resources import StateDatabase
 from userflow_assets.state.store import LOG_COLUMNS, LOG_SQL, SyncState
 from userflow_assets.state.types import utcnow
 from userflow_assets.state.writeback import TABLE as WRITEBACK_TABLE
-from userflow_assets.state.writeback import failure_text
+from userflow_assets.state.writeback import NotMarked, Written, failure_text
 
 
 @dataclass(frozen=True)
@@ -189,17 +189,29 @@ def log_writeback_metadata(state: SyncState, sync_db: StateDatabase, run_id: str
     of earlier runs a failed write-back missed (`log_writeback` counts all rows written,
     `log_writeback_caught_up` those runs). A failure is a warning and `log_writeback:
     "failed: ..."`, never the step's failure: the state holds the log, and the next write-back
-    fills it in."""
+    fills it in. Rows written whose runs the state could not mark say so in
+    `log_writeback_unmarked`: the next write-back finds them in the table and writes them once."""
     where = f"{sync_db.log_writeback_schema}.{WRITEBACK_TABLE}"
     try:
         target = sync_db.log_writeback()
         if target is None:
             return {}
         written = target.write(state, run_id, object_type)
+    except NotMarked as error:
+        reason = failure_text(error.__cause__ or error)
+        dg.get_dagster_logger().warning(
+            f"log_writeback: {error.written.rows} rows written to {where}, but the state could not mark "
+            f"them written: {reason}. The next write-back finds them there and marks them."
+        )
+        return {**_written_metadata(error.written, where), "log_writeback_unmarked": reason}
     except Exception as error:  # noqa: BLE001 - the sync's outcome stands whatever the warehouse says
         reason = failure_text(error)
         dg.get_dagster_logger().warning(f"log_writeback: the sync log was not written to {where}: {reason}")
         return {"log_writeback": f"failed: {reason}"}
+    return _written_metadata(written, where)
+
+
+def _written_metadata(written: Written, where: str) -> dict[str, Any]:
     return {"log_writeback": written.rows, "log_writeback_caught_up": written.caught_up, "log_writeback_table": where}
 
 

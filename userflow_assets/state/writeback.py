@@ -73,6 +73,15 @@ class Written:
     caught_up: int
 
 
+class NotMarked(Exception):
+    """The rows are in the warehouse, but marking their runs written in the state failed (the
+    error is the cause). The next write-back finds those runs in the table and marks them."""
+
+    def __init__(self, written: Written) -> None:
+        super().__init__(f"{written.rows} rows written, their runs not marked written in the state")
+        self.written = written
+
+
 @dataclass(frozen=True)
 class LogWriteback:
     """Where the log goes: a warehouse DuckDB file (`database`) or a Postgres `url` (no password)."""
@@ -106,7 +115,10 @@ class LogWriteback:
                 rows = state.runs_log({each}, object_type)
                 table.replace(rows, each, object_type)  # an earlier run has no rows there to replace
                 written += rows.num_rows
-        state.mark_log_written({run_id, *unwritten}, object_type)
+        try:
+            state.mark_log_written({run_id, *unwritten}, object_type)
+        except Exception as error:
+            raise NotMarked(Written(written, len(earlier))) from error
         return Written(written, len(earlier))
 
     def _open(self) -> AbstractContextManager[_Table]:
