@@ -1,9 +1,10 @@
 """The throwaway PostgreSQL server the Postgres tests run against."""
 
+import os
+import select
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as pg
@@ -53,14 +54,27 @@ def test_a_cluster_whose_starter_is_killed_is_stopped_and_removed() -> None:
     starter = subprocess.Popen([sys.executable, "-c", HOLD_CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     root, port = starter.stdout.readline().split()
     assert _accepts(int(port))
+    watchers = _watchers_of(root)
     starter.kill()  # SIGKILL: no cleanup of its own runs
     starter.wait()
-    # The watcher stops the server (pg_ctl waits for it to end), then removes the folder.
-    deadline = time.monotonic() + 120
-    while Path(root).exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    # The watcher stops the server (pg_ctl waits for it to end), removes the folder, and exits.
+    for pid in watchers:
+        select.select([os.pidfd_open(pid)], [], [], 120)
     assert not Path(root).exists(), f"the cluster in {root} was left behind"
     assert not _accepts(int(port)), f"a server still listens on port {port}"
+
+
+def _watchers_of(root: str) -> list[int]:
+    """The processes whose command line names the cluster's folder: its watcher, started with it."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if entry.name.isdigit() and root.encode() in argv:
+            found.append(int(entry.name))
+    return found
 
 
 def _accepts(port: int) -> bool:
