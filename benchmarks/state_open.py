@@ -2,7 +2,7 @@
 
 A sync uses its DuckDB state file some 30 times a run and lets it go between uses, so other
 processes can open it. `StateDatabase.get_connection` attaches the file to an in-memory DuckDB
-kept for the process (state/duckdb_files.py); the baseline, in the same run on the same file,
+kept for the process (userflow_assets/duckdb_files.py); the baseline, in the same run on the same file,
 is a direct `duckdb.connect` and `close`, which creates a database instance and frees it.
 
 Prints a markdown table: wall and CPU milliseconds per use, for a read (`SELECT count(*)`) and

@@ -1,6 +1,8 @@
 """The read side against the emulator's seeded content: every table, its rows, its metadata."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -9,6 +11,7 @@ import pytest
 from harness import metadata
 from mirror_harness import MirrorHarness
 
+from userflow_assets import duckdb_files
 from userflow_assets.mirror import MirrorDatabase
 from userflow_assets.mirror.store import StagedTables
 from userflow_assets.mirror.tables import GROUPS, USERS
@@ -168,3 +171,30 @@ def test_staged_rows_go_in_chunks_and_a_failure_mid_walk_keeps_the_old_tables(tm
         assert con.execute("SELECT id FROM userflow.users").fetchall() == [("a",)]
         tables = con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()
     assert tables == [("groups",), ("users",)]
+
+
+def test_a_chunk_waits_while_a_sync_reads_the_warehouse_and_lets_it_go_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "w.duckdb"
+    db = MirrorDatabase(database=str(path))
+    with StagedTables(db, "userflow", [USERS], "run-1", chunk_rows=2) as staged:
+        # Another process reads the warehouse (a sync's query), holding the file meanwhile.
+        reader = subprocess.Popen(
+            [sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
+             "print('reading', flush=True); sys.stdin.readline()", str(path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+        waits: list[float] = []
+
+        def reader_finishes_instead_of_sleeping(seconds: float) -> None:
+            waits.append(seconds)
+            reader.communicate("\n", timeout=60)
+
+        monkeypatch.setattr(duckdb_files, "sleep", reader_finishes_instead_of_sleeping)
+        staged.add("users", [(f"u{i}", None, None, "{}", None) for i in range(2)])  # a chunk: written now
+        assert waits == [duckdb_files.LOCK_FIRST_WAIT_S] and staged.chunks_written == 1
+        assert staged.replace() == {"users": 2}
+    with duckdb.connect(str(path), read_only=True) as con:  # let go: another process may read it
+        assert con.execute("SELECT count(*) FROM userflow.users").fetchone() == (2,)

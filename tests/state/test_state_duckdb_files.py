@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from userflow_assets.state import duckdb_files
-from userflow_assets.state.duckdb_files import IDLE_HOSTS, open_file
+from userflow_assets import duckdb_files
+from userflow_assets.duckdb_files import IDLE_HOSTS, open_file
 
 # Holds the file until a line arrives on stdin; says "held" once it has it.
 HOLD_ELSEWHERE = "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.readline()"

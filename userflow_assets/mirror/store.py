@@ -9,9 +9,8 @@ killed read leaves the previous tables as they were.
 """
 
 import re
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -20,14 +19,12 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from userflow_assets.duckdb_files import open_file
 from userflow_assets.mirror.tables import Row, Table
 from userflow_assets.settings import project_path
 from userflow_assets.sqltext import ident, qualified_parts, transaction
 
 CHUNK_ROWS = 5000
-_CONNECT_ATTEMPTS = 10
-# Another process holding the file for writing, or a file being created: worth waiting for.
-_CONTENTION = (duckdb.IOException, duckdb.ConnectionException)
 
 
 class MirrorDatabase(dg.ConfigurableResource):
@@ -41,23 +38,10 @@ class MirrorDatabase(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self.path().parent.mkdir(parents=True, exist_ok=True)
 
-    @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection, retried with backoff while another process holds the file."""
-        delay = 0.05
-        for attempt in range(1, _CONNECT_ATTEMPTS + 1):
-            try:
-                con = duckdb.connect(str(self.path()))
-                break
-            except _CONTENTION:
-                if attempt == _CONNECT_ATTEMPTS:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 3.0)
-        try:
-            yield con
-        finally:
-            con.close()
+    def connect(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A read-write connection, waiting while another process holds the file; the file is
+        let go after the block."""
+        return open_file(str(self.path()))
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

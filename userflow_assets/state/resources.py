@@ -10,7 +10,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from userflow_assets.state.duckdb_files import open_file
+from userflow_assets.duckdb_files import open_file
 from userflow_assets.state.postgres import PostgresState, password_from_env
 from userflow_assets.state.store import DuckDBState, SyncState
 from userflow_assets.state.writeback import LogWriteback

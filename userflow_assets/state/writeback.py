@@ -27,6 +27,7 @@ import adbc_driver_postgresql.dbapi as pg
 import duckdb
 import pyarrow as pa
 
+from userflow_assets.duckdb_files import open_file
 from userflow_assets.redaction import redact
 from userflow_assets.sqltext import transaction
 from userflow_assets.warehouse.postgres_source import server_message
@@ -128,13 +129,9 @@ class LogWriteback:
 
     @contextmanager
     def _duckdb(self) -> Iterator[_Table]:
-        from userflow_assets.mirror.store import (
-            MirrorDatabase,  # its retrying read-write connection
-        )
-
         assert self.database is not None
-        # The same short read-write connection the mirror uses, retried while another process holds the file.
-        with MirrorDatabase(database=self.database).connect() as con, transaction(con):
+        # Held for the write only, waiting while another process (a sync reading the warehouse) holds it.
+        with open_file(self.database) as con, transaction(con):
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             con.execute(_DUCKDB_TABLE.format(table=self.table))
             yield _DuckDBTable(con, self.table)

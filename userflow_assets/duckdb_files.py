@@ -9,6 +9,8 @@ a fifth of that, and detaching it checkpoints the file and releases its lock as 
 Each file gets an instance of its own, so it keeps what a direct connection gives it: its catalog
 name (the file's stem), its memory cap and its spill folder (`<file>.tmp`). At most `IDLE_HOSTS`
 instances with no file attached are kept. A forked child starts with none.
+
+The sync state, the mirror and the log write-back into a DuckDB warehouse all open their files here.
 """
 
 from __future__ import annotations
@@ -65,16 +67,17 @@ os.register_at_fork(after_in_child=_forget_hosts)
 
 @contextmanager
 def open_file(
-    path: str, memory_limit: str, config: Mapping[str, Any] | None = None
+    path: str, memory_limit: str = "", config: Mapping[str, Any] | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection of its own (its own transactions and temp tables) on the DuckDB file at
     `path`, created if missing, as the default catalog. The file stays attached while any such
-    connection is open, and is detached (checkpointed, its lock released) after the last."""
+    connection is open, and is detached (checkpointed, its lock released) after the last.
+    `memory_limit` "" leaves DuckDB's own cap."""
     key = os.path.abspath(path)
     host = _reserve(key, config or {})
     try:
         with host.lock:
-            if host.memory_limit != memory_limit:
+            if memory_limit and host.memory_limit != memory_limit:
                 host.con.execute(f"SET memory_limit = {literal(memory_limit)}")
                 host.memory_limit = memory_limit
             if not host.attached:
