@@ -6,8 +6,10 @@ The emulator on a loopback port, the sync run in-process through Dagster, the sy
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pickle
 import selectors
 import shutil
 import signal
@@ -16,14 +18,15 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 import duckdb
+import pytest
 from harness import local_http
 
 from userflow_assets.client import UserflowResource
@@ -31,6 +34,8 @@ from userflow_assets.emulator import EmulatorConfig, create_app, serve_app
 from userflow_assets.orchestration.component import SYNC_JOB, build_sync_defs
 from userflow_assets.settings import PROJECT_ROOT
 from userflow_assets.spec import SyncSpec
+
+T = TypeVar("T")
 
 SOAK_KEY = "uf_reliability_soak_key"
 DG = str(Path(sys.executable).with_name("dg"))
@@ -41,6 +46,21 @@ def emulator_on_port(config: EmulatorConfig) -> Iterator[str]:
     """The emulator on a loopback port of this process; yields its base URL."""
     with serve_app(create_app(config)) as url:
         yield url
+
+
+def once_per_session(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], T]) -> T:
+    """`make(folder)` once for the whole test session: under xdist the first worker to ask makes
+    it in a folder all workers share, and the others wait for it and read its (pickled) result."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return make(tmp_path_factory.mktemp(name))
+    folder = tmp_path_factory.getbasetemp().parent / name  # the session's, above each worker's
+    made = folder / "made.pickle"
+    with open(f"{folder}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not made.exists():
+            folder.mkdir(exist_ok=True)
+            made.write_bytes(pickle.dumps(make(folder)))
+        return pickle.loads(made.read_bytes())
 
 
 # ---- snapshots ---------------------------------------------------------------------------
@@ -259,13 +279,22 @@ class Launcher:
     url: str
     key: str
     zygote: LaunchZygote | None = None
+    run_config: Mapping[str, Any] | None = None  # `dg launch --config-json`
 
     @classmethod
-    def create(cls, root: Path, warehouse: Path, url: str, key: str, zygote: LaunchZygote | None = None) -> Launcher:
+    def create(
+        cls,
+        root: Path,
+        warehouse: Path,
+        url: str,
+        key: str,
+        zygote: LaunchZygote | None = None,
+        run_config: Mapping[str, Any] | None = None,
+    ) -> Launcher:
         home = root / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-        return cls(home, warehouse, url, key, zygote)
+        return cls(home, warehouse, url, key, zygote, run_config)
 
     def env(self, state_db: StateTarget, failpoint: str | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "USERFLOW_FAILPOINT"}
@@ -285,6 +314,8 @@ class Launcher:
     def launch(self, state_db: StateTarget, failpoint: str | None = None, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
         # The caller reads the returncode: -9 is what a crash test expects.
         argv, env = [DG, "launch", "--job", SYNC_JOB], self.env(state_db, failpoint)
+        if self.run_config is not None:
+            argv += ["--config-json", json.dumps(self.run_config)]
         if self.zygote is not None:
             return self.zygote.run(argv, PROJECT_ROOT, env, timeout_s)
         return subprocess.run(argv, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)

@@ -18,6 +18,7 @@ from reliability_kit import (
     Snapshot,
     StateTarget,
     has_state_table,
+    once_per_session,
     sent_event_keys,
     snapshot,
     state_records,
@@ -31,13 +32,16 @@ from userflow_assets.recovery import WORKER_HOST_TAG
 from userflow_assets.sample import generate_warehouse
 
 KEY = "uf_reliability_crash_key"
-# More users than one batch (500), so mid_batch and between_batches are reached; seed 7
-# keeps the share of rejected groups under the blocking 5% check.
-USERS = 1200
+# Checkpoints every 200 records and events (the sinks' batch_size, 500 by default): 500 users
+# make three batches, so mid_batch and between_batches are reached, at half the requests of a
+# run in 500s. Seed 7's users stay under the blocking 5% checks.
+USERS = 500
+BATCH = 200
+RUN_CONFIG = {"ops": {op: {"config": {"batch_size": BATCH}} for op in ("userflow_users", "userflow_groups", "userflow_events")}}
 SIGKILL = -9
 # A rerun that waited for the killed run's pool slot would never end; this bounds the wait.
 RERUN_TIMEOUT_S = 180
-EVENTS_BATCH = EventsSinkConfig().batch_size  # the shipped spec sends the sample's events in 500s
+EVENTS_BATCH = BATCH
 MAX_CONCURRENCY = 16  # userflow.max_concurrency in defs.yaml
 # Copies each events failpoint must cause at least: half a batch confirmed and unrecorded, a
 # batch written but not committed; right after a commit only requests in flight can be copied.
@@ -55,12 +59,18 @@ class Reference:
     pending_events: set[tuple[str, str]]
 
 
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("crash") / "warehouse.duckdb"
+def make_warehouse(folder: Path) -> Path:
+    path = folder / "warehouse.duckdb"
     generate_warehouse(path, users=USERS, seed=7)
-    # Every other event, the planted ones kept: about 1,200 events still make three batches,
-    # so every events failpoint is reached, and each run sends a third fewer requests.
+    # The planted duplicate account keeps its first row: with both (rejected as a pair) 2 of
+    # about 26 groups would be rejected, over the blocking 5% check. The long name still is.
+    query(
+        path,
+        "DELETE FROM accounts WHERE (account_id, updated_at) IN (SELECT account_id, max(updated_at) FROM accounts "
+        "WHERE account_id IN (SELECT row_key FROM sample_dirty_rows WHERE kind = 'duplicate_account_id') GROUP BY 1)",
+    )
+    # Every other event, the planted ones kept: about 500 events still make three batches,
+    # so every events failpoint is reached, and each run sends fewer requests.
     query(
         path,
         "DELETE FROM events WHERE rowid % 2 = 1 AND event_id NOT IN "
@@ -68,6 +78,12 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert query(path, "SELECT count(*) FROM events")[0][0] > 2 * EVENTS_BATCH
     return path
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Read only, by every worker's runs."""
+    return once_per_session(tmp_path_factory, "crash_warehouse", make_warehouse)
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +109,17 @@ def reset(url: str) -> None:
 def reference(
     tmp_path_factory: pytest.TempPathFactory, warehouse: Path, crash_url: str, zygote: LaunchZygote
 ) -> Reference:
-    """One uninterrupted run on a fresh emulator and state."""
-    root = tmp_path_factory.mktemp("reference")
-    reset(crash_url)
-    launcher = Launcher.create(root, warehouse, crash_url, KEY, zygote)
-    done = launcher.launch(root / "state.duckdb")
-    assert done.returncode == 0, done.stderr[-3000:]
-    state_db = root / "state.duckdb"
-    return Reference(snapshot(crash_url), state_records(state_db), sent_event_keys(state_db), pending_events(state_db))
+    """One uninterrupted run on a fresh emulator and state (made by one worker for all)."""
+
+    def uninterrupted(root: Path) -> Reference:
+        reset(crash_url)
+        launcher = Launcher.create(root, warehouse, crash_url, KEY, zygote, RUN_CONFIG)
+        done = launcher.launch(root / "state.duckdb")
+        assert done.returncode == 0, done.stderr[-3000:]
+        state_db = root / "state.duckdb"
+        return Reference(snapshot(crash_url), state_records(state_db), sent_event_keys(state_db), pending_events(state_db))
+
+    return once_per_session(tmp_path_factory, "crash_reference", uninterrupted)
 
 
 def pending_events(state_db: StateTarget) -> set[tuple[str, str]]:
@@ -126,7 +145,7 @@ def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> StateTarget:
 def launcher(tmp_path: Path, warehouse: Path, crash_url: str, zygote: LaunchZygote) -> Launcher:
     """A reset emulator, and launches against this test's files, forked by the module's zygote."""
     reset(crash_url)
-    return Launcher.create(tmp_path, warehouse, crash_url, KEY, zygote)
+    return Launcher.create(tmp_path, warehouse, crash_url, KEY, zygote, RUN_CONFIG)
 
 
 @pytest.mark.parametrize("point", POINTS)
