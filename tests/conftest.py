@@ -51,32 +51,11 @@ def pytest_configure(config: pytest.Config) -> None:
     tempfile.tempdir = None  # gettempdir() keeps its first answer
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The slow end-to-end tests first, so the long ones start early and the workers end on
-    short ones instead of one worker finishing a long test alone.
-
-    Under xdist's worksteal (pyproject's addopts) each worker is first given a contiguous share
-    of this order, and an idle worker later takes the tail of a busy one's share. So the slow
-    tests are dealt out in turn to the shares, each share starting with its slow tests: every
-    worker starts on long tests at once, and what is taken late is short."""
-    is_fast = [item.get_closest_marker("slow") is None for item in items]
-    slow = [item for item, fast in zip(items, is_fast) if not fast]
-    fast = [item for item, fast in zip(items, is_fast) if fast]
-    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
-    if workers <= 1:
-        items[:] = slow + fast
-        return
-    shares: list[list[pytest.Item]] = [slow[w::workers] for w in range(workers)]
-    # The sizes of worksteal's first shares: the pending tests divided among the workers left.
-    sizes, left = [], len(items)
-    for w in range(workers):
-        sizes.append(left // (workers - w))
-        left -= sizes[-1]
-    for share, size in zip(shares, sizes):
-        taken = max(0, size - len(share))
-        share += fast[:taken]
-        fast = fast[taken:]
-    items[:] = [item for share in shares for item in share] + fast
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow end-to-end tests first (a stable sort: each module's tests stay together), so
+    the long ones start early and the workers end on short ones instead of one worker finishing
+    a long test alone (the workers share the queue out by worksteal: pyproject's addopts)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture
