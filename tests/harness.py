@@ -6,6 +6,8 @@ A folder keeps only what is its own: its warehouse's rows, its users section, it
 """
 
 import gc
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,6 +65,20 @@ def query(
     with duckdb.connect(str(database), read_only=read_only) as con:
         cursor = con.execute(statement, params or [])
         return cursor.fetchall() if cursor.description else []
+
+
+def held_elsewhere(path: Path, read_only: bool = False) -> subprocess.Popen[str]:
+    """Another process holding the DuckDB file at `path` (a run, or a sync's read-only query),
+    once it holds it; it lets go when a line arrives on its stdin (`communicate("\\n")`)."""
+    hold = (
+        f"import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only={read_only}); "
+        "print('held', flush=True); sys.stdin.readline()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
 
 
 def state_count(state_db: Path, table: str) -> int:

@@ -1,14 +1,12 @@
 """The read side against the emulator's seeded content: every table, its rows, its metadata."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import httpx
 import pytest
-from harness import metadata
+from harness import held_elsewhere, metadata
 from mirror_harness import MirrorHarness
 
 from userflow_assets import duckdb_files
@@ -180,12 +178,7 @@ def test_a_chunk_waits_while_a_sync_reads_the_warehouse_and_lets_it_go_after(
     db = MirrorDatabase(database=str(path))
     with StagedTables(db, "userflow", [USERS], "run-1", chunk_rows=2) as staged:
         # Another process reads the warehouse (a sync's query), holding the file meanwhile.
-        reader = subprocess.Popen(
-            [sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
-             "print('reading', flush=True); sys.stdin.readline()", str(path)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+        reader = held_elsewhere(path, read_only=True)
         waits: list[float] = []
 
         def reader_finishes_instead_of_sleeping(seconds: float) -> None:

@@ -26,15 +26,14 @@ from reliability_kit import (
 )
 
 from userflow_assets.emulator import EmulatorConfig, running_emulator
-from userflow_assets.events.assets import EventsSinkConfig
 from userflow_assets.failpoints import EVENT_POINTS, POINTS
 from userflow_assets.recovery import WORKER_HOST_TAG
 from userflow_assets.sample import generate_warehouse
 
 KEY = "uf_reliability_crash_key"
-# Checkpoints every 200 records and events (the sinks' batch_size, 500 by default): 500 users
-# make three batches, so mid_batch and between_batches are reached, at half the requests of a
-# run in 500s. Seed 7's users stay under the blocking 5% checks.
+# Checkpoints every 200 records and events (the sinks' batch_size, 500 by default), so 500 users
+# still make three batches and mid_batch and between_batches are reached. Seed 7's users stay
+# under the blocking 5% checks.
 USERS = 500
 BATCH = 200
 RUN_CONFIG = {"ops": {op: {"config": {"batch_size": BATCH}} for op in ("userflow_users", "userflow_groups", "userflow_events")}}

@@ -4,19 +4,16 @@ block, and is shared by the threads of a process without a second instance on th
 
 import multiprocessing
 import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import duckdb
 import pytest
+from harness import held_elsewhere
 
 from userflow_assets import duckdb_files
 from userflow_assets.duckdb_files import IDLE_HOSTS, open_file
 
-# Holds the file until a line arrives on stdin; says "held" once it has it.
-HOLD_ELSEWHERE = "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.readline()"
 
 
 def test_the_file_is_the_default_catalog_with_its_own_settings_and_is_let_go_after(tmp_path: Path) -> None:
@@ -45,10 +42,7 @@ def test_two_files_of_the_same_name_are_open_at_once(tmp_path: Path) -> None:
 
 def test_it_waits_while_another_process_holds_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "state.duckdb"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_ELSEWHERE, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert holder.stdout.readline().strip() == "held"
+    holder = held_elsewhere(path)
     waits: list[float] = []
 
     def let_go_instead_of_sleeping(seconds: float) -> None:
